@@ -1,0 +1,242 @@
+//! The records Padlock keeps: companies, users, clients, signing keys, authorization codes and the
+//! audit trail. Secrets inside them are [`Sealed`] (encrypted with the master key) or digests.
+
+use crate::crypto::Sealed;
+use crate::secret::{ClientId, TenantId, UserId};
+use padlock_policy::decision::{Acr, Amr};
+use padlock_policy::mobile::E164;
+use padlock_policy::{Method, TwoFactorPolicy};
+use serde::{Deserialize, Serialize};
+
+/// Seconds since the Unix epoch.
+pub type Timestamp = u64;
+
+/// A company.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// Identifier.
+    pub id: TenantId,
+    /// Display name, unique (case-insensitive).
+    pub name: String,
+    /// The company-wide second-factor policy.
+    pub two_factor: TwoFactorPolicy,
+    /// The company's Duo Auth API keys.
+    pub duo: Option<DuoConfig>,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// A company's Duo Auth API integration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuoConfig {
+    /// Integration key.
+    pub ikey: String,
+    /// Secret key, sealed.
+    pub skey: Sealed,
+    /// API host, e.g. `api-xxxxxxxx.duosecurity.com`.
+    pub api_host: String,
+}
+
+/// A user of a company.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Identifier.
+    pub id: UserId,
+    /// The company.
+    pub tenant: TenantId,
+    /// Login name, unique across Padlock (case-insensitive).
+    pub email: String,
+    /// Mobile number for SMS codes.
+    pub mobile: Option<E164>,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Roles (e.g. `admin`).
+    pub roles: Vec<String>,
+    /// The user's chosen method.
+    pub preferred_method: Option<Method>,
+    /// Confirmed TOTP enrolment.
+    pub totp: Option<TotpEnrolment>,
+    /// Duo enrolment.
+    pub duo: Option<DuoEnrolment>,
+    /// Authenticates only by client credentials; never interactively.
+    pub api_account: bool,
+    /// The PAM user name, if it is not the email's local part.
+    pub unix_name: Option<String>,
+    /// Refused at every login.
+    pub disabled: bool,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+impl User {
+    /// The name this user has on Unix hosts: `unix_name`, else the email's local part.
+    #[must_use]
+    pub fn unix_name(&self) -> &str {
+        self.unix_name
+            .as_deref()
+            .unwrap_or_else(|| self.email.split('@').next().unwrap_or(&self.email))
+    }
+
+    /// Whether the user may manage the company (permission `company.manage`).
+    #[must_use]
+    pub fn is_company_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == ROLE_ADMIN)
+    }
+}
+
+/// The role that carries `company.manage`.
+pub const ROLE_ADMIN: &str = "admin";
+
+/// A confirmed TOTP secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpEnrolment {
+    /// The seed, sealed with purpose [`TOTP_SEED_PURPOSE`].
+    pub seed: Sealed,
+    /// When it was confirmed.
+    pub enrolled_at: Timestamp,
+}
+
+/// Sealing purpose of TOTP seeds.
+pub const TOTP_SEED_PURPOSE: &str = "totp-seed";
+
+/// A user's Duo enrolment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuoEnrolment {
+    /// Duo's user id.
+    pub duo_user_id: String,
+    /// Whether activation completed.
+    pub active: bool,
+}
+
+/// What a client is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ClientKind {
+    /// A web panel federating its login to Padlock.
+    RelyingPanel {
+        /// Exact redirect URIs.
+        redirect_uris: Vec<String>,
+        /// Exact post-logout redirect URIs.
+        post_logout_redirect_uris: Vec<String>,
+        /// Public clients have no secret and must use PKCE.
+        public: bool,
+        /// ID token signing algorithm.
+        id_token_alg: SigningAlg,
+    },
+    /// An API account's client-credentials identity.
+    ApiAccount {
+        /// The API-account user it authenticates as.
+        user: UserId,
+    },
+    /// A host running `pam_padlock.so`.
+    PamHost,
+    /// The operator's own credential (`operator.json`), scope `padlock.admin`.
+    Operator,
+}
+
+/// An OAuth client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    /// `client_id`.
+    pub id: ClientId,
+    /// Display name.
+    pub name: String,
+    /// What it is.
+    pub kind: ClientKind,
+    /// SHA-256 of the generated secret, hex; `None` for public clients.
+    pub secret_sha256: Option<String>,
+    /// Scopes it may obtain.
+    pub scopes: Vec<String>,
+    /// The company it is bound to (API accounts, PAM hosts).
+    pub tenant: Option<TenantId>,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// JWS algorithms Padlock signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SigningAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (2048-bit keys).
+    RS256,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl SigningAlg {
+    /// Every algorithm; Padlock keeps one current key of each.
+    pub const ALL: [SigningAlg; 3] = [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA];
+}
+
+/// A signing key as stored: the private key in PKCS#8, sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyRecord {
+    /// JWK `kid`.
+    pub kid: String,
+    /// Algorithm.
+    pub alg: SigningAlg,
+    /// PKCS#8 DER, sealed with purpose [`SIGNING_KEY_PURPOSE`].
+    pub pkcs8: Sealed,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// When a newer key replaced it (it stays in JWKS until its tokens expire).
+    pub retired_at: Option<Timestamp>,
+}
+
+/// Sealing purpose of signing keys.
+pub const SIGNING_KEY_PURPOSE: &str = "signing-key";
+
+/// What an authorization code stands for until it is exchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthCodeGrant {
+    /// The client it was issued to.
+    pub client_id: ClientId,
+    /// The user who logged in.
+    pub user_id: UserId,
+    /// The exact redirect URI of the request.
+    pub redirect_uri: String,
+    /// Granted scopes.
+    pub scope: String,
+    /// OIDC nonce.
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// When the user authenticated.
+    pub auth_time: Timestamp,
+    /// Methods used.
+    pub amr: Vec<Amr>,
+    /// Context class.
+    pub acr: Acr,
+    /// Expiry (at most 60 s after issue).
+    pub expires_at: Timestamp,
+}
+
+/// Whether an audited action succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It succeeded.
+    Success,
+    /// It was refused or failed.
+    Failure,
+}
+
+/// One line of the append-only audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// When.
+    pub at: Timestamp,
+    /// Which company, if any.
+    pub tenant: Option<TenantId>,
+    /// Who (user id, client id, `operator`, `setup`).
+    pub actor: String,
+    /// What (`tenant.create`, `login.password`, …).
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// Result.
+    pub outcome: Outcome,
+    /// Source address.
+    pub source_ip: Option<String>,
+}

@@ -1,0 +1,360 @@
+//! The behaviour every [`Store`] implementation must have. Each backend runs the whole suite with
+//! [`crate::store_conformance!`]; a new backend (PostgreSQL) joins by invoking the macro too.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use super::{Store, StoreError};
+use crate::crypto::MasterKey;
+use crate::domain::{
+    AuditEvent, AuthCodeGrant, Client, ClientKind, Outcome, SigningAlg, SigningKeyRecord, Tenant,
+    User,
+};
+use crate::secret::{ClientId, TenantId, UserId};
+use padlock_policy::TwoFactorPolicy;
+use padlock_policy::decision::{Acr, Amr};
+use padlock_policy::lockout::LockoutPolicy;
+use std::sync::Arc;
+
+/// Generates one `#[tokio::test]` per conformance check. `$make` evaluates to `(store, guard)`;
+/// the guard (e.g. a temporary directory) lives as long as the test.
+#[macro_export]
+macro_rules! store_conformance {
+    ($make:expr) => {
+        $crate::store_conformance!(@tests $make;
+            tenants_are_unique_by_name, users_are_unique_by_email, updates_keep_unique_names,
+            clients_and_keys_round_trip, key_check_first_writer_wins, setup_token_is_single_use,
+            auth_code_is_taken_once, auth_code_race_has_one_winner, totp_step_accepted_once,
+            totp_step_race_has_one_winner, lockout_counts_atomically, audit_is_filtered_and_limited);
+    };
+    (@tests $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let (store, _guard) = $make;
+                $crate::store::conformance::$name(std::sync::Arc::new(store)).await;
+            }
+        )*
+    };
+}
+
+pub fn tenant(name: &str) -> Tenant {
+    Tenant {
+        id: TenantId::generate(),
+        name: name.into(),
+        two_factor: TwoFactorPolicy::default(),
+        duo: None,
+        created_at: 1,
+    }
+}
+
+pub fn user(tenant: &Tenant, email: &str) -> User {
+    User {
+        id: UserId::generate(),
+        tenant: tenant.id.clone(),
+        email: email.into(),
+        mobile: None,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        roles: vec![],
+        preferred_method: None,
+        totp: None,
+        duo: None,
+        api_account: false,
+        unix_name: None,
+        disabled: false,
+        created_at: 1,
+    }
+}
+
+fn grant(expires_at: u64) -> AuthCodeGrant {
+    AuthCodeGrant {
+        client_id: ClientId::generate(),
+        user_id: UserId::generate(),
+        redirect_uri: "https://panel.example.com/cb".into(),
+        scope: "openid".into(),
+        nonce: Some("n".into()),
+        code_challenge: None,
+        auth_time: 1,
+        amr: vec![Amr::Pwd],
+        acr: Acr::OneFactor,
+        expires_at,
+    }
+}
+
+pub async fn tenants_are_unique_by_name(s: Arc<dyn Store>) {
+    let a = tenant("Acme");
+    s.create_tenant(&a).await.unwrap();
+    assert!(matches!(
+        s.create_tenant(&tenant(" ACME ")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.create_tenant(&Tenant {
+            name: "Other".into(),
+            ..a.clone()
+        })
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.create_tenant(&tenant("Beta")).await.unwrap();
+    assert_eq!(s.get_tenant(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        s.find_tenant_by_name("acme").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(s.find_tenant_by_name("nope").await.unwrap(), None);
+    let names: Vec<String> = s
+        .list_tenants()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["Acme", "Beta"]);
+}
+
+pub async fn users_are_unique_by_email(s: Arc<dyn Store>) {
+    let (t1, t2) = (tenant("One"), tenant("Two"));
+    s.create_tenant(&t1).await.unwrap();
+    s.create_tenant(&t2).await.unwrap();
+    let ann = user(&t1, "ann@example.com");
+    s.create_user(&ann).await.unwrap();
+    assert!(matches!(
+        s.create_user(&user(&t2, "Ann@Example.com")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.create_user(&user(&t1, "bob@example.com")).await.unwrap();
+    s.create_user(&user(&t2, "cy@example.com")).await.unwrap();
+    assert_eq!(
+        s.find_user_by_email("ANN@example.com").await.unwrap(),
+        Some(ann.clone())
+    );
+    assert_eq!(s.get_user(&ann.id).await.unwrap(), Some(ann));
+    let emails: Vec<String> = s
+        .list_users(&t1.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.email)
+        .collect();
+    assert_eq!(emails, ["ann@example.com", "bob@example.com"]);
+}
+
+pub async fn updates_keep_unique_names(s: Arc<dyn Store>) {
+    let t = tenant("Acme");
+    s.create_tenant(&t).await.unwrap();
+    let enabled = Tenant {
+        name: "Renamed".into(),
+        two_factor: TwoFactorPolicy {
+            enabled: true,
+            ..Default::default()
+        },
+        ..t.clone()
+    };
+    s.update_tenant(&enabled).await.unwrap();
+    let stored = s.get_tenant(&t.id).await.unwrap().unwrap();
+    assert!(stored.two_factor.enabled);
+    assert_eq!(
+        stored.name, "Acme",
+        "update does not bypass the unique-name index"
+    );
+    assert!(matches!(
+        s.update_tenant(&tenant("Ghost")).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let u = user(&t, "ann@example.com");
+    s.create_user(&u).await.unwrap();
+    s.update_user(&User {
+        email: "evil@example.com".into(),
+        api_account: true,
+        ..u.clone()
+    })
+    .await
+    .unwrap();
+    let stored = s.get_user(&u.id).await.unwrap().unwrap();
+    assert!(stored.api_account);
+    assert_eq!(stored.email, "ann@example.com");
+    assert!(matches!(
+        s.update_user(&user(&t, "ghost@example.com")).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn clients_and_keys_round_trip(s: Arc<dyn Store>) {
+    let c = Client {
+        id: ClientId::generate(),
+        name: "panel".into(),
+        kind: ClientKind::RelyingPanel {
+            redirect_uris: vec!["https://p/cb".into()],
+            post_logout_redirect_uris: vec![],
+            public: false,
+            id_token_alg: SigningAlg::RS256,
+        },
+        secret_sha256: Some("00".repeat(32)),
+        scopes: vec!["openid".into()],
+        tenant: None,
+        created_at: 1,
+    };
+    s.put_client(&c).await.unwrap();
+    assert_eq!(s.get_client(&c.id).await.unwrap(), Some(c));
+    assert_eq!(s.get_client(&ClientId::generate()).await.unwrap(), None);
+
+    let key = MasterKey::generate().unwrap();
+    let old = SigningKeyRecord {
+        kid: "k1".into(),
+        alg: SigningAlg::ES256,
+        pkcs8: key.seal("signing-key", b"a").unwrap(),
+        created_at: 10,
+        retired_at: None,
+    };
+    let new = SigningKeyRecord {
+        kid: "k2".into(),
+        created_at: 20,
+        ..old.clone()
+    };
+    s.put_signing_key(&new).await.unwrap();
+    s.put_signing_key(&old).await.unwrap();
+    let retired = SigningKeyRecord {
+        retired_at: Some(20),
+        ..old.clone()
+    };
+    s.put_signing_key(&retired).await.unwrap();
+    assert_eq!(s.list_signing_keys().await.unwrap(), vec![retired, new]);
+}
+
+pub async fn key_check_first_writer_wins(s: Arc<dyn Store>) {
+    let k1 = MasterKey::generate().unwrap();
+    let k2 = MasterKey::generate().unwrap();
+    let first = s.init_key_check(&k1.key_check().unwrap()).await.unwrap();
+    assert!(k1.matches(&first));
+    let again = s.init_key_check(&k2.key_check().unwrap()).await.unwrap();
+    assert!(k1.matches(&again) && !k2.matches(&again));
+}
+
+pub async fn setup_token_is_single_use(s: Arc<dyn Store>) {
+    assert!(!s.setup_pending().await.unwrap());
+    s.set_setup_token(&[1; 32]).await.unwrap();
+    s.set_setup_token(&[2; 32]).await.unwrap();
+    assert!(s.setup_pending().await.unwrap());
+    assert!(
+        !s.take_setup_token(&[1; 32]).await.unwrap(),
+        "a replaced token is dead"
+    );
+    assert!(s.take_setup_token(&[2; 32]).await.unwrap());
+    assert!(!s.take_setup_token(&[2; 32]).await.unwrap());
+    assert!(!s.setup_pending().await.unwrap());
+}
+
+pub async fn auth_code_is_taken_once(s: Arc<dyn Store>) {
+    let g = grant(100);
+    s.put_auth_code(&[7; 32], &g).await.unwrap();
+    assert_eq!(s.take_auth_code(&[8; 32]).await.unwrap(), None);
+    assert_eq!(s.take_auth_code(&[7; 32]).await.unwrap(), Some(g));
+    assert_eq!(s.take_auth_code(&[7; 32]).await.unwrap(), None);
+}
+
+pub async fn auth_code_race_has_one_winner(s: Arc<dyn Store>) {
+    for round in 0..20u8 {
+        s.put_auth_code(&[round; 32], &grant(100)).await.unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.take_auth_code(&[round; 32]).await.unwrap().is_some() })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tasks {
+            winners += usize::from(t.await.unwrap());
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
+}
+
+pub async fn totp_step_accepted_once(s: Arc<dyn Store>) {
+    let (a, b) = (UserId::generate(), UserId::generate());
+    assert!(s.accept_totp_step(&a, 5).await.unwrap());
+    assert!(!s.accept_totp_step(&a, 5).await.unwrap());
+    assert!(!s.accept_totp_step(&a, 4).await.unwrap());
+    assert!(
+        s.accept_totp_step(&b, 5).await.unwrap(),
+        "steps are per user"
+    );
+    assert!(s.accept_totp_step(&a, 6).await.unwrap());
+}
+
+pub async fn totp_step_race_has_one_winner(s: Arc<dyn Store>) {
+    let u = UserId::generate();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, u) = (s.clone(), u.clone());
+            tokio::spawn(async move { s.accept_totp_step(&u, 1000).await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+pub async fn lockout_counts_atomically(s: Arc<dyn Store>) {
+    let u = UserId::generate();
+    let policy = LockoutPolicy::new(100, 900).unwrap();
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let (s, u) = (s.clone(), u.clone());
+            tokio::spawn(async move { s.record_failed_attempt(&u, 50, &policy).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(s.lockout_state(&u).await.unwrap().failures, 40);
+    s.record_second_factor_success(&u).await.unwrap();
+    assert_eq!(s.lockout_state(&u).await.unwrap().failures, 0);
+
+    let default = LockoutPolicy::default();
+    let mut last = None;
+    for _ in 0..default.max_failures() {
+        last = Some(s.record_failed_attempt(&u, 50, &default).await.unwrap());
+    }
+    assert_eq!(
+        last.unwrap().locked_until(51, &default),
+        Some(50 + default.lock_secs())
+    );
+    assert_eq!(s.lockout_state(&u).await.unwrap(), last.unwrap());
+}
+
+pub async fn audit_is_filtered_and_limited(s: Arc<dyn Store>) {
+    let (t1, t2) = (TenantId::generate(), TenantId::generate());
+    for i in 0..6u64 {
+        let tenant = if i % 2 == 0 { t1.clone() } else { t2.clone() };
+        let e = AuditEvent {
+            at: i,
+            tenant: Some(tenant),
+            actor: "a".into(),
+            action: format!("act{i}"),
+            target: "x".into(),
+            outcome: Outcome::Success,
+            source_ip: None,
+        };
+        s.append_audit(&e).await.unwrap();
+    }
+    let actions = |v: Vec<AuditEvent>| v.into_iter().map(|e| e.action).collect::<Vec<_>>();
+    assert_eq!(
+        actions(s.list_audit(None, None, 100).await.unwrap()),
+        ["act0", "act1", "act2", "act3", "act4", "act5"]
+    );
+    assert_eq!(
+        actions(s.list_audit(Some(&t1), None, 100).await.unwrap()),
+        ["act0", "act2", "act4"]
+    );
+    assert_eq!(
+        actions(s.list_audit(None, Some(3), 100).await.unwrap()),
+        ["act3", "act4", "act5"]
+    );
+    assert_eq!(
+        actions(s.list_audit(None, None, 2).await.unwrap()),
+        ["act4", "act5"]
+    );
+}

@@ -1,0 +1,268 @@
+//! In-memory store for tests: the same semantics as sled, nothing on disk.
+
+use super::{Digest, Store, StoreError, StoreResult, audit_matches, last_n, unique_key};
+use crate::crypto::Sealed;
+use crate::domain::{AuditEvent, AuthCodeGrant, Client, SigningKeyRecord, Tenant, Timestamp, User};
+use crate::secret::{ClientId, TenantId, UserId};
+use async_trait::async_trait;
+use padlock_policy::lockout::{LockoutPolicy, LockoutState};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct Inner {
+    key_check: Option<Sealed>,
+    setup_token: Option<Digest>,
+    tenants: BTreeMap<TenantId, Tenant>,
+    users: BTreeMap<UserId, User>,
+    clients: HashMap<ClientId, Client>,
+    keys: Vec<SigningKeyRecord>,
+    codes: HashMap<Digest, AuthCodeGrant>,
+    totp_steps: HashMap<UserId, u64>,
+    lockouts: HashMap<UserId, LockoutState>,
+    audit: Vec<AuditEvent>,
+}
+
+/// A store held in a mutex.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        let mut guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn init_key_check(&self, check: &Sealed) -> StoreResult<Sealed> {
+        Ok(self.with(|i| i.key_check.get_or_insert_with(|| check.clone()).clone()))
+    }
+
+    async fn set_setup_token(&self, digest: &Digest) -> StoreResult<()> {
+        self.with(|i| i.setup_token = Some(*digest));
+        Ok(())
+    }
+
+    async fn take_setup_token(&self, digest: &Digest) -> StoreResult<bool> {
+        Ok(self.with(|i| {
+            let hit = i
+                .setup_token
+                .as_ref()
+                .is_some_and(|t| subtle::ConstantTimeEq::ct_eq(&t[..], &digest[..]).into());
+            if hit {
+                i.setup_token = None;
+            }
+            hit
+        }))
+    }
+
+    async fn setup_pending(&self) -> StoreResult<bool> {
+        Ok(self.with(|i| i.setup_token.is_some()))
+    }
+
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+        self.with(|i| {
+            let key = unique_key(&tenant.name);
+            if i.tenants.contains_key(&tenant.id)
+                || i.tenants.values().any(|t| unique_key(&t.name) == key)
+            {
+                return Err(StoreError::Conflict(format!("company {}", tenant.name)));
+            }
+            i.tenants.insert(tenant.id.clone(), tenant.clone());
+            Ok(())
+        })
+    }
+
+    async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
+        Ok(self.with(|i| i.tenants.get(id).cloned()))
+    }
+
+    async fn find_tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>> {
+        let key = unique_key(name);
+        Ok(self.with(|i| {
+            i.tenants
+                .values()
+                .find(|t| unique_key(&t.name) == key)
+                .cloned()
+        }))
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let mut all: Vec<Tenant> = self.with(|i| i.tenants.values().cloned().collect());
+        all.sort_by_key(|t| unique_key(&t.name));
+        Ok(all)
+    }
+
+    async fn update_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+        self.with(|i| match i.tenants.get_mut(&tenant.id) {
+            Some(t) => {
+                *t = Tenant {
+                    name: t.name.clone(),
+                    ..tenant.clone()
+                };
+                Ok(())
+            }
+            None => Err(StoreError::NotFound(format!("company {}", tenant.id))),
+        })
+    }
+
+    async fn create_user(&self, user: &User) -> StoreResult<()> {
+        self.with(|i| {
+            let key = unique_key(&user.email);
+            if i.users.contains_key(&user.id)
+                || i.users.values().any(|u| unique_key(&u.email) == key)
+            {
+                return Err(StoreError::Conflict(format!("user {}", user.email)));
+            }
+            i.users.insert(user.id.clone(), user.clone());
+            Ok(())
+        })
+    }
+
+    async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        Ok(self.with(|i| i.users.get(id).cloned()))
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let key = unique_key(email);
+        Ok(self.with(|i| {
+            i.users
+                .values()
+                .find(|u| unique_key(&u.email) == key)
+                .cloned()
+        }))
+    }
+
+    async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>> {
+        let mut all: Vec<User> = self.with(|i| {
+            i.users
+                .values()
+                .filter(|u| &u.tenant == tenant)
+                .cloned()
+                .collect()
+        });
+        all.sort_by_key(|u| unique_key(&u.email));
+        Ok(all)
+    }
+
+    async fn update_user(&self, user: &User) -> StoreResult<()> {
+        self.with(|i| match i.users.get_mut(&user.id) {
+            Some(u) => {
+                *u = User {
+                    email: u.email.clone(),
+                    ..user.clone()
+                };
+                Ok(())
+            }
+            None => Err(StoreError::NotFound(format!("user {}", user.id))),
+        })
+    }
+
+    async fn put_client(&self, client: &Client) -> StoreResult<()> {
+        self.with(|i| i.clients.insert(client.id.clone(), client.clone()));
+        Ok(())
+    }
+
+    async fn get_client(&self, id: &ClientId) -> StoreResult<Option<Client>> {
+        Ok(self.with(|i| i.clients.get(id).cloned()))
+    }
+
+    async fn put_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        self.with(|i| match i.keys.iter_mut().find(|k| k.kid == key.kid) {
+            Some(k) => *k = key.clone(),
+            None => i.keys.push(key.clone()),
+        });
+        Ok(())
+    }
+
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        let mut keys = self.with(|i| i.keys.clone());
+        keys.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
+        Ok(keys)
+    }
+
+    async fn put_auth_code(&self, digest: &Digest, grant: &AuthCodeGrant) -> StoreResult<()> {
+        self.with(|i| i.codes.insert(*digest, grant.clone()));
+        Ok(())
+    }
+
+    async fn take_auth_code(&self, digest: &Digest) -> StoreResult<Option<AuthCodeGrant>> {
+        Ok(self.with(|i| i.codes.remove(digest)))
+    }
+
+    async fn accept_totp_step(&self, user: &UserId, step: u64) -> StoreResult<bool> {
+        Ok(self.with(|i| match i.totp_steps.get(user) {
+            Some(last) if *last >= step => false,
+            _ => {
+                i.totp_steps.insert(user.clone(), step);
+                true
+            }
+        }))
+    }
+
+    async fn record_failed_attempt(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<LockoutState> {
+        Ok(self.with(|i| {
+            let state = i.lockouts.entry(user.clone()).or_default();
+            *state = state.record_failure(now, policy);
+            *state
+        }))
+    }
+
+    async fn record_second_factor_success(&self, user: &UserId) -> StoreResult<()> {
+        self.with(|i| i.lockouts.remove(user));
+        Ok(())
+    }
+
+    async fn lockout_state(&self, user: &UserId) -> StoreResult<LockoutState> {
+        Ok(self.with(|i| i.lockouts.get(user).copied().unwrap_or_default()))
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        self.with(|i| i.audit.push(event.clone()));
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        tenant: Option<&TenantId>,
+        since: Option<Timestamp>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        let hits = self.with(|i| {
+            i.audit
+                .iter()
+                .filter(|e| audit_matches(e, tenant, since))
+                .cloned()
+                .collect()
+        });
+        Ok(last_n(hits, limit))
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    crate::store_conformance!((super::MemoryStore::new(), ()));
+}

@@ -1,0 +1,140 @@
+//! Storage as a narrow domain trait. Each operation carries the atomicity it needs
+//! (`take_auth_code` is get-and-delete, `accept_totp_step` is compare-and-swap,
+//! `record_failed_attempt` returns the new state), so callers never compose races out of reads and
+//! writes. Implementations: [`sled::SledStore`] (default, embedded), [`memory::MemoryStore`] (tests);
+//! all pass [`conformance`].
+//!
+//! The store never sees plaintext secrets: they arrive sealed or digested.
+
+use crate::crypto::Sealed;
+use crate::domain::{AuditEvent, AuthCodeGrant, Client, SigningKeyRecord, Tenant, Timestamp, User};
+use crate::secret::{ClientId, TenantId, UserId};
+use async_trait::async_trait;
+use padlock_policy::lockout::{LockoutPolicy, LockoutState};
+
+pub mod conformance;
+pub mod memory;
+pub mod sled;
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique field (tenant name, user email, id) is taken.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The record to update does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The storage engine failed.
+    #[error("storage: {0}")]
+    Backend(String),
+    /// A stored record could not be decoded.
+    #[error("stored record {0} is corrupt")]
+    Corrupt(String),
+}
+
+/// Result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A 32-byte digest used as the key of single-use values (authorization codes, setup token).
+pub type Digest = [u8; 32];
+
+/// Padlock's storage.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores the master-key check if none is stored yet and returns the stored one (which proves,
+    /// at every later start, that the same master key is in use).
+    async fn init_key_check(&self, check: &Sealed) -> StoreResult<Sealed>;
+
+    /// Replaces the pending `/setup` token digest.
+    async fn set_setup_token(&self, digest: &Digest) -> StoreResult<()>;
+    /// Consumes the `/setup` token if `digest` matches it: true exactly once.
+    async fn take_setup_token(&self, digest: &Digest) -> StoreResult<bool>;
+    /// Whether a `/setup` token is pending.
+    async fn setup_pending(&self) -> StoreResult<bool>;
+
+    /// Adds a company; `Conflict` when the name (case-insensitive) or id is taken.
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+    /// A company by id.
+    async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>>;
+    /// A company by name (case-insensitive).
+    async fn find_tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>>;
+    /// All companies, by name.
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    /// Replaces a company record (not its name); `NotFound` if absent.
+    async fn update_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+
+    /// Adds a user; `Conflict` when the email (case-insensitive) or id is taken.
+    async fn create_user(&self, user: &User) -> StoreResult<()>;
+    /// A user by id.
+    async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>>;
+    /// A user by email (case-insensitive).
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    /// A company's users, by email.
+    async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>>;
+    /// Replaces a user record (not its email); `NotFound` if absent.
+    async fn update_user(&self, user: &User) -> StoreResult<()>;
+
+    /// Adds or replaces a client.
+    async fn put_client(&self, client: &Client) -> StoreResult<()>;
+    /// A client by id.
+    async fn get_client(&self, id: &ClientId) -> StoreResult<Option<Client>>;
+
+    /// Adds or replaces a signing key.
+    async fn put_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+    /// All signing keys, oldest first.
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+
+    /// Stores an authorization code under the digest of the code.
+    async fn put_auth_code(&self, digest: &Digest, grant: &AuthCodeGrant) -> StoreResult<()>;
+    /// Removes and returns the grant: a code can be taken once, however many callers race.
+    async fn take_auth_code(&self, digest: &Digest) -> StoreResult<Option<AuthCodeGrant>>;
+
+    /// Records `step` as the user's last accepted TOTP step if it is later than the stored one;
+    /// false when the step (or a later one) was already accepted.
+    async fn accept_totp_step(&self, user: &UserId, step: u64) -> StoreResult<bool>;
+
+    /// Applies one failed second-factor attempt atomically and returns the new state.
+    async fn record_failed_attempt(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<LockoutState>;
+    /// Resets the user's failure count after a passed second factor.
+    async fn record_second_factor_success(&self, user: &UserId) -> StoreResult<()>;
+    /// The user's current lockout state.
+    async fn lockout_state(&self, user: &UserId) -> StoreResult<LockoutState>;
+
+    /// Appends to the audit log (there is no way to change or remove an event).
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Audit events in order of recording, optionally for one company and from a time on,
+    /// the most recent `limit`.
+    async fn list_audit(
+        &self,
+        tenant: Option<&TenantId>,
+        since: Option<Timestamp>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Makes everything written so far durable.
+    async fn flush(&self) -> StoreResult<()>;
+}
+
+/// The case-insensitive key of unique names (tenant names, emails).
+#[must_use]
+pub fn unique_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// Whether an audit event passes the `list_audit` filters.
+fn audit_matches(e: &AuditEvent, tenant: Option<&TenantId>, since: Option<Timestamp>) -> bool {
+    tenant.is_none_or(|t| e.tenant.as_ref() == Some(t)) && since.is_none_or(|s| e.at >= s)
+}
+
+/// Keeps the last `limit` of `events` (already in order).
+fn last_n<T>(mut events: Vec<T>, limit: usize) -> Vec<T> {
+    let skip = events.len().saturating_sub(limit);
+    events.drain(..skip);
+    events
+}

@@ -1,0 +1,431 @@
+//! The default store: embedded sled in `<data_dir>/db`. Records are JSON; unique names have index
+//! trees updated in the same transaction as the record. sled types do not leave this file.
+
+use super::{Digest, Store, StoreError, StoreResult, audit_matches, last_n, unique_key};
+use crate::crypto::Sealed;
+use crate::domain::{AuditEvent, AuthCodeGrant, Client, SigningKeyRecord, Tenant, Timestamp, User};
+use crate::secret::{ClientId, TenantId, UserId};
+use async_trait::async_trait;
+use padlock_policy::lockout::{LockoutPolicy, LockoutState};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use std::path::Path;
+
+const KEY_CHECK: &[u8] = b"key_check";
+const SETUP_TOKEN: &[u8] = b"setup_token";
+
+/// sled-backed store.
+pub struct SledStore {
+    db: sled::Db,
+    meta: sled::Tree,
+    tenants: sled::Tree,
+    tenant_names: sled::Tree,
+    users: sled::Tree,
+    user_emails: sled::Tree,
+    clients: sled::Tree,
+    keys: sled::Tree,
+    codes: sled::Tree,
+    totp_steps: sled::Tree,
+    lockouts: sled::Tree,
+    audit: sled::Tree,
+}
+
+fn backend(e: sled::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("encoding: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|_| StoreError::Corrupt(what.to_owned()))
+}
+
+fn get<T: DeserializeOwned>(tree: &sled::Tree, what: &str, key: &[u8]) -> StoreResult<Option<T>> {
+    tree.get(key)
+        .map_err(backend)?
+        .map(|v| decode(what, &v))
+        .transpose()
+}
+
+fn all<T: DeserializeOwned>(tree: &sled::Tree, what: &str) -> StoreResult<Vec<T>> {
+    tree.iter()
+        .values()
+        .map(|v| decode(what, &v.map_err(backend)?))
+        .collect()
+}
+
+/// Maps a transaction result whose abort value is a [`StoreError`].
+fn tx<T>(r: Result<T, TransactionError<StoreError>>) -> StoreResult<T> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => backend(e),
+    })
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `dir`, with a page cache of `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> StoreResult<SledStore> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(backend)?;
+        let tree = |name: &str| db.open_tree(name).map_err(backend);
+        Ok(SledStore {
+            meta: tree("meta")?,
+            tenants: tree("tenants")?,
+            tenant_names: tree("tenant_names")?,
+            users: tree("users")?,
+            user_emails: tree("user_emails")?,
+            clients: tree("clients")?,
+            keys: tree("signing_keys")?,
+            codes: tree("auth_codes")?,
+            totp_steps: tree("totp_steps")?,
+            lockouts: tree("lockouts")?,
+            audit: tree("audit")?,
+            db,
+        })
+    }
+
+    /// Inserts `value` under `id` and `name_key` in its unique index, refusing duplicates.
+    fn create_unique(
+        &self,
+        records: &sled::Tree,
+        index: &sled::Tree,
+        id: &str,
+        name_key: &str,
+        value: Vec<u8>,
+        what: String,
+    ) -> StoreResult<()> {
+        tx((records, index).transaction(|(records, index)| {
+            if records.get(id)?.is_some() || index.get(name_key)?.is_some() {
+                return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
+                    what.clone(),
+                )));
+            }
+            index.insert(name_key, id)?;
+            records.insert(id, value.clone())?;
+            Ok(())
+        }))
+    }
+
+    /// Replaces an existing record, keeping its unique name (`keep`), refusing absent ones.
+    fn replace<T: Serialize + DeserializeOwned>(
+        tree: &sled::Tree,
+        what: &str,
+        id: &str,
+        value: &T,
+        keep: impl Fn(&T, &T) -> T,
+    ) -> StoreResult<()> {
+        loop {
+            let Some(old_bytes) = tree.get(id).map_err(backend)? else {
+                return Err(StoreError::NotFound(format!("{what} {id}")));
+            };
+            let old: T = decode(what, &old_bytes)?;
+            let new = encode(&keep(&old, value))?;
+            if tree
+                .compare_and_swap(id, Some(old_bytes), Some(new))
+                .map_err(backend)?
+                .is_ok()
+            {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn init_key_check(&self, check: &Sealed) -> StoreResult<Sealed> {
+        let fresh = encode(check)?;
+        match self
+            .meta
+            .compare_and_swap(KEY_CHECK, None::<&[u8]>, Some(fresh))
+            .map_err(backend)?
+        {
+            Ok(()) => Ok(check.clone()),
+            Err(existing) => decode("key check", &existing.current.unwrap_or_default()),
+        }
+    }
+
+    async fn set_setup_token(&self, digest: &Digest) -> StoreResult<()> {
+        self.meta
+            .insert(SETUP_TOKEN, &digest[..])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn take_setup_token(&self, digest: &Digest) -> StoreResult<bool> {
+        // Atomic: only one caller can swap the matching digest out.
+        Ok(self
+            .meta
+            .compare_and_swap(SETUP_TOKEN, Some(&digest[..]), None::<&[u8]>)
+            .map_err(backend)?
+            .is_ok())
+    }
+
+    async fn setup_pending(&self) -> StoreResult<bool> {
+        self.meta.contains_key(SETUP_TOKEN).map_err(backend)
+    }
+
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+        let what = format!("company {}", tenant.name);
+        self.create_unique(
+            &self.tenants,
+            &self.tenant_names,
+            tenant.id.as_str(),
+            &unique_key(&tenant.name),
+            encode(tenant)?,
+            what,
+        )
+    }
+
+    async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
+        get(&self.tenants, "company", id.as_str().as_bytes())
+    }
+
+    async fn find_tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>> {
+        match self.tenant_names.get(unique_key(name)).map_err(backend)? {
+            Some(id) => get(&self.tenants, "company", &id),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let mut tenants: Vec<Tenant> = all(&self.tenants, "company")?;
+        tenants.sort_by_key(|t| unique_key(&t.name));
+        Ok(tenants)
+    }
+
+    async fn update_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+        Self::replace(
+            &self.tenants,
+            "company",
+            tenant.id.as_str(),
+            tenant,
+            |old, new| Tenant {
+                name: old.name.clone(),
+                ..new.clone()
+            },
+        )
+    }
+
+    async fn create_user(&self, user: &User) -> StoreResult<()> {
+        let what = format!("user {}", user.email);
+        self.create_unique(
+            &self.users,
+            &self.user_emails,
+            user.id.as_str(),
+            &unique_key(&user.email),
+            encode(user)?,
+            what,
+        )
+    }
+
+    async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        get(&self.users, "user", id.as_str().as_bytes())
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        match self.user_emails.get(unique_key(email)).map_err(backend)? {
+            Some(id) => get(&self.users, "user", &id),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>> {
+        let mut users: Vec<User> = all::<User>(&self.users, "user")?
+            .into_iter()
+            .filter(|u| &u.tenant == tenant)
+            .collect();
+        users.sort_by_key(|u| unique_key(&u.email));
+        Ok(users)
+    }
+
+    async fn update_user(&self, user: &User) -> StoreResult<()> {
+        Self::replace(&self.users, "user", user.id.as_str(), user, |old, new| {
+            User {
+                email: old.email.clone(),
+                ..new.clone()
+            }
+        })
+    }
+
+    async fn put_client(&self, client: &Client) -> StoreResult<()> {
+        self.clients
+            .insert(client.id.as_str(), encode(client)?)
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_client(&self, id: &ClientId) -> StoreResult<Option<Client>> {
+        get(&self.clients, "client", id.as_str().as_bytes())
+    }
+
+    async fn put_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        // Keyed by creation time then kid, so iteration is oldest first.
+        let mut k = key.created_at.to_be_bytes().to_vec();
+        k.extend_from_slice(key.kid.as_bytes());
+        self.keys.insert(k, encode(key)?).map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        all(&self.keys, "signing key")
+    }
+
+    async fn put_auth_code(&self, digest: &Digest, grant: &AuthCodeGrant) -> StoreResult<()> {
+        self.codes.insert(digest, encode(grant)?).map_err(backend)?;
+        Ok(())
+    }
+
+    async fn take_auth_code(&self, digest: &Digest) -> StoreResult<Option<AuthCodeGrant>> {
+        // `remove` returns the previous value atomically: only one caller gets it.
+        self.codes
+            .remove(digest)
+            .map_err(backend)?
+            .map(|v| decode("authorization code", &v))
+            .transpose()
+    }
+
+    async fn accept_totp_step(&self, user: &UserId, step: u64) -> StoreResult<bool> {
+        let previous = self
+            .totp_steps
+            .fetch_and_update(user.as_str(), |old| {
+                let last = old.and_then(|o| o.try_into().ok()).map(u64::from_be_bytes);
+                Some(last.map_or(step, |l| l.max(step)).to_be_bytes().to_vec())
+            })
+            .map_err(backend)?;
+        let last = previous
+            .and_then(|o| o.as_ref().try_into().ok())
+            .map(u64::from_be_bytes);
+        Ok(last.is_none_or(|l| l < step))
+    }
+
+    async fn record_failed_attempt(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<LockoutState> {
+        let new = self
+            .lockouts
+            .update_and_fetch(user.as_str(), |old| {
+                let state: LockoutState = old
+                    .and_then(|o| serde_json::from_slice(o).ok())
+                    .unwrap_or_default();
+                serde_json::to_vec(&state.record_failure(now, policy)).ok()
+            })
+            .map_err(backend)?;
+        new.map(|v| decode("lockout", &v))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    async fn record_second_factor_success(&self, user: &UserId) -> StoreResult<()> {
+        self.lockouts.remove(user.as_str()).map_err(backend)?;
+        Ok(())
+    }
+
+    async fn lockout_state(&self, user: &UserId) -> StoreResult<LockoutState> {
+        get(&self.lockouts, "lockout", user.as_str().as_bytes()).map(Option::unwrap_or_default)
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        let seq = self.db.generate_id().map_err(backend)?;
+        self.audit
+            .insert(seq.to_be_bytes(), encode(event)?)
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        tenant: Option<&TenantId>,
+        since: Option<Timestamp>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        let hits = all::<AuditEvent>(&self.audit, "audit event")?
+            .into_iter()
+            .filter(|e| audit_matches(e, tenant, since))
+            .collect();
+        Ok(last_n(hits, limit))
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        self.db.flush_async().await.map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+    use crate::store::conformance::{tenant, user};
+
+    crate::store_conformance!({
+        let dir = tempfile::tempdir().unwrap();
+        (SledStore::open(dir.path(), 8 << 20).unwrap(), dir)
+    });
+
+    #[tokio::test]
+    async fn records_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tenant("Acme");
+        {
+            let store = SledStore::open(dir.path(), 8 << 20).unwrap();
+            store.create_tenant(&t).await.unwrap();
+            store.flush().await.unwrap();
+        }
+        let store = SledStore::open(dir.path(), 8 << 20).unwrap();
+        assert_eq!(store.find_tenant_by_name("acme").await.unwrap(), Some(t));
+    }
+
+    /// DESIGN.md §9.7: a TOTP seed stored through the domain types is not on disk in the clear.
+    #[tokio::test]
+    async fn sealed_secrets_are_not_on_disk_in_the_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = MasterKey::generate().unwrap();
+        let seed = b"PLAINTEXT-TOTP-SEED-0123456789";
+        let t = tenant("Acme");
+        let mut u = user(&t, "ann@example.com");
+        u.totp = Some(crate::domain::TotpEnrolment {
+            seed: key.seal(crate::domain::TOTP_SEED_PURPOSE, seed).unwrap(),
+            enrolled_at: 1,
+        });
+        {
+            let store = SledStore::open(dir.path(), 8 << 20).unwrap();
+            store.create_tenant(&t).await.unwrap();
+            store.create_user(&u).await.unwrap();
+            store.flush().await.unwrap();
+        }
+        let mut found_email = false;
+        for entry in walk(dir.path()) {
+            let bytes = std::fs::read(&entry).unwrap();
+            assert!(
+                !bytes.windows(seed.len()).any(|w| w == seed),
+                "seed in clear in {entry:?}"
+            );
+            found_email |= bytes.windows(15).any(|w| w == b"ann@example.com");
+        }
+        assert!(found_email, "the scan must see the user record at all");
+    }
+
+    fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p))
+            } else {
+                out.push(p)
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,473 @@
+//! `padlock.toml`: every key, its default, its `PADLOCK_*` override and its validation.
+//!
+//! [`EXAMPLE`] is the documented reference (printed by `padlock config example` and included in
+//! `docs/configuration.md`); tests keep it in sync with [`Config`].
+
+use padlock_policy::lockout::LockoutPolicy;
+use padlock_policy::mobile::E164;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The documented configuration, every key at its default.
+pub const EXAMPLE: &str = include_str!("config_example.toml");
+
+/// Padlock's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the one HTTP listener.
+    pub listen: SocketAddr,
+    /// Where the database, keys and operator credential live.
+    pub data_dir: PathBuf,
+    /// Issuer URL; default `http://<listen>`.
+    pub issuer: Option<String>,
+    /// Master key file; default `<data_dir>/master.key`.
+    pub master_key_file: Option<PathBuf>,
+    /// Storage backend.
+    pub storage: Storage,
+    /// sled page cache, MiB.
+    pub cache_mb: u64,
+    /// Log filter (tracing `EnvFilter` syntax).
+    pub log: String,
+    /// Second-factor lockout.
+    pub lockout: LockoutConfig,
+    /// SMTP delivery of email codes; absent: the development outbox.
+    pub email: Option<EmailConfig>,
+    /// SMS delivery; absent: the development outbox.
+    pub sms: Option<SmsConfig>,
+    /// Test-only overrides.
+    pub testing: Option<TestingConfig>,
+}
+
+/// Storage backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    /// Embedded sled in `<data_dir>/db`.
+    Sled,
+}
+
+/// Lockout of the second factor after consecutive failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutConfig {
+    /// Consecutive failures that lock (1 to 100).
+    pub max_failures: u32,
+    /// Lock duration in minutes.
+    pub lock_minutes: u64,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        let p = LockoutPolicy::default();
+        LockoutConfig {
+            max_failures: p.max_failures(),
+            lock_minutes: p.lock_secs() / 60,
+        }
+    }
+}
+
+/// TLS mode of the SMTP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP (a relay on localhost).
+    None,
+    /// STARTTLS upgrade.
+    Starttls,
+    /// Implicit TLS (port 465).
+    Tls,
+}
+
+/// SMTP settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// SMTP server.
+    pub smtp_host: String,
+    /// SMTP port.
+    #[serde(default = "default_smtp_port")]
+    pub smtp_port: u16,
+    /// TLS mode.
+    #[serde(default = "default_tls")]
+    pub tls: SmtpTls,
+    /// Sender, e.g. `Padlock <no-reply@example.com>`.
+    pub from: String,
+    /// SMTP user name.
+    pub username: Option<String>,
+    /// File holding the SMTP password (or env `PADLOCK_SMTP_PASSWORD`).
+    pub password_file: Option<PathBuf>,
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+
+fn default_tls() -> SmtpTls {
+    SmtpTls::None
+}
+
+/// SMS providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsProvider {
+    /// Twilio's Messages API (or anything with its shape).
+    Twilio,
+    /// A JSON POST `{"to","body"}` to `webhook_url`.
+    Webhook,
+}
+
+/// SMS settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// Provider.
+    pub provider: SmsProvider,
+    /// Twilio API base URL.
+    #[serde(default = "default_twilio_url")]
+    pub base_url: String,
+    /// Twilio account SID.
+    pub account_sid: Option<String>,
+    /// File holding the Twilio auth token (or env `PADLOCK_SMS_AUTH_TOKEN`).
+    pub auth_token_file: Option<PathBuf>,
+    /// Sender number (E.164).
+    pub from: Option<String>,
+    /// Webhook URL.
+    pub webhook_url: Option<String>,
+}
+
+fn default_twilio_url() -> String {
+    "https://api.twilio.com".into()
+}
+
+/// Test-only settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestingConfig {
+    /// Replaces `https://<api_host>` of every tenant's Duo integration.
+    pub duo_base_url: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./padlock-data"),
+            issuer: None,
+            master_key_file: None,
+            storage: Storage::Sled,
+            cache_mb: 64,
+            log: "info".into(),
+            lockout: LockoutConfig::default(),
+            email: None,
+            sms: None,
+            testing: None,
+        }
+    }
+}
+
+/// One configuration problem, with the dotted key it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    /// Dotted key path (`email.smtp_port`), or the file for whole-file errors.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn err(path: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Parses TOML text; errors name the key path and the line.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let de =
+            toml::Deserializer::parse(text).map_err(|e| err("(file)", one_line(&e.to_string())))?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let line = e
+                .inner()
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let message = one_line(e.inner().message());
+            let message = match line {
+                Some(l) => format!("{message} (line {l})"),
+                None => message,
+            };
+            let path = e.path().to_string();
+            err(if path == "." { "(file)" } else { &path }, message)
+        })
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(&path.display().to_string(), format!("cannot read: {e}")))?;
+        Config::parse(&text)
+    }
+
+    /// The issuer URL (configured, or `http://<listen>`).
+    #[must_use]
+    pub fn issuer(&self) -> String {
+        self.issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// The master key file.
+    #[must_use]
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    /// The lockout policy.
+    pub fn lockout_policy(&self) -> Result<LockoutPolicy, ConfigError> {
+        LockoutPolicy::new(
+            self.lockout.max_failures,
+            self.lockout.lock_minutes.saturating_mul(60),
+        )
+        .map_err(|e| err("lockout", e.to_string()))
+    }
+
+    /// Every problem a parsed configuration has (empty when it is usable).
+    #[must_use]
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        if let Some(issuer) = &self.issuer {
+            if let Err(m) = check_url(issuer) {
+                errors.push(err("issuer", m));
+            }
+        }
+        if self.cache_mb == 0 {
+            errors.push(err("cache_mb", "must be at least 1"));
+        }
+        if let Err(e) = LockoutPolicy::new(self.lockout.max_failures, 60) {
+            errors.push(err("lockout.max_failures", e.to_string()));
+        }
+        if self.lockout.lock_minutes == 0 {
+            errors.push(err("lockout.lock_minutes", "must be at least 1"));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            errors.push(err("log", e.to_string()));
+        }
+        if let Some(email) = &self.email {
+            if email.smtp_host.trim().is_empty() {
+                errors.push(err("email.smtp_host", "must not be empty"));
+            }
+            if email.smtp_port == 0 {
+                errors.push(err("email.smtp_port", "must not be 0"));
+            }
+            if !email.from.contains('@') {
+                errors.push(err(
+                    "email.from",
+                    "must be an address such as `Padlock <no-reply@example.com>`",
+                ));
+            }
+            if email.password_file.is_some() && email.username.is_none() {
+                errors.push(err(
+                    "email.username",
+                    "required when email.password_file is set",
+                ));
+            }
+            check_secret_file(
+                &mut errors,
+                "email.password_file",
+                email.password_file.as_deref(),
+            );
+        }
+        if let Some(sms) = &self.sms {
+            match sms.provider {
+                SmsProvider::Twilio => {
+                    if let Err(m) = check_url(&sms.base_url) {
+                        errors.push(err("sms.base_url", m));
+                    }
+                    if sms
+                        .account_sid
+                        .as_deref()
+                        .is_none_or(|s| s.trim().is_empty())
+                    {
+                        errors.push(err("sms.account_sid", "required for provider = \"twilio\""));
+                    }
+                    if sms.auth_token_file.is_none()
+                        && std::env::var_os("PADLOCK_SMS_AUTH_TOKEN").is_none()
+                    {
+                        errors.push(err(
+                            "sms.auth_token_file",
+                            "required for provider = \"twilio\" (or set PADLOCK_SMS_AUTH_TOKEN)",
+                        ));
+                    }
+                    check_secret_file(
+                        &mut errors,
+                        "sms.auth_token_file",
+                        sms.auth_token_file.as_deref(),
+                    );
+                    match sms.from.as_deref().map(E164::parse) {
+                        None => errors.push(err("sms.from", "required for provider = \"twilio\"")),
+                        Some(Err(e)) => errors.push(err("sms.from", e.to_string())),
+                        Some(Ok(_)) => {}
+                    }
+                }
+                SmsProvider::Webhook => match sms.webhook_url.as_deref().map(check_url) {
+                    None => errors.push(err(
+                        "sms.webhook_url",
+                        "required for provider = \"webhook\"",
+                    )),
+                    Some(Err(m)) => errors.push(err("sms.webhook_url", m)),
+                    Some(Ok(())) => {}
+                },
+            }
+        }
+        if let Some(url) = self
+            .testing
+            .as_ref()
+            .and_then(|t| t.duo_base_url.as_deref())
+        {
+            if let Err(m) = check_url(url) {
+                errors.push(err("testing.duo_base_url", m));
+            }
+        }
+        errors
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{url}` must start with http:// or https://"))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("`{url}` has no host"));
+    }
+    if rest.contains(['?', '#', ' ']) {
+        return Err(format!(
+            "`{url}` must not contain a query, fragment or space"
+        ));
+    }
+    Ok(())
+}
+
+fn check_secret_file(errors: &mut Vec<ConfigError>, key: &str, path: Option<&Path>) {
+    if let Some(path) = path {
+        if let Err(e) = std::fs::File::open(path) {
+            errors.push(err(key, format!("cannot read {}: {e}", path.display())));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+        assert_eq!(Config::default().issuer(), "http://127.0.0.1:8080");
+        assert!(Config::default().validate().is_empty());
+    }
+
+    #[test]
+    fn example_parses_to_the_defaults() {
+        assert_eq!(Config::parse(EXAMPLE).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn example_documents_every_key() {
+        // Uncomment the optional sections and parse: every key of every section must be accepted.
+        let uncommented: String = EXAMPLE
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| r.starts_with('[') || r.contains(" = "))
+                    .unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let full = Config::parse(&uncommented).unwrap();
+        assert!(
+            full.email.is_some()
+                && full.sms.is_some()
+                && full.testing.is_some()
+                && full.issuer.is_some()
+        );
+        let json = serde_json::to_value(&full).unwrap();
+        fn keys(v: &serde_json::Value, out: &mut Vec<String>) {
+            if let Some(map) = v.as_object() {
+                for (k, v) in map {
+                    out.push(k.clone());
+                    keys(v, out);
+                }
+            }
+        }
+        let mut all = Vec::new();
+        keys(&json, &mut all);
+        for k in all {
+            assert!(
+                EXAMPLE.contains(&format!("{k} = ")) || EXAMPLE.contains(&format!("[{k}]")),
+                "key `{k}` missing from the example"
+            );
+        }
+    }
+
+    #[test]
+    fn docs_include_the_example() {
+        let docs = include_str!("../../docs/configuration.md");
+        assert!(
+            docs.contains(EXAMPLE.trim()),
+            "docs/configuration.md must contain config_example.toml verbatim"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key_and_line() {
+        let e = Config::parse("listen = \"127.0.0.1:1\"\n[email]\nsmtp_host = \"h\"\nsmtp_port = \"x\"\nfrom = \"a@b\"\n").unwrap_err();
+        assert_eq!(e.path, "email.smtp_port");
+        assert!(e.message.contains("line 4"), "{e}");
+        let e = Config::parse("bogus = 1").unwrap_err();
+        assert!(e.message.contains("unknown field `bogus`"), "{e}");
+        let e = Config::parse("[lockout]\nmax_failure = 3").unwrap_err();
+        assert_eq!(e.path, "lockout.max_failure");
+        let e = Config::parse("listen = \"nope\"").unwrap_err();
+        assert_eq!(e.path, "listen");
+        let e = Config::parse("listen = ").unwrap_err();
+        assert_eq!(e.path, "(file)");
+    }
+
+    #[test]
+    fn validation_finds_each_problem() {
+        let c = Config::parse(
+            "issuer = \"ftp://x\"\n[lockout]\nmax_failures = 101\n[sms]\nprovider = \"twilio\"\nfrom = \"555\"\n[email]\nsmtp_host = \"\"\nfrom = \"nobody\"\npassword_file = \"/nonexistent/pw\"\n",
+        )
+        .unwrap();
+        let paths: Vec<String> = c.validate().into_iter().map(|e| e.path).collect();
+        for p in [
+            "issuer",
+            "lockout.max_failures",
+            "sms.account_sid",
+            "sms.from",
+            "email.smtp_host",
+            "email.from",
+            "email.username",
+            "email.password_file",
+        ] {
+            assert!(
+                paths.contains(&p.to_string()),
+                "{p} not reported in {paths:?}"
+            );
+        }
+        let webhook = Config::parse("[sms]\nprovider = \"webhook\"\n").unwrap();
+        assert_eq!(webhook.validate()[0].path, "sms.webhook_url");
+    }
+}

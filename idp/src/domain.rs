@@ -240,3 +240,67 @@ pub struct AuditEvent {
     /// Source address.
     pub source_ip: Option<String>,
 }
+
+/// Checks and normalises an email address used as a login name (trimmed, at most 254 characters,
+/// one `@`, a dotted domain, no spaces or control characters).
+pub fn normalize_email(input: &str) -> Result<String, &'static str> {
+    let email = input.trim();
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if valid {
+        Ok(email.to_owned())
+    } else {
+        Err("enter a valid email address, such as ann@example.com")
+    }
+}
+
+/// Checks a company name: 1 to 100 characters, no control characters.
+pub fn normalize_company_name(input: &str) -> Result<String, &'static str> {
+    let name = input.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err("the company name must be 1 to 100 characters");
+    }
+    Ok(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            normalize_email(" ann@example.com "),
+            Ok("ann@example.com".into())
+        );
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@example",
+            "a b@example.com",
+            "a@b@example.com",
+            "ann@.com",
+            "ann@example.com.",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad}");
+        }
+        assert!(normalize_email(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn company_names() {
+        assert_eq!(normalize_company_name(" Acme "), Ok("Acme".into()));
+        assert!(normalize_company_name("  ").is_err());
+        assert!(normalize_company_name(&"x".repeat(101)).is_err());
+        assert!(normalize_company_name("a\u{0}b").is_err());
+    }
+}

@@ -1,9 +1,36 @@
-//! The Padlock identity provider.
+//! The Padlock identity provider: storage, HTTP, pages, keys and the `padlock` command line.
+//!
+//! # Seams
+//! - [`store::Store`]: a narrow domain trait with the atomicity in each method; sled by default
+//!   ([`store::sled`]), in memory for tests ([`store::memory`]); every backend passes
+//!   [`store::conformance`].
+//! - [`state::AppState`] is built once by [`server::serve`] (or by a test) and passed to
+//!   [`server::app`]; there are no global singletons. Time comes from [`clock::Clock`].
+//! - Every second-factor rule is decided by the `padlock-policy` crate, which this crate calls.
+//!
+//! # Security invariants held here (DESIGN.md §9)
+//! - Secrets at rest are sealed with the master key ([`crypto::MasterKey`]); a wrong master key is
+//!   detected at start-up, never read as garbage.
+//! - Client secrets are ≥ 256-bit generated and stored as SHA-256; passwords are argon2id
+//!   ([`password::Passwords`]), with the same work for unknown users.
+//! - Secret types print `Name([redacted])` ([`secret`]); internal errors are logged, never put in a
+//!   response body ([`error::AppError`]).
+//! - Every admin change and authentication decision is appended to the audit log
+//!   ([`state::AppState::audit`]).
+
+pub mod bootstrap;
+pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod error;
+pub mod extract;
 pub mod fsutil;
 pub mod keys;
 pub mod password;
 pub mod secret;
+pub mod server;
+mod setup;
+pub mod state;
 pub mod store;

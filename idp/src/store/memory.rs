@@ -70,8 +70,8 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn setup_pending(&self) -> StoreResult<bool> {
-        Ok(self.with(|i| i.setup_token.is_some()))
+    async fn setup_token(&self) -> StoreResult<Option<Digest>> {
+        Ok(self.with(|i| i.setup_token))
     }
 
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {

@@ -50,8 +50,8 @@ pub trait Store: Send + Sync + 'static {
     async fn set_setup_token(&self, digest: &Digest) -> StoreResult<()>;
     /// Consumes the `/setup` token if `digest` matches it: true exactly once.
     async fn take_setup_token(&self, digest: &Digest) -> StoreResult<bool>;
-    /// Whether a `/setup` token is pending.
-    async fn setup_pending(&self) -> StoreResult<bool>;
+    /// The digest of the pending `/setup` token, if any.
+    async fn setup_token(&self) -> StoreResult<Option<Digest>>;
 
     /// Adds a company; `Conflict` when the name (case-insensitive) or id is taken.
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;

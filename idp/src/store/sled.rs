@@ -168,8 +168,14 @@ impl Store for SledStore {
             .is_ok())
     }
 
-    async fn setup_pending(&self) -> StoreResult<bool> {
-        self.meta.contains_key(SETUP_TOKEN).map_err(backend)
+    async fn setup_token(&self) -> StoreResult<Option<Digest>> {
+        let Some(v) = self.meta.get(SETUP_TOKEN).map_err(backend)? else {
+            return Ok(None);
+        };
+        v.as_ref()
+            .try_into()
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt("setup token".into()))
     }
 
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {

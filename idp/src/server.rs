@@ -1,0 +1,150 @@
+//! The HTTP application (`app`) and the `padlock serve` process around it (`serve`).
+
+use crate::bootstrap::{self, DataDir, StartError};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::error::AppError;
+use crate::keys::Keys;
+use crate::password::Passwords;
+use crate::state::AppState;
+use crate::store::Store;
+use crate::store::sled::SledStore;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Largest request body Padlock reads (forms and JSON are small).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The router with every route and layer.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/setup", get(crate::setup::form).post(crate::setup::submit))
+        .fallback(|| async { AppError::NotFound })
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        // Links carry one-time tokens: never leak them to other sites.
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"),
+        ))
+}
+
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.setup_token().await {
+        Ok(_) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: storage failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "status": "storage unavailable" })),
+            )
+        }
+    }
+}
+
+/// Runs `padlock serve` until SIGINT or SIGTERM, then flushes storage.
+pub async fn serve(mut config: Config) -> Result<(), StartError> {
+    let problems = config.validate();
+    if !problems.is_empty() {
+        return Err(StartError::Config(
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+    }
+    let lockout = config
+        .lockout_policy()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    config.listen = listener
+        .local_addr()
+        .map_err(|e| StartError::Io(e.to_string()))?;
+    let issuer = config.issuer();
+
+    let dir = DataDir::open(&config.data_dir)?;
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(
+        &dir.db_path(),
+        config.cache_mb.saturating_mul(1 << 20),
+    )?);
+    let master = bootstrap::master_key(&config.master_key_path(), store.as_ref()).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let keys = Keys::load_or_create(store.as_ref(), &master, clock.now()).await?;
+    bootstrap::ensure_operator(&dir, store.as_ref(), &issuer, clock.now()).await?;
+    let setup_link = bootstrap::setup_link(store.as_ref(), &issuer).await?;
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let passwords = Passwords::new(cores).map_err(|e| StartError::Io(e.to_string()))?;
+
+    let state = AppState {
+        store: store.clone(),
+        master: Arc::new(master),
+        keys: Arc::new(keys),
+        clock,
+        passwords,
+        issuer: issuer.clone().into(),
+        lockout,
+    };
+
+    println!(
+        "Padlock listening on http://{} (issuer {issuer}, data in {})",
+        config.listen,
+        dir.path().display()
+    );
+    if let Some(link) = setup_link {
+        println!();
+        println!(
+            "Padlock has no company yet. Open this one-time link to create the first company and its administrator:"
+        );
+        println!();
+        println!("    {link}");
+        println!();
+        tracing::warn!("waiting for first-run setup through the link printed on standard output");
+    }
+
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    store.flush().await?;
+    tracing::info!("stopped; storage flushed");
+    served.map_err(|e| StartError::Io(format!("server: {e}")))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

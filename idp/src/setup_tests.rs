@@ -1,0 +1,239 @@
+//! Oneshot tests of `/setup` and the router's common behaviour.
+
+use crate::bootstrap::setup_link;
+use crate::domain::Outcome;
+use crate::server::app;
+use crate::state::test_state;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use tower::ServiceExt;
+
+async fn call(
+    state: &crate::state::AppState,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let resp = app(state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn post_form(uri: &str, body: String) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn form(token: &str, company: &str, email: &str, pw: &str, pw2: &str) -> String {
+    format!("token={token}&company={company}&email={email}&password={pw}&password_confirm={pw2}")
+}
+
+async fn pending_token(state: &crate::state::AppState) -> String {
+    let link = setup_link(state.store.as_ref(), &state.issuer)
+        .await
+        .unwrap()
+        .unwrap();
+    link.split("token=").nth(1).unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn setup_needs_the_pending_token() {
+    let (state, _) = test_state().await;
+    let (status, _, body) = call(&state, get("/setup")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("one-time setup link"));
+    let token = pending_token(&state).await;
+    let (status, _, body) = call(&state, get("/setup?token=wrong")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("not valid"));
+    let (status, _, body) = call(&state, get(&format!("/setup?token={token}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(&format!("name=\"token\" value=\"{token}\"")));
+}
+
+#[tokio::test]
+async fn setup_creates_company_and_admin_once() {
+    let (state, _) = test_state().await;
+    let token = pending_token(&state).await;
+    let (status, _, body) = call(
+        &state,
+        post_form(
+            "/setup",
+            form(
+                &token,
+                "Acme",
+                "ann%40example.com",
+                "correct-horse-battery",
+                "correct-horse-battery",
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("Acme") && body.contains("ann@example.com"));
+
+    let tenants = state.store.list_tenants().await.unwrap();
+    assert_eq!(tenants.len(), 1);
+    assert!(!tenants[0].two_factor.enabled);
+    let admin = state
+        .store
+        .find_user_by_email("ann@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(admin.tenant, tenants[0].id);
+    assert!(admin.is_company_admin());
+    let pw = crate::secret::Password::new("correct-horse-battery".into());
+    assert!(state.passwords.verify(Some(&admin.password_hash), pw).await);
+    let audit = state
+        .store
+        .list_audit(Some(&tenants[0].id), None, 10)
+        .await
+        .unwrap();
+    let actions: Vec<_> = audit
+        .iter()
+        .map(|e| (e.action.as_str(), e.outcome))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("tenant.create", Outcome::Success),
+            ("user.create", Outcome::Success)
+        ]
+    );
+
+    // The token is dead: neither the page nor a second submission works.
+    assert_eq!(state.store.setup_token().await.unwrap(), None);
+    let (status, _, _) = call(&state, get(&format!("/setup?token={token}"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = call(
+        &state,
+        post_form(
+            "/setup",
+            form(
+                &token,
+                "Evil",
+                "eve%40example.com",
+                "correct-horse-battery",
+                "correct-horse-battery",
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(state.store.list_tenants().await.unwrap().len(), 1);
+    // And a restart with a company present prints no new link.
+    assert_eq!(
+        setup_link(state.store.as_ref(), &state.issuer)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn bad_setup_input_is_explained_and_keeps_the_token() {
+    let (state, _) = test_state().await;
+    let token = pending_token(&state).await;
+    for (company, email, pw, pw2, message) in [
+        (
+            "",
+            "ann%40example.com",
+            "correct-horse-battery",
+            "correct-horse-battery",
+            "company name",
+        ),
+        (
+            "Acme",
+            "not-an-email",
+            "correct-horse-battery",
+            "correct-horse-battery",
+            "valid email",
+        ),
+        ("Acme", "ann%40example.com", "short", "short", "at least"),
+        (
+            "Acme",
+            "ann%40example.com",
+            "correct-horse-battery",
+            "correct-horse-batterz",
+            "differ",
+        ),
+    ] {
+        let (status, _, body) = call(
+            &state,
+            post_form("/setup", form(&token, company, email, pw, pw2)),
+        )
+        .await;
+        let message = if message == "at least" {
+            "12 to 1024"
+        } else {
+            message
+        };
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body.contains(message), "expected `{message}` in {body}");
+        assert!(body.contains(&token), "the form keeps the token");
+        assert!(
+            !body.contains("correct-horse"),
+            "passwords are never echoed"
+        );
+    }
+    assert!(state.store.setup_token().await.unwrap().is_some());
+    assert!(state.store.list_tenants().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_requests_get_error_pages() {
+    let (state, _) = test_state().await;
+    let token = pending_token(&state).await;
+    let (status, headers, body) = call(
+        &state,
+        post_form("/setup", format!("token={token}&company=Acme")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(body.contains("could not be read"));
+    let big = format!(
+        "token={token}&company={}",
+        "a".repeat(crate::server::MAX_BODY_BYTES + 1)
+    );
+    let (status, _, _) = call(&state, post_form("/setup", big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        state.store.setup_token().await.unwrap().is_some(),
+        "nothing consumed"
+    );
+    let (status, _, body) = call(&state, get("/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("nothing at this address"));
+}
+
+#[tokio::test]
+async fn healthz_and_security_headers() {
+    let (state, _) = test_state().await;
+    let (status, headers, body) = call(&state, get("/healthz")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, r#"{"status":"ok"}"#);
+    assert_eq!(headers[header::REFERRER_POLICY], "no-referrer");
+    assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert!(
+        headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+}

@@ -1,0 +1,86 @@
+//! `AppState`: everything a handler needs, built once in [`crate::server::serve`] (or by a test) and
+//! passed to [`crate::server::app`]. No global singletons.
+
+use crate::clock::Clock;
+use crate::crypto::MasterKey;
+use crate::domain::{AuditEvent, Outcome};
+use crate::keys::Keys;
+use crate::password::Passwords;
+use crate::secret::TenantId;
+use crate::store::{Store, StoreResult};
+use padlock_policy::lockout::LockoutPolicy;
+use std::sync::Arc;
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// The master key (sealing secrets at rest, keyed digests).
+    pub master: Arc<MasterKey>,
+    /// Parsed signing keys.
+    pub keys: Arc<Keys>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// argon2id hashing.
+    pub passwords: Passwords,
+    /// Issuer URL, without a trailing slash.
+    pub issuer: Arc<str>,
+    /// Second-factor lockout policy.
+    pub lockout: LockoutPolicy,
+}
+
+/// The fields of an audit event that vary; time comes from the state's clock.
+pub struct Audit<'a> {
+    /// Company concerned.
+    pub tenant: Option<&'a TenantId>,
+    /// Who acted.
+    pub actor: &'a str,
+    /// What was done.
+    pub action: &'a str,
+    /// On what.
+    pub target: &'a str,
+    /// Result.
+    pub outcome: Outcome,
+    /// Where from.
+    pub source_ip: Option<&'a str>,
+}
+
+impl AppState {
+    /// Appends to the audit log (and mirrors it to the service log).
+    pub async fn audit(&self, a: Audit<'_>) -> StoreResult<()> {
+        tracing::info!(target: "padlock::audit", actor = a.actor, action = a.action, target = a.target, outcome = ?a.outcome, ip = a.source_ip);
+        self.store
+            .append_audit(&AuditEvent {
+                at: self.clock.now(),
+                tenant: a.tenant.cloned(),
+                actor: a.actor.to_owned(),
+                action: a.action.to_owned(),
+                target: a.target.to_owned(),
+                outcome: a.outcome,
+                source_ip: a.source_ip.map(str::to_owned),
+            })
+            .await
+    }
+}
+
+/// An in-memory state with a manual clock, for handler tests.
+#[cfg(test)]
+pub(crate) async fn test_state() -> (AppState, Arc<crate::clock::ManualClock>) {
+    let store: Arc<dyn Store> = Arc::new(crate::store::memory::MemoryStore::new());
+    let master = MasterKey::generate().expect("master key");
+    let clock = Arc::new(crate::clock::ManualClock::at(1_800_000_000));
+    let keys = Keys::load_or_create(store.as_ref(), &master, clock.now())
+        .await
+        .expect("keys");
+    let state = AppState {
+        store,
+        master: Arc::new(master),
+        keys: Arc::new(keys),
+        clock: clock.clone(),
+        passwords: Passwords::new(2).expect("passwords"),
+        issuer: "http://padlock.test".into(),
+        lockout: LockoutPolicy::default(),
+    };
+    (state, clock)
+}

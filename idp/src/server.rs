@@ -103,13 +103,8 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
         lockout,
     };
 
-    println!(
-        "Padlock listening on http://{} (issuer {issuer}, data in {})",
-        config.listen,
-        dir.path().display()
-    );
+    let shutdown = shutdown_signal()?;
     if let Some(link) = setup_link {
-        println!();
         println!(
             "Padlock has no company yet. Open this one-time link to create the first company and its administrator:"
         );
@@ -118,33 +113,36 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
         println!();
         tracing::warn!("waiting for first-run setup through the link printed on standard output");
     }
+    // Printed last: scripts and tests wait for this line.
+    println!(
+        "Padlock listening on http://{} (issuer {issuer}, data in {})",
+        config.listen,
+        dir.path().display()
+    );
 
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await;
     store.flush().await?;
     tracing::info!("stopped; storage flushed");
     served.map_err(|e| StartError::Io(format!("server: {e}")))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+/// Installs the SIGINT/SIGTERM handlers now (before anyone can see the server is up) and returns
+/// the future that completes on the first of them.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, StartError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let install = |kind| {
+        signal(kind).map_err(|e| StartError::Io(format!("cannot install signal handler: {e}")))
     };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut int = install(SignalKind::interrupt())?;
+    let mut term = install(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {},
+            _ = term.recv() => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }

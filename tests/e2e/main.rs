@@ -1,1 +1,7 @@
+//! End-to-end tests: the real `padlock` binary over real sockets, and `pam_padlock.so` loaded by a
+//! real PAM stack (`pamtester` under `pam_wrapper`). Build the workspace first
+//! (`cargo build --workspace`): the binaries are found next to this test executable.
 
+mod harness;
+mod pam;
+mod serve;

@@ -1,0 +1,332 @@
+//! `padlock serve` and `padlock config` as an operator uses them.
+
+use crate::harness::{Server, http, padlock};
+use padlock_idp::store::Store;
+use padlock_idp::store::sled::SledStore;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// The same link on another server (ports change between starts).
+fn on(server: &Server, link: &str) -> String {
+    format!("{}{}", server.url, &link[link.find("/setup").unwrap()..])
+}
+
+fn submit_setup(link: &str, company: &str, email: &str) -> reqwest::blocking::Response {
+    let token = link.split("token=").nth(1).unwrap();
+    let action = link.split("/setup").next().unwrap().to_owned() + "/setup";
+    let pw = "correct-horse-battery-staple";
+    http()
+        .post(action)
+        .form(&[
+            ("token", token),
+            ("company", company),
+            ("email", email),
+            ("password", pw),
+            ("password_confirm", pw),
+        ])
+        .send()
+        .unwrap()
+}
+
+#[test]
+fn first_run_setup_then_restart_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let data = dir.path().join("data");
+    let link = server
+        .setup_link
+        .clone()
+        .expect("a fresh data dir prints the setup link");
+    assert!(
+        link.starts_with(&format!("{}/setup?token=", server.url)),
+        "{link}"
+    );
+    assert_eq!(mode(&data.join("master.key")), 0o600);
+    assert_eq!(mode(&data.join("operator.json")), 0o600);
+    assert_eq!(mode(&data), 0o700);
+    let operator: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("operator.json")).unwrap())
+            .unwrap();
+    assert_eq!(operator["issuer"], server.url.as_str());
+    assert!(operator["client_id"].as_str().unwrap().starts_with("c_"));
+    assert!(
+        operator["client_secret"].as_str().unwrap().len() >= 43,
+        "256-bit secret"
+    );
+
+    let health = http()
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.json::<serde_json::Value>().unwrap()["status"], "ok");
+
+    let page = http().get(&link).send().unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().unwrap().contains("Create the first company"));
+    let done = submit_setup(&link, "Acme Hosting", "ann@acme.example");
+    assert_eq!(done.status(), 200);
+    assert!(done.text().unwrap().contains("Padlock is set up"));
+    let again = submit_setup(&link, "Evil Corp", "eve@evil.example");
+    assert_eq!(again.status(), 403, "the setup token is dead after use");
+
+    assert!(server.stop().success(), "SIGTERM is a clean shutdown");
+
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(
+        server.setup_link, None,
+        "no new setup link once a company exists"
+    );
+    assert_eq!(http().get(on(&server, &link)).send().unwrap().status(), 403);
+    assert_eq!(
+        http()
+            .get(format!("{}/healthz", server.url))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(server.stop().success());
+
+    // What the server wrote is on disk, readable with the same store code.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = SledStore::open(&data.join("db"), 8 << 20).unwrap();
+        let tenants = store.list_tenants().await.unwrap();
+        assert_eq!(
+            tenants.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            ["Acme Hosting"]
+        );
+        let admin = store
+            .find_user_by_email("ann@acme.example")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(admin.is_company_admin());
+        assert!(
+            store
+                .find_user_by_email("eve@evil.example")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let actions: Vec<String> = store
+            .list_audit(None, None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(actions, ["tenant.create", "user.create"]);
+    });
+}
+
+#[test]
+fn restart_before_setup_replaces_the_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Server::start(dir.path(), &[]);
+    let old = first.setup_link.clone().unwrap();
+    assert!(first.stop().success());
+    let second = Server::start(dir.path(), &[]);
+    let new = second
+        .setup_link
+        .clone()
+        .expect("still no company: a new link");
+    assert_ne!(old, new);
+    assert_eq!(
+        submit_setup(&on(&second, &old), "A", "a@a.example").status(),
+        403
+    );
+    assert_eq!(submit_setup(&new, "A", "a@a.example").status(), 200);
+}
+
+#[test]
+fn second_server_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Server::start(dir.path(), &[]);
+    let (status, err) = Server::try_start(dir.path(), &[])
+        .err()
+        .expect("the second start fails");
+    assert!(!status.success());
+    assert!(err.contains("is locked: another padlock (pid"), "{err}");
+}
+
+#[test]
+fn port_in_use_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = padlock(
+        &["serve", "--data-dir", "data", "--listen", &addr],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "padlock: cannot listen on {addr}: Address already in use"
+        )),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn unusable_data_dir_and_config_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), "x").unwrap();
+    for (args, expected) in [
+        (
+            vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", "file"],
+            "data directory file: exists and is not a directory",
+        ),
+        (
+            vec![
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                "file/data",
+            ],
+            "data directory file/data: cannot create it",
+        ),
+        (
+            vec!["serve", "-c", "missing.toml"],
+            "missing.toml: cannot read",
+        ),
+    ] {
+        let out = padlock(&args, dir.path());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "listen = \"127.0.0.1:0\"\n[lockout]\nmax_failures = 500\n",
+    )
+    .unwrap();
+    let out = padlock(
+        &["serve", "-c", "bad.toml", "--data-dir", "data"],
+        dir.path(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(
+            "invalid configuration: lockout.max_failures: max_failures must be between 1 and 100"
+        ),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing is created for an invalid configuration"
+    );
+}
+
+#[test]
+fn wrong_or_missing_master_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    assert!(server.stop().success());
+    let key = dir.path().join("data/master.key");
+    let original = std::fs::read(&key).unwrap();
+
+    std::fs::write(&key, format!("{}\n", "ab".repeat(32))).unwrap();
+    let (status, err) = Server::try_start(dir.path(), &[])
+        .err()
+        .expect("wrong key refused");
+    assert!(!status.success());
+    assert!(
+        err.contains("is not the key this data directory was created with"),
+        "{err}"
+    );
+
+    std::fs::remove_file(&key).unwrap();
+    let (_, err) = Server::try_start(dir.path(), &[])
+        .err()
+        .expect("missing key refused");
+    assert!(
+        err.contains("is missing but the data directory holds data"),
+        "{err}"
+    );
+    assert!(!key.exists(), "no decoy key is left behind");
+
+    std::fs::write(&key, &original).unwrap();
+    let server = Server::start(dir.path(), &[]);
+    assert!(
+        server.setup_link.is_some(),
+        "with the right key everything works again"
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
+fn config_example_checks_clean_and_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = padlock(&["config", "example"], dir.path());
+    assert!(example.status.success());
+    std::fs::write(dir.path().join("padlock.toml"), &example.stdout).unwrap();
+    let ok = padlock(&["config", "check", "-c", "padlock.toml"], dir.path());
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout).trim(),
+        "padlock.toml: OK"
+    );
+    // ./padlock.toml is also the default.
+    assert!(padlock(&["config", "check"], dir.path()).status.success());
+
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[email]\nsmtp_host = \"mail\"\nsmtp_port = \"twenty-five\"\nfrom = \"a@b\"\n",
+    )
+    .unwrap();
+    let bad = padlock(&["config", "check", "-c", "bad.toml"], dir.path());
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("bad.toml: email.smtp_port: invalid type") && err.contains("line 3"),
+        "{err}"
+    );
+
+    std::fs::write(
+        dir.path().join("semantic.toml"),
+        "[sms]\nprovider = \"webhook\"\n",
+    )
+    .unwrap();
+    let bad = padlock(&["config", "check", "-c", "semantic.toml"], dir.path());
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("semantic.toml: sms.webhook_url: required")
+    );
+}
+
+#[test]
+fn issuer_flag_is_used_in_links_and_operator_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--issuer", "https://login.example.com/"]);
+    assert!(
+        server
+            .setup_link
+            .as_deref()
+            .unwrap()
+            .starts_with("https://login.example.com/setup?token=")
+    );
+    let operator = std::fs::read_to_string(dir.path().join("data/operator.json")).unwrap();
+    assert!(
+        operator.contains("\"issuer\": \"https://login.example.com\""),
+        "{operator}"
+    );
+    assert!(
+        !server.stderr().contains("token="),
+        "the setup token never goes to the log"
+    );
+}

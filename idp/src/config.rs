@@ -242,11 +242,10 @@ impl Config {
     #[must_use]
     pub fn validate(&self) -> Vec<ConfigError> {
         let mut errors = Vec::new();
-        if let Some(issuer) = &self.issuer {
-            if let Err(m) = check_url(issuer) {
+        if let Some(issuer) = &self.issuer
+            && let Err(m) = check_url(issuer) {
                 errors.push(err("issuer", m));
             }
-        }
         if self.cache_mb == 0 {
             errors.push(err("cache_mb", "must be at least 1"));
         }
@@ -330,11 +329,9 @@ impl Config {
             .testing
             .as_ref()
             .and_then(|t| t.duo_base_url.as_deref())
-        {
-            if let Err(m) = check_url(url) {
+            && let Err(m) = check_url(url) {
                 errors.push(err("testing.duo_base_url", m));
             }
-        }
         errors
     }
 }
@@ -360,11 +357,10 @@ fn check_url(url: &str) -> Result<(), String> {
 }
 
 fn check_secret_file(errors: &mut Vec<ConfigError>, key: &str, path: Option<&Path>) {
-    if let Some(path) = path {
-        if let Err(e) = std::fs::File::open(path) {
+    if let Some(path) = path
+        && let Err(e) = std::fs::File::open(path) {
             errors.push(err(key, format!("cannot read {}: {e}", path.display())));
         }
-    }
 }
 
 #[cfg(test)]

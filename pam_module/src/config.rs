@@ -82,6 +82,7 @@ pub fn load(path: &Path) -> Result<PamConfig, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole Padlock test suite, runnable on a fresh machine: installs what the tests need (PAM
+# headers, pamtester, pam_wrapper), builds the padlock binary and pam_padlock.so, checks formatting
+# and lints, then runs every unit, conformance, property and end-to-end test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_packages=(libpam0g-dev pamtester libpam-wrapper)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v cargo-clippy >/dev/null && command -v rustfmt >/dev/null || rustup component add clippy rustfmt
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo build (padlock, libpam_padlock.so, tests, benches)"
+cargo build --workspace --all-targets --locked
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked

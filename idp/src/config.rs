@@ -243,9 +243,10 @@ impl Config {
     pub fn validate(&self) -> Vec<ConfigError> {
         let mut errors = Vec::new();
         if let Some(issuer) = &self.issuer
-            && let Err(m) = check_url(issuer) {
-                errors.push(err("issuer", m));
-            }
+            && let Err(m) = check_url(issuer)
+        {
+            errors.push(err("issuer", m));
+        }
         if self.cache_mb == 0 {
             errors.push(err("cache_mb", "must be at least 1"));
         }
@@ -329,9 +330,10 @@ impl Config {
             .testing
             .as_ref()
             .and_then(|t| t.duo_base_url.as_deref())
-            && let Err(m) = check_url(url) {
-                errors.push(err("testing.duo_base_url", m));
-            }
+            && let Err(m) = check_url(url)
+        {
+            errors.push(err("testing.duo_base_url", m));
+        }
         errors
     }
 }
@@ -358,9 +360,10 @@ fn check_url(url: &str) -> Result<(), String> {
 
 fn check_secret_file(errors: &mut Vec<ConfigError>, key: &str, path: Option<&Path>) {
     if let Some(path) = path
-        && let Err(e) = std::fs::File::open(path) {
-            errors.push(err(key, format!("cannot read {}: {e}", path.display())));
-        }
+        && let Err(e) = std::fs::File::open(path)
+    {
+        errors.push(err(key, format!("cannot read {}: {e}", path.display())));
+    }
 }
 
 #[cfg(test)]

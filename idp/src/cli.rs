@@ -1,6 +1,7 @@
 //! The `padlock` command line. `main.rs` only calls [`main`].
 
 use crate::config::{Config, EXAMPLE};
+use crate::remote::{Remote, segment};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,171 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Companies (through the admin API of a running server).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Users of a company.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Relying panels (OIDC clients).
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+    /// API accounts: client credentials only, exempt from the second factor, limited to their scopes.
+    ApiAccount {
+        #[command(subcommand)]
+        command: ApiAccountCommand,
+    },
+    /// Token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// How management commands reach the server.
+#[derive(clap::Args)]
+struct RemoteArgs {
+    /// Operator credential written by the first `padlock serve`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "./padlock-data/operator.json"
+    )]
+    credentials: PathBuf,
+    /// Padlock's URL (default: the issuer in the credential file).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a company.
+    Create {
+        /// Company name.
+        name: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// List companies.
+    List {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user to a company.
+    Add {
+        /// Company id or name.
+        #[arg(long)]
+        tenant: String,
+        /// Email (the login name).
+        #[arg(long)]
+        email: String,
+        /// File holding the initial password.
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+        /// Mobile number in E.164 form, for SMS codes.
+        #[arg(long)]
+        mobile: Option<String>,
+        /// Role (repeatable), e.g. `admin`.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Unix user name for PAM logins (default: the email's local part).
+        #[arg(long)]
+        unix_name: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// List a company's users.
+    List {
+        /// Company id or name.
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a relying panel.
+    Add {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Exact redirect URI (repeatable).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A public client (no secret; PKCE required).
+        #[arg(long)]
+        public: bool,
+        /// Exact post-logout redirect URI (repeatable).
+        #[arg(long = "post-logout-uri")]
+        post_logout_uris: Vec<String>,
+        /// ID token algorithm.
+        #[arg(long, value_parser = ["RS256", "ES256", "EdDSA"])]
+        id_token_alg: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiAccountCommand {
+    /// Create an API account.
+    Add {
+        /// Company id or name.
+        #[arg(long)]
+        tenant: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Scope it may obtain (repeatable, at least one).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make new signing keys current; the previous ones stay published for a day.
+    Rotate {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Show audit events, oldest first.
+    List {
+        /// Only this company (id or name).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// From this time on: Unix seconds or RFC 3339 (2026-11-28T09:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
 }
 
@@ -105,6 +271,333 @@ pub fn main() -> ExitCode {
             command: ConfigCommand::Check(arg),
         } => check(&arg),
         Command::Serve(args) => serve(args),
+        Command::Tenant { command } => manage(command.into()),
+        Command::User { command } => manage(command.into()),
+        Command::Client { command } => manage(command.into()),
+        Command::ApiAccount { command } => manage(command.into()),
+        Command::Keys { command } => manage(command.into()),
+        Command::Audit { command } => manage(command.into()),
+    }
+}
+
+/// One management call: where to send it and how to show the answer.
+struct Call {
+    remote: RemoteArgs,
+    method: Method,
+    path: String,
+    query: Vec<(&'static str, String)>,
+    body: serde_json::Value,
+    /// Key under which a list answer is wrapped for `--json` (one object per command).
+    list_key: Option<&'static str>,
+    show: fn(&serde_json::Value) -> String,
+}
+
+enum Method {
+    Get,
+    Post,
+}
+
+fn call(
+    remote: RemoteArgs,
+    method: Method,
+    path: String,
+    body: serde_json::Value,
+    show: fn(&serde_json::Value) -> String,
+) -> Result<Call, String> {
+    Ok(Call {
+        remote,
+        method,
+        path,
+        query: Vec::new(),
+        body,
+        list_key: None,
+        show,
+    })
+}
+
+fn field<'a>(v: &'a serde_json::Value, k: &str) -> &'a str {
+    v[k].as_str().unwrap_or("")
+}
+
+fn show_secret(v: &serde_json::Value) -> String {
+    let mut out = format!("client_id: {}", field(v, "client_id"));
+    if let Some(s) = v["client_secret"].as_str() {
+        out.push_str(&format!(
+            "\nclient_secret: {s}\n(the secret is shown this once; store it now)"
+        ));
+    }
+    out
+}
+
+fn lines(v: &serde_json::Value, f: fn(&serde_json::Value) -> String) -> String {
+    v.as_array()
+        .map(|a| a.iter().map(f).collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default()
+}
+
+impl From<TenantCommand> for Result<Call, String> {
+    fn from(c: TenantCommand) -> Self {
+        match c {
+            TenantCommand::Create { name, remote } => call(
+                remote,
+                Method::Post,
+                "/tenants".into(),
+                serde_json::json!({ "name": name }),
+                |v| format!("created company {} ({})", field(v, "name"), field(v, "id")),
+            ),
+            TenantCommand::List { remote } => Ok(Call {
+                list_key: Some("tenants"),
+                ..call(
+                    remote,
+                    Method::Get,
+                    "/tenants".into(),
+                    serde_json::Value::Null,
+                    |v| {
+                        lines(v, |t| {
+                            format!(
+                                "{}\t{}\t2fa {}",
+                                field(t, "id"),
+                                field(t, "name"),
+                                if t["two_factor"]["enabled"] == true {
+                                    "on"
+                                } else {
+                                    "off"
+                                }
+                            )
+                        })
+                    },
+                )?
+            }),
+        }
+    }
+}
+
+impl From<UserCommand> for Result<Call, String> {
+    fn from(c: UserCommand) -> Self {
+        match c {
+            UserCommand::Add {
+                tenant,
+                email,
+                password_file,
+                mobile,
+                roles,
+                unix_name,
+                remote,
+            } => {
+                let password = std::fs::read_to_string(&password_file)
+                    .map_err(|e| format!("cannot read {}: {e}", password_file.display()))?;
+                let password = password.trim_end_matches(['\n', '\r']);
+                let body = serde_json::json!({ "email": email, "password": password, "mobile": mobile, "roles": roles, "unix_name": unix_name });
+                call(
+                    remote,
+                    Method::Post,
+                    format!("/tenants/{}/users", segment(&tenant)),
+                    body,
+                    |v| format!("created user {} ({})", field(v, "email"), field(v, "id")),
+                )
+            }
+            UserCommand::List { tenant, remote } => Ok(Call {
+                list_key: Some("users"),
+                ..call(
+                    remote,
+                    Method::Get,
+                    format!("/tenants/{}/users", segment(&tenant)),
+                    serde_json::Value::Null,
+                    |v| {
+                        lines(v, |u| {
+                            format!(
+                                "{}\t{}\t{}{}",
+                                field(u, "id"),
+                                field(u, "email"),
+                                u["roles"]
+                                    .as_array()
+                                    .map(|r| r
+                                        .iter()
+                                        .filter_map(|x| x.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(","))
+                                    .unwrap_or_default(),
+                                if u["api_account"] == true {
+                                    "\tAPI account"
+                                } else {
+                                    ""
+                                }
+                            )
+                        })
+                    },
+                )?
+            }),
+        }
+    }
+}
+
+impl From<ClientCommand> for Result<Call, String> {
+    fn from(c: ClientCommand) -> Self {
+        let ClientCommand::Add {
+            name,
+            redirect_uris,
+            public,
+            post_logout_uris,
+            id_token_alg,
+            remote,
+        } = c;
+        let body = serde_json::json!({ "name": name, "redirect_uris": redirect_uris, "public": public, "post_logout_redirect_uris": post_logout_uris, "id_token_alg": id_token_alg });
+        call(remote, Method::Post, "/clients".into(), body, show_secret)
+    }
+}
+
+impl From<ApiAccountCommand> for Result<Call, String> {
+    fn from(c: ApiAccountCommand) -> Self {
+        let ApiAccountCommand::Add {
+            tenant,
+            name,
+            scopes,
+            remote,
+        } = c;
+        call(
+            remote,
+            Method::Post,
+            format!("/tenants/{}/api-accounts", segment(&tenant)),
+            serde_json::json!({ "name": name, "scopes": scopes }),
+            show_secret,
+        )
+    }
+}
+
+impl From<KeysCommand> for Result<Call, String> {
+    fn from(c: KeysCommand) -> Self {
+        let KeysCommand::Rotate { remote } = c;
+        call(
+            remote,
+            Method::Post,
+            "/keys/rotate".into(),
+            serde_json::json!({}),
+            |v| {
+                format!(
+                    "current keys: {}",
+                    v["current"]
+                        .as_array()
+                        .map(|a| a
+                            .iter()
+                            .filter_map(|k| k.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "))
+                        .unwrap_or_default()
+                )
+            },
+        )
+    }
+}
+
+impl From<AuditCommand> for Result<Call, String> {
+    fn from(c: AuditCommand) -> Self {
+        let AuditCommand::List {
+            tenant,
+            since,
+            remote,
+        } = c;
+        let mut query = Vec::new();
+        if let Some(t) = tenant {
+            query.push(("tenant", t));
+        }
+        if let Some(s) = since {
+            query.push(("since", parse_since(&s)?.to_string()));
+        }
+        Ok(Call {
+            query,
+            list_key: Some("events"),
+            ..call(
+                remote,
+                Method::Get,
+                "/audit".into(),
+                serde_json::Value::Null,
+                |v| {
+                    lines(v, |e| {
+                        let at = e["at"].as_u64().and_then(|t| {
+                            time::OffsetDateTime::from_unix_timestamp(i64::try_from(t).ok()?).ok()
+                        });
+                        let at = at
+                            .and_then(|t| {
+                                t.format(&time::format_description::well_known::Rfc3339)
+                                    .ok()
+                            })
+                            .unwrap_or_default();
+                        format!(
+                            "{at}\t{}\t{}\t{}\t{}",
+                            field(e, "actor"),
+                            field(e, "action"),
+                            field(e, "target"),
+                            field(e, "outcome")
+                        )
+                    })
+                },
+            )?
+        })
+    }
+}
+
+fn parse_since(s: &str) -> Result<u64, String> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(n);
+    }
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
+        .ok_or_else(|| {
+            format!("--since `{s}`: use Unix seconds or RFC 3339 such as 2026-11-28T09:00:00Z")
+        })
+}
+
+fn manage(call: Result<Call, String>) -> ExitCode {
+    let call = match call {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("padlock: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("padlock: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let remote = Remote::connect(&call.remote.credentials, call.remote.url.as_deref()).await?;
+        match call.method {
+            Method::Get => {
+                remote
+                    .get::<serde_json::Value>(&call.path, &call.query)
+                    .await
+            }
+            Method::Post => {
+                remote
+                    .post::<serde_json::Value>(&call.path, &call.body)
+                    .await
+            }
+        }
+    });
+    match result {
+        Ok(value) => {
+            if call.remote.json {
+                let value = match call.list_key {
+                    Some(k) => serde_json::json!({ k: value }),
+                    None => value,
+                };
+                println!("{value}");
+            } else {
+                println!("{}", (call.show)(&value));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("padlock: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

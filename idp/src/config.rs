@@ -32,6 +32,8 @@ pub struct Config {
     pub log: String,
     /// Second-factor lockout.
     pub lockout: LockoutConfig,
+    /// Token signing and lifetimes.
+    pub tokens: TokensConfig,
     /// SMTP delivery of email codes; absent: the development outbox.
     pub email: Option<EmailConfig>,
     /// SMS delivery; absent: the development outbox.
@@ -64,6 +66,31 @@ impl Default for LockoutConfig {
         LockoutConfig {
             max_failures: p.max_failures(),
             lock_minutes: p.lock_secs() / 60,
+        }
+    }
+}
+
+/// Token signing and lifetimes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    /// Algorithm of access tokens.
+    pub access_token_alg: crate::domain::SigningAlg,
+    /// Access token lifetime, seconds.
+    pub access_token_ttl_secs: u64,
+    /// ID token lifetime, seconds.
+    pub id_token_ttl_secs: u64,
+    /// Refresh token lifetime, days.
+    pub refresh_token_ttl_days: u64,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        TokensConfig {
+            access_token_alg: crate::domain::SigningAlg::ES256,
+            access_token_ttl_secs: 600,
+            id_token_ttl_secs: 600,
+            refresh_token_ttl_days: 30,
         }
     }
 }
@@ -160,6 +187,7 @@ impl Default for Config {
             cache_mb: 64,
             log: "info".into(),
             lockout: LockoutConfig::default(),
+            tokens: TokensConfig::default(),
             email: None,
             sms: None,
             testing: None,
@@ -252,6 +280,15 @@ impl Config {
         }
         if let Err(e) = LockoutPolicy::new(self.lockout.max_failures, 60) {
             errors.push(err("lockout.max_failures", e.to_string()));
+        }
+        if !(30..=86_400).contains(&self.tokens.access_token_ttl_secs) {
+            errors.push(err("tokens.access_token_ttl_secs", "must be 30 to 86400"));
+        }
+        if !(30..=86_400).contains(&self.tokens.id_token_ttl_secs) {
+            errors.push(err("tokens.id_token_ttl_secs", "must be 30 to 86400"));
+        }
+        if !(1..=365).contains(&self.tokens.refresh_token_ttl_days) {
+            errors.push(err("tokens.refresh_token_ttl_days", "must be 1 to 365"));
         }
         if self.lockout.lock_minutes == 0 {
             errors.push(err("lockout.lock_minutes", "must be at least 1"));

@@ -70,6 +70,21 @@ impl SigningKey {
         }
     }
 
+    /// RSA modulus and exponent, big-endian without leading zeros (RSA keys only).
+    #[must_use]
+    pub fn rsa_components(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        match &self.pair {
+            Pair::Rsa(k) => {
+                let p = k.public_key();
+                Some((
+                    p.modulus().big_endian_without_leading_zero().to_vec(),
+                    p.exponent().big_endian_without_leading_zero().to_vec(),
+                ))
+            }
+            _ => None,
+        }
+    }
+
     /// Signs `message` with this key's JWS algorithm.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let rng = SystemRandom::new();
@@ -90,10 +105,15 @@ impl SigningKey {
     }
 }
 
-/// All loaded signing keys.
+/// How long a retired key stays published (and accepted) after its replacement: longer than any
+/// token it signed lives.
+pub const RETIRED_KEY_RETENTION_SECS: u64 = 24 * 3600;
+
+/// All loaded signing keys, and their JWKS document serialised once.
 #[derive(Debug)]
 pub struct Keys {
     keys: Vec<SigningKey>,
+    jwks: bytes::Bytes,
 }
 
 impl Keys {
@@ -107,6 +127,29 @@ impl Keys {
     #[must_use]
     pub fn all(&self) -> &[SigningKey] {
         &self.keys
+    }
+
+    /// The JWKS document (`{"keys": [...]}`), serialised once at load.
+    #[must_use]
+    pub fn jwks(&self) -> bytes::Bytes {
+        self.jwks.clone()
+    }
+
+    /// Retires the current key of every algorithm and makes a new one current. Retired keys stay
+    /// published for [`RETIRED_KEY_RETENTION_SECS`].
+    pub async fn rotate(
+        store: &dyn Store,
+        master: &MasterKey,
+        now: Timestamp,
+    ) -> Result<Keys, KeyError> {
+        for mut record in store.list_signing_keys().await? {
+            if record.retired_at.is_none() {
+                record.retired_at = Some(now);
+                store.put_signing_key(&record).await?;
+            }
+        }
+        // The new keys must sort after the retired ones even within the same second.
+        Self::load_or_create(store, master, now + 1).await
     }
 
     /// Loads the stored keys, generating and storing a key for every algorithm that has none.
@@ -128,6 +171,10 @@ impl Keys {
             }
         }
         records.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
+        records.retain(|r| {
+            r.retired_at
+                .is_none_or(|at| now.saturating_sub(at) < RETIRED_KEY_RETENTION_SECS)
+        });
         let mut keys = Vec::with_capacity(records.len());
         for r in &records {
             // The newest unretired key of an algorithm is current.
@@ -137,7 +184,43 @@ impl Keys {
                 });
             keys.push(parse(r, master, current)?);
         }
-        Ok(Keys { keys })
+        let jwks = serde_json::to_vec(
+            &serde_json::json!({ "keys": keys.iter().map(crate::jwt::jwk).collect::<Vec<_>>() }),
+        )
+        .map_err(|_| KeyError::Sign)?;
+        Ok(Keys {
+            keys,
+            jwks: jwks.into(),
+        })
+    }
+}
+
+/// The keys in use, swapped whole on rotation; readers take a cheap `Arc` snapshot.
+#[derive(Debug)]
+pub struct KeyRing(std::sync::RwLock<std::sync::Arc<Keys>>);
+
+impl KeyRing {
+    /// A ring holding `keys`.
+    #[must_use]
+    pub fn new(keys: Keys) -> KeyRing {
+        KeyRing(std::sync::RwLock::new(std::sync::Arc::new(keys)))
+    }
+
+    /// The current snapshot.
+    #[must_use]
+    pub fn get(&self) -> std::sync::Arc<Keys> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the keys (after a rotation).
+    pub fn replace(&self, keys: Keys) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(keys);
     }
 }
 
@@ -251,6 +334,35 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, KeyError::Crypto(CryptoError::Open)));
+    }
+
+    #[tokio::test]
+    async fn rotation_keeps_the_previous_key_published() {
+        let store = MemoryStore::new();
+        let master = MasterKey::generate().unwrap();
+        let before = Keys::load_or_create(&store, &master, 1000).await.unwrap();
+        let old = before.current(SigningAlg::ES256).unwrap().kid.clone();
+        let after = Keys::rotate(&store, &master, 2000).await.unwrap();
+        let new = after.current(SigningAlg::ES256).unwrap().kid.clone();
+        assert_ne!(old, new);
+        assert_eq!(after.all().len(), 6);
+        let jwks: serde_json::Value = serde_json::from_slice(&after.jwks()).unwrap();
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert!(kids.contains(&old.as_str()) && kids.contains(&new.as_str()));
+        let later = Keys::load_or_create(&store, &master, 2000 + RETIRED_KEY_RETENTION_SECS)
+            .await
+            .unwrap();
+        assert_eq!(
+            later.all().len(),
+            3,
+            "retired keys leave after the retention period"
+        );
+        assert!(later.all().iter().all(|k| k.current));
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@
 //! - Every admin change and authentication decision is appended to the audit log
 //!   ([`state::AppState::audit`]).
 
+pub mod api;
 pub mod bootstrap;
 pub mod cli;
 pub mod clock;
@@ -27,10 +28,15 @@ pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod fsutil;
+pub mod jwt;
 pub mod keys;
+pub mod oauth;
 pub mod password;
+pub mod remote;
 pub mod secret;
 pub mod server;
 mod setup;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testing;

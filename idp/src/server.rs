@@ -4,7 +4,7 @@ use crate::bootstrap::{self, DataDir, StartError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::AppError;
-use crate::keys::Keys;
+use crate::keys::{KeyRing, Keys};
 use crate::password::Passwords;
 use crate::state::AppState;
 use crate::store::Store;
@@ -27,10 +27,12 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/setup", get(crate::setup::form).post(crate::setup::submit))
+        .merge(crate::oauth::routes())
+        .nest("/api/v1", crate::api::routes())
         .fallback(|| async { AppError::NotFound })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         // Links carry one-time tokens: never leak them to other sites.
@@ -96,11 +98,12 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
     let state = AppState {
         store: store.clone(),
         master: Arc::new(master),
-        keys: Arc::new(keys),
+        keys: Arc::new(KeyRing::new(keys)),
         clock,
         passwords,
         issuer: issuer.clone().into(),
         lockout,
+        tokens: config.tokens,
     };
 
     let shutdown = shutdown_signal()?;

@@ -2,35 +2,9 @@
 
 use crate::bootstrap::setup_link;
 use crate::domain::Outcome;
-use crate::server::app;
 use crate::state::test_state;
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use tower::ServiceExt;
-
-async fn call(
-    state: &crate::state::AppState,
-    req: Request<Body>,
-) -> (StatusCode, axum::http::HeaderMap, String) {
-    let resp = app(state.clone()).oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (status, headers, String::from_utf8_lossy(&body).into_owned())
-}
-
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).unwrap()
-}
-
-fn post_form(uri: &str, body: String) -> Request<Body> {
-    Request::post(uri)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(body))
-        .unwrap()
-}
+use crate::testing::{call, get, post_form};
+use axum::http::{StatusCode, header};
 
 fn form(token: &str, company: &str, email: &str, pw: &str, pw2: &str) -> String {
     format!("token={token}&company={company}&email={email}&password={pw}&password_confirm={pw2}")
@@ -47,23 +21,26 @@ async fn pending_token(state: &crate::state::AppState) -> String {
 #[tokio::test]
 async fn setup_needs_the_pending_token() {
     let (state, _) = test_state().await;
-    let (status, _, body) = call(&state, get("/setup")).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(body.contains("one-time setup link"));
+    let r = call(&state, get("/setup")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("one-time setup link"));
     let token = pending_token(&state).await;
-    let (status, _, body) = call(&state, get("/setup?token=wrong")).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(body.contains("not valid"));
-    let (status, _, body) = call(&state, get(&format!("/setup?token={token}"))).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(body.contains(&format!("name=\"token\" value=\"{token}\"")));
+    let r = call(&state, get("/setup?token=wrong")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("not valid"));
+    let r = call(&state, get(&format!("/setup?token={token}"))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body
+            .contains(&format!("name=\"token\" value=\"{token}\""))
+    );
 }
 
 #[tokio::test]
 async fn setup_creates_company_and_admin_once() {
     let (state, _) = test_state().await;
     let token = pending_token(&state).await;
-    let (status, _, body) = call(
+    let r = call(
         &state,
         post_form(
             "/setup",
@@ -77,8 +54,8 @@ async fn setup_creates_company_and_admin_once() {
         ),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body.contains("Acme") && body.contains("ann@example.com"));
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Acme") && r.body.contains("ann@example.com"));
 
     let tenants = state.store.list_tenants().await.unwrap();
     assert_eq!(tenants.len(), 1);
@@ -112,9 +89,9 @@ async fn setup_creates_company_and_admin_once() {
 
     // The token is dead: neither the page nor a second submission works.
     assert_eq!(state.store.setup_token().await.unwrap(), None);
-    let (status, _, _) = call(&state, get(&format!("/setup?token={token}"))).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _, _) = call(
+    let r = call(&state, get(&format!("/setup?token={token}"))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = call(
         &state,
         post_form(
             "/setup",
@@ -128,7 +105,7 @@ async fn setup_creates_company_and_admin_once() {
         ),
     )
     .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(state.store.list_tenants().await.unwrap().len(), 1);
     // And a restart with a company present prints no new link.
     assert_eq!(
@@ -167,7 +144,7 @@ async fn bad_setup_input_is_explained_and_keeps_the_token() {
             "differ",
         ),
     ] {
-        let (status, _, body) = call(
+        let r = call(
             &state,
             post_form("/setup", form(&token, company, email, pw, pw2)),
         )
@@ -177,11 +154,15 @@ async fn bad_setup_input_is_explained_and_keeps_the_token() {
         } else {
             message
         };
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(body.contains(message), "expected `{message}` in {body}");
-        assert!(body.contains(&token), "the form keeps the token");
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(
-            !body.contains("correct-horse"),
+            r.body.contains(message),
+            "expected `{message}` in {}",
+            r.body
+        );
+        assert!(r.body.contains(&token), "the form keeps the token");
+        assert!(
+            !r.body.contains("correct-horse"),
             "passwords are never echoed"
         );
     }
@@ -193,45 +174,45 @@ async fn bad_setup_input_is_explained_and_keeps_the_token() {
 async fn malformed_and_oversized_requests_get_error_pages() {
     let (state, _) = test_state().await;
     let token = pending_token(&state).await;
-    let (status, headers, body) = call(
+    let r = call(
         &state,
         post_form("/setup", format!("token={token}&company=Acme")),
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(
-        headers[header::CONTENT_TYPE]
+        r.headers[header::CONTENT_TYPE]
             .to_str()
             .unwrap()
             .starts_with("text/html")
     );
-    assert!(body.contains("could not be read"));
+    assert!(r.body.contains("could not be read"));
     let big = format!(
         "token={token}&company={}",
         "a".repeat(crate::server::MAX_BODY_BYTES + 1)
     );
-    let (status, _, _) = call(&state, post_form("/setup", big)).await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let r = call(&state, post_form("/setup", big)).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(
         state.store.setup_token().await.unwrap().is_some(),
         "nothing consumed"
     );
-    let (status, _, body) = call(&state, get("/nope")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(body.contains("nothing at this address"));
+    let r = call(&state, get("/nope")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("nothing at this address"));
 }
 
 #[tokio::test]
 async fn healthz_and_security_headers() {
     let (state, _) = test_state().await;
-    let (status, headers, body) = call(&state, get("/healthz")).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, r#"{"status":"ok"}"#);
-    assert_eq!(headers[header::REFERRER_POLICY], "no-referrer");
-    assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
-    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    let r = call(&state, get("/healthz")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, r#"{"status":"ok"}"#);
+    assert_eq!(r.headers[header::REFERRER_POLICY], "no-referrer");
+    assert_eq!(r.headers[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
     assert!(
-        headers[header::CONTENT_SECURITY_POLICY]
+        r.headers[header::CONTENT_SECURITY_POLICY]
             .to_str()
             .unwrap()
             .contains("frame-ancestors 'none'")

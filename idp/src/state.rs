@@ -2,9 +2,10 @@
 //! passed to [`crate::server::app`]. No global singletons.
 
 use crate::clock::Clock;
+use crate::config::TokensConfig;
 use crate::crypto::MasterKey;
 use crate::domain::{AuditEvent, Outcome};
-use crate::keys::Keys;
+use crate::keys::KeyRing;
 use crate::password::Passwords;
 use crate::secret::TenantId;
 use crate::store::{Store, StoreResult};
@@ -19,7 +20,7 @@ pub struct AppState {
     /// The master key (sealing secrets at rest, keyed digests).
     pub master: Arc<MasterKey>,
     /// Parsed signing keys.
-    pub keys: Arc<Keys>,
+    pub keys: Arc<KeyRing>,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// argon2id hashing.
@@ -28,6 +29,8 @@ pub struct AppState {
     pub issuer: Arc<str>,
     /// Second-factor lockout policy.
     pub lockout: LockoutPolicy,
+    /// Token algorithms and lifetimes.
+    pub tokens: TokensConfig,
 }
 
 /// The fields of an audit event that vary; time comes from the state's clock.
@@ -70,17 +73,18 @@ pub(crate) async fn test_state() -> (AppState, Arc<crate::clock::ManualClock>) {
     let store: Arc<dyn Store> = Arc::new(crate::store::memory::MemoryStore::new());
     let master = MasterKey::generate().expect("master key");
     let clock = Arc::new(crate::clock::ManualClock::at(1_800_000_000));
-    let keys = Keys::load_or_create(store.as_ref(), &master, clock.now())
+    let keys = crate::keys::Keys::load_or_create(store.as_ref(), &master, clock.now())
         .await
         .expect("keys");
     let state = AppState {
         store,
         master: Arc::new(master),
-        keys: Arc::new(keys),
+        keys: Arc::new(KeyRing::new(keys)),
         clock: clock.clone(),
         passwords: Passwords::new(2).expect("passwords"),
         issuer: "http://padlock.test".into(),
         lockout: LockoutPolicy::default(),
+        tokens: TokensConfig::default(),
     };
     (state, clock)
 }

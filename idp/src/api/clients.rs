@@ -1,0 +1,253 @@
+//! Relying panels, API accounts and signing-key rotation. Secrets are generated here (256 bits),
+//! returned once, and stored only as SHA-256.
+
+use super::{ApiError, ApiJson, Principal, SCOPE_OPERATOR, check_scope_token, resolve_tenant};
+use crate::crypto::{random_token, sha256};
+use crate::domain::{Client, ClientKind, Outcome, SigningAlg, User};
+use crate::extract::ClientIp;
+use crate::keys::Keys;
+use crate::secret::{ClientId, UserId};
+use crate::state::{AppState, Audit};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+/// Scopes a relying panel gets when none are given.
+const DEFAULT_PANEL_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewPanel {
+    name: String,
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    public: bool,
+    id_token_alg: Option<SigningAlg>,
+    scopes: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+pub(super) struct Credentials {
+    client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+}
+
+/// An absolute http(s) URI without a fragment (exact-match redirect targets).
+fn check_redirect(field: &str, uri: &str) -> Result<(), ApiError> {
+    let rest = uri
+        .strip_prefix("https://")
+        .or_else(|| uri.strip_prefix("http://"));
+    let host_ok = rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'));
+    if !host_ok || uri.contains('#') || uri.chars().any(char::is_whitespace) || uri.len() > 2000 {
+        return Err(ApiError::invalid(
+            field,
+            format!("`{uri}` must be an absolute http(s) URI without a fragment"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid("name", "must be 1 to 100 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+pub(super) async fn create_relying_panel(
+    State(state): State<AppState>,
+    p: Principal,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<NewPanel>,
+) -> Result<(StatusCode, Json<Credentials>), ApiError> {
+    p.require_operator()?;
+    let name = check_name(&body.name)?;
+    if body.redirect_uris.is_empty() {
+        return Err(ApiError::invalid(
+            "redirect_uris",
+            "at least one is required",
+        ));
+    }
+    for u in &body.redirect_uris {
+        check_redirect("redirect_uris", u)?;
+    }
+    for u in &body.post_logout_redirect_uris {
+        check_redirect("post_logout_redirect_uris", u)?;
+    }
+    let scopes = body
+        .scopes
+        .unwrap_or_else(|| DEFAULT_PANEL_SCOPES.map(String::from).to_vec());
+    for s in &scopes {
+        check_scope_token("scopes", s)?;
+        if s == SCOPE_OPERATOR {
+            return Err(ApiError::invalid(
+                "scopes",
+                "padlock.admin is reserved for the operator credential",
+            ));
+        }
+    }
+    let secret = (!body.public).then(|| random_token(32));
+    let client = Client {
+        id: ClientId::generate(),
+        name,
+        kind: ClientKind::RelyingPanel {
+            redirect_uris: body.redirect_uris,
+            post_logout_redirect_uris: body.post_logout_redirect_uris,
+            public: body.public,
+            id_token_alg: body.id_token_alg.unwrap_or(SigningAlg::RS256),
+        },
+        secret_sha256: secret.as_ref().map(|s| hex::encode(sha256(s.as_bytes()))),
+        scopes,
+        tenant: None,
+        created_at: state.clock.now(),
+    };
+    state.store.put_client(&client).await?;
+    state
+        .audit(Audit {
+            tenant: None,
+            actor: p.actor(),
+            action: "client.create",
+            target: client.id.as_str(),
+            outcome: Outcome::Success,
+            source_ip: ip.as_deref(),
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Credentials {
+            client_id: client.id.to_string(),
+            client_secret: secret,
+            user_id: None,
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewApiAccount {
+    name: String,
+    scopes: Vec<String>,
+}
+
+pub(super) async fn create_api_account(
+    State(state): State<AppState>,
+    p: Principal,
+    ClientIp(ip): ClientIp,
+    Path(tenant): Path<String>,
+    ApiJson(body): ApiJson<NewApiAccount>,
+) -> Result<(StatusCode, Json<Credentials>), ApiError> {
+    let tenant = resolve_tenant(&state, &tenant).await?;
+    p.require_tenant_admin(&tenant.id)?;
+    let name = check_name(&body.name)?;
+    if body.scopes.is_empty() {
+        return Err(ApiError::invalid(
+            "scopes",
+            "an API account needs an explicit list of scopes",
+        ));
+    }
+    for s in &body.scopes {
+        check_scope_token("scopes", s)?;
+        if s == SCOPE_OPERATOR {
+            return Err(ApiError::invalid(
+                "scopes",
+                "padlock.admin is reserved for the operator credential",
+            ));
+        }
+    }
+    let now = state.clock.now();
+    let user_id = UserId::generate();
+    // An API account is a user of the company that can never log in interactively: its login name
+    // is unreachable and it has no usable password; its only credential is the client secret.
+    let account = User {
+        id: user_id.clone(),
+        tenant: tenant.id.clone(),
+        email: format!("{}@api-account.invalid", user_id.as_str()),
+        mobile: None,
+        password_hash: "!".into(),
+        roles: body.scopes.clone(),
+        preferred_method: None,
+        totp: None,
+        duo: None,
+        api_account: true,
+        unix_name: None,
+        disabled: false,
+        created_at: now,
+    };
+    let secret = random_token(32);
+    let client = Client {
+        id: ClientId::generate(),
+        name,
+        kind: ClientKind::ApiAccount {
+            user: user_id.clone(),
+        },
+        secret_sha256: Some(hex::encode(sha256(secret.as_bytes()))),
+        scopes: body.scopes,
+        tenant: Some(tenant.id.clone()),
+        created_at: now,
+    };
+    state.store.create_user(&account).await?;
+    state.store.put_client(&client).await?;
+    state
+        .audit(Audit {
+            tenant: Some(&tenant.id),
+            actor: p.actor(),
+            action: "api_account.create",
+            target: client.id.as_str(),
+            outcome: Outcome::Success,
+            source_ip: ip.as_deref(),
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Credentials {
+            client_id: client.id.to_string(),
+            client_secret: Some(secret),
+            user_id: Some(user_id.to_string()),
+        }),
+    ))
+}
+
+#[derive(Serialize)]
+pub(super) struct Rotated {
+    current: Vec<String>,
+    published: Vec<String>,
+}
+
+pub(super) async fn rotate_keys(
+    State(state): State<AppState>,
+    p: Principal,
+    ClientIp(ip): ClientIp,
+) -> Result<Json<Rotated>, ApiError> {
+    p.require_operator()?;
+    let keys = Keys::rotate(state.store.as_ref(), &state.master, state.clock.now())
+        .await
+        .map_err(anyhow::Error::from)?;
+    let view = Rotated {
+        current: keys
+            .all()
+            .iter()
+            .filter(|k| k.current)
+            .map(|k| k.kid.clone())
+            .collect(),
+        published: keys.all().iter().map(|k| k.kid.clone()).collect(),
+    };
+    state.keys.replace(keys);
+    state
+        .audit(Audit {
+            tenant: None,
+            actor: p.actor(),
+            action: "keys.rotate",
+            target: &view.current.join(","),
+            outcome: Outcome::Success,
+            source_ip: ip.as_deref(),
+        })
+        .await?;
+    Ok(Json(view))
+}

@@ -1,0 +1,265 @@
+//! `/api/v1`: the admin REST API (JSON). Bearer access tokens issued by Padlock itself:
+//! `padlock.admin` (the operator) for everything, `tenant.admin` for one's own company.
+//! The `padlock` command line uses this API.
+
+mod audit;
+mod clients;
+mod tenants;
+mod users;
+
+use crate::jwt::{self, TYP_ACCESS};
+use crate::oauth::tokens::AccessClaims;
+use crate::secret::TenantId;
+use crate::state::AppState;
+use crate::store::StoreError;
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+
+/// Scope of the operator credential: everything.
+pub const SCOPE_OPERATOR: &str = "padlock.admin";
+/// Scope of a company administrator: their own company.
+pub const SCOPE_TENANT_ADMIN: &str = "tenant.admin";
+
+/// The API's routes, relative to `/api/v1`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/tenants", get(tenants::list).post(tenants::create))
+        .route("/tenants/{tenant}", get(tenants::show))
+        .route(
+            "/tenants/{tenant}/users",
+            get(users::list).post(users::create),
+        )
+        .route(
+            "/tenants/{tenant}/api-accounts",
+            post(clients::create_api_account),
+        )
+        .route("/clients", post(clients::create_relying_panel))
+        .route("/keys/rotate", post(clients::rotate_keys))
+        .route("/audit", get(audit::list))
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+}
+
+/// An API error: `{"error": code, "message": text}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    /// 400.
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", m)
+    }
+    /// 422 for a field that fails validation.
+    pub fn invalid(field: &str, m: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("{field}: {m}"),
+        )
+    }
+    /// 404.
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", m)
+    }
+    /// 403.
+    pub fn forbidden(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "insufficient_scope", m)
+    }
+    fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "a valid bearer access token from this Padlock is required",
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{what} already exists"),
+            ),
+            StoreError::NotFound(what) => Self::not_found(format!("{what} not found")),
+            other => {
+                tracing::error!(error = %other, "admin API storage failure");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "the server could not complete the request",
+                )
+            }
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        tracing::error!(error = %format!("{e:#}"), "admin API failure");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the server could not complete the request",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (
+            self.status,
+            Json(serde_json::json!({ "error": self.code, "message": self.message })),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
+        resp
+    }
+}
+
+/// JSON body whose rejections are [`ApiError`]s.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "request body too large",
+            )),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// The caller, proven by a bearer access token Padlock issued.
+pub struct Principal(pub AccessClaims);
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(ApiError::unauthorized)?;
+        let claims: AccessClaims = jwt::verify(&state.keys.get(), token.trim(), TYP_ACCESS)
+            .map_err(|_| ApiError::unauthorized())?;
+        if claims.iss != *state.issuer
+            || claims.aud != *state.issuer
+            || claims.exp <= state.clock.now()
+        {
+            return Err(ApiError::unauthorized());
+        }
+        Ok(Principal(claims))
+    }
+}
+
+impl Principal {
+    /// The operator (`padlock.admin`).
+    pub fn require_operator(&self) -> Result<(), ApiError> {
+        if self.0.has_scope(SCOPE_OPERATOR) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this needs scope {SCOPE_OPERATOR}"
+            )))
+        }
+    }
+
+    /// The operator, or an administrator of `tenant`.
+    pub fn require_tenant_admin(&self, tenant: &TenantId) -> Result<(), ApiError> {
+        if self.0.has_scope(SCOPE_OPERATOR)
+            || (self.0.has_scope(SCOPE_TENANT_ADMIN)
+                && self.0.tenant.as_deref() == Some(tenant.as_str()))
+        {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this needs scope {SCOPE_OPERATOR}, or {SCOPE_TENANT_ADMIN} for this company"
+            )))
+        }
+    }
+
+    /// The actor name for the audit log.
+    #[must_use]
+    pub fn actor(&self) -> &str {
+        &self.0.sub
+    }
+}
+
+/// Resolves a company given by id or by name.
+pub async fn resolve_tenant(
+    state: &AppState,
+    id_or_name: &str,
+) -> Result<crate::domain::Tenant, ApiError> {
+    if let Some(t) = state
+        .store
+        .get_tenant(&TenantId::from_string(id_or_name.to_owned()))
+        .await?
+    {
+        return Ok(t);
+    }
+    state
+        .store
+        .find_tenant_by_name(id_or_name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("company `{id_or_name}` not found")))
+}
+
+/// Checks a scope or role name (RFC 6749 scope-token characters).
+pub fn check_scope_token(field: &str, s: &str) -> Result<(), ApiError> {
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!(
+                "`{s}` is not a valid name (printable ASCII, no spaces, quotes or backslashes)"
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,92 @@
+//! Companies.
+
+use super::{ApiError, ApiJson, Principal, resolve_tenant};
+use crate::domain::{Outcome, Tenant, normalize_company_name};
+use crate::extract::ClientIp;
+use crate::secret::TenantId;
+use crate::state::{AppState, Audit};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use padlock_policy::TwoFactorPolicy;
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewTenant {
+    name: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct TenantView {
+    id: String,
+    name: String,
+    two_factor: TwoFactorPolicy,
+    duo_configured: bool,
+}
+
+impl From<Tenant> for TenantView {
+    fn from(t: Tenant) -> Self {
+        TenantView {
+            id: t.id.to_string(),
+            name: t.name,
+            two_factor: t.two_factor,
+            duo_configured: t.duo.is_some(),
+        }
+    }
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    p: Principal,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<NewTenant>,
+) -> Result<(StatusCode, Json<TenantView>), ApiError> {
+    p.require_operator()?;
+    let name = normalize_company_name(&body.name).map_err(|m| ApiError::invalid("name", m))?;
+    let tenant = Tenant {
+        id: TenantId::generate(),
+        name,
+        two_factor: TwoFactorPolicy::default(),
+        duo: None,
+        created_at: state.clock.now(),
+    };
+    state.store.create_tenant(&tenant).await?;
+    state
+        .audit(Audit {
+            tenant: Some(&tenant.id),
+            actor: p.actor(),
+            action: "tenant.create",
+            target: &tenant.name,
+            outcome: Outcome::Success,
+            source_ip: ip.as_deref(),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(tenant.into())))
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    p: Principal,
+) -> Result<Json<Vec<TenantView>>, ApiError> {
+    p.require_operator()?;
+    Ok(Json(
+        state
+            .store
+            .list_tenants()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+pub(super) async fn show(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(tenant): Path<String>,
+) -> Result<Json<TenantView>, ApiError> {
+    let tenant = resolve_tenant(&state, &tenant).await?;
+    p.require_tenant_admin(&tenant.id)?;
+    Ok(Json(tenant.into()))
+}

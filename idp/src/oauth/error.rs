@@ -1,0 +1,159 @@
+//! OAuth 2.0 error responses (RFC 6749 §5.2, RFC 6750 §3): JSON bodies, never internal detail.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+
+/// An OAuth error answer.
+#[derive(Debug)]
+pub struct OAuthError {
+    status: StatusCode,
+    /// The `error` code.
+    pub code: &'static str,
+    description: Option<String>,
+    challenge: Option<&'static str>,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, code: &'static str, description: impl Into<Option<String>>) -> Self {
+        OAuthError {
+            status,
+            code,
+            description: description.into(),
+            challenge: None,
+        }
+    }
+
+    /// `invalid_request` (400).
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            description.into(),
+        )
+    }
+
+    /// `invalid_client` (401 with a `WWW-Authenticate: Basic` challenge). One message for unknown
+    /// clients and wrong secrets alike.
+    #[must_use]
+    pub fn invalid_client() -> Self {
+        OAuthError {
+            challenge: Some("Basic realm=\"padlock\""),
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed".to_owned(),
+            )
+        }
+    }
+
+    /// `invalid_grant` (400).
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description.into())
+    }
+
+    /// `unauthorized_client` (400).
+    pub fn unauthorized_client(description: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            description.into(),
+        )
+    }
+
+    /// `unsupported_grant_type` (400).
+    pub fn unsupported_grant_type(description: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            description.into(),
+        )
+    }
+
+    /// `invalid_scope` (400).
+    pub fn invalid_scope(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description.into())
+    }
+
+    /// `invalid_token` (401, RFC 6750) for bearer-protected endpoints.
+    #[must_use]
+    pub fn invalid_token() -> Self {
+        OAuthError {
+            challenge: Some("Bearer error=\"invalid_token\""),
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the access token is missing, invalid, expired or revoked".to_owned(),
+            )
+        }
+    }
+
+    /// `insufficient_scope` (403, RFC 6750).
+    pub fn insufficient_scope(description: impl Into<String>) -> Self {
+        OAuthError {
+            challenge: Some("Bearer error=\"insufficient_scope\""),
+            ..Self::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                description.into(),
+            )
+        }
+    }
+
+    /// `server_error` (500); the cause is logged here.
+    pub fn server_error(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "OAuth request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the server could not complete the request".to_owned(),
+        )
+    }
+}
+
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::server_error(e)
+    }
+}
+
+impl From<crate::keys::KeyError> for OAuthError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        Self::server_error(e)
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::json!({ "error": self.code });
+        if let Some(d) = self.description {
+            body["error_description"] = d.into();
+        }
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(c) = self.challenge {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        resp.headers_mut()
+            .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        resp
+    }
+}
+
+/// A form body for the OAuth endpoints; a malformed, duplicated or oversized one is `invalid_request`.
+pub struct OAuthForm<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S>
+    for OAuthForm<T>
+{
+    type Rejection = OAuthError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(v)) => Ok(OAuthForm(v)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(OAuthError::invalid_request("request body too large"))
+            }
+            Err(e) => Err(OAuthError::invalid_request(e.body_text())),
+        }
+    }
+}

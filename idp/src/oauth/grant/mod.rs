@@ -1,0 +1,2 @@
+//! One file per grant type.
+pub mod client_credentials;

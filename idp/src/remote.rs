@@ -1,0 +1,153 @@
+//! The command line's client of a running Padlock: reads the operator credential, gets an access
+//! token by client credentials, and calls `/api/v1`.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::path::Path;
+use std::time::Duration;
+
+/// `operator.json`.
+#[derive(Deserialize)]
+struct Credentials {
+    issuer: String,
+    client_id: String,
+    client_secret: String,
+}
+
+/// An authenticated API session.
+pub struct Remote {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+/// A failed remote call, as one line for the terminal.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RemoteError(String);
+
+fn err(m: impl Into<String>) -> RemoteError {
+    RemoteError(m.into())
+}
+
+/// Reads the API's `{"error","message"}` (or the OAuth `error_description`) out of a failed answer.
+async fn failure(resp: reqwest::Response) -> RemoteError {
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    let message = body["message"]
+        .as_str()
+        .or_else(|| body["error_description"].as_str())
+        .or_else(|| body["error"].as_str())
+        .unwrap_or("no details");
+    err(format!("{message} (HTTP {})", status.as_u16()))
+}
+
+impl Remote {
+    /// Logs in with the credential file; `url` overrides its issuer.
+    pub async fn connect(credentials: &Path, url: Option<&str>) -> Result<Remote, RemoteError> {
+        let text = std::fs::read_to_string(credentials).map_err(|e| {
+            err(format!(
+                "cannot read the operator credential {}: {e} (use --credentials FILE)",
+                credentials.display()
+            ))
+        })?;
+        let creds: Credentials = serde_json::from_str(&text).map_err(|e| {
+            err(format!(
+                "{}: not an operator credential: {e}",
+                credentials.display()
+            ))
+        })?;
+        let base = url
+            .unwrap_or(&creds.issuer)
+            .trim_end_matches('/')
+            .to_owned();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| err(e.to_string()))?;
+        let resp = http
+            .post(format!("{base}/token"))
+            .basic_auth(&creds.client_id, Some(&creds.client_secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .map_err(|e| {
+                err(format!(
+                    "cannot reach Padlock at {base}: {}",
+                    root_cause(&e)
+                ))
+            })?;
+        if !resp.status().is_success() {
+            return Err(failure(resp).await);
+        }
+        let token: serde_json::Value = resp.json().await.map_err(|e| err(e.to_string()))?;
+        let token = token["access_token"]
+            .as_str()
+            .ok_or_else(|| err("the token endpoint returned no access token"))?
+            .to_owned();
+        Ok(Remote { http, base, token })
+    }
+
+    /// `GET /api/v1{path}`.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, RemoteError> {
+        self.send(self.http.get(self.url(path)).query(query)).await
+    }
+
+    /// `POST /api/v1{path}` with a JSON body.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, RemoteError> {
+        self.send(self.http.post(self.url(path)).json(body)).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, RemoteError> {
+        let resp = req.bearer_auth(&self.token).send().await.map_err(|e| {
+            err(format!(
+                "cannot reach Padlock at {}: {}",
+                self.base,
+                root_cause(&e)
+            ))
+        })?;
+        if !resp.status().is_success() {
+            return Err(failure(resp).await);
+        }
+        resp.json()
+            .await
+            .map_err(|e| err(format!("unexpected answer: {e}")))
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// Percent-encodes a path segment (company names may contain spaces).
+#[must_use]
+pub fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

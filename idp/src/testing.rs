@@ -1,0 +1,120 @@
+//! Helpers for the in-process HTTP tests (`tower::ServiceExt::oneshot` on `app(state)`).
+
+use crate::server::app;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use base64::Engine;
+use tower::ServiceExt;
+
+/// A response, read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Sends one request through the whole router.
+pub async fn call(state: &AppState, req: Request<Body>) -> Reply {
+    let resp = app(state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = axum::body::to_bytes(resp.into_body(), 4 << 20)
+        .await
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+pub fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+pub fn post_form(uri: &str, body: impl Into<String>) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body.into()))
+        .unwrap()
+}
+
+pub fn basic(id: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+/// A form POST with HTTP Basic client authentication.
+pub fn post_form_basic(
+    uri: &str,
+    id: &str,
+    secret: &str,
+    body: impl Into<String>,
+) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::AUTHORIZATION, basic(id, secret))
+        .body(Body::from(body.into()))
+        .unwrap()
+}
+
+/// A JSON request with a bearer token.
+pub fn json_request(
+    method: &str,
+    uri: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> Request<Body> {
+    let b = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"));
+    if body.is_null() {
+        b.body(Body::empty()).unwrap()
+    } else {
+        b.header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    }
+}
+
+/// Creates the operator credential in the state's store and returns (client_id, secret).
+pub async fn operator(state: &AppState) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = crate::bootstrap::DataDir::open(dir.path()).unwrap();
+    crate::bootstrap::ensure_operator(
+        &data,
+        state.store.as_ref(),
+        &state.issuer,
+        state.clock.now(),
+    )
+    .await
+    .unwrap();
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.operator_path()).unwrap()).unwrap();
+    (
+        file["client_id"].as_str().unwrap().to_owned(),
+        file["client_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A client-credentials access token for (id, secret).
+pub async fn token(state: &AppState, id: &str, secret: &str) -> String {
+    let r = call(
+        state,
+        post_form_basic("/token", id, secret, "grant_type=client_credentials"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.json()["access_token"].as_str().unwrap().to_owned()
+}

@@ -1,0 +1,188 @@
+//! The management commands against a running server, as an operator types them.
+
+use crate::harness::{Server, http, padlock};
+use std::path::Path;
+
+fn run(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend(["--credentials", "data/operator.json", "--json"]);
+    let out = padlock(&all, dir);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.trim().lines().count(),
+        1,
+        "--json prints one object: {text}"
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn operator_manages_companies_clients_and_api_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let d = dir.path();
+
+    let acme = run(d, &["tenant", "create", "Acme Hosting"]);
+    assert_eq!(acme["name"], "Acme Hosting");
+    std::fs::write(d.join("pw"), "correct-horse-battery\n").unwrap();
+    let ann = run(
+        d,
+        &[
+            "user",
+            "add",
+            "--tenant",
+            "Acme Hosting",
+            "--email",
+            "ann@acme.example",
+            "--password-file",
+            "pw",
+            "--role",
+            "admin",
+            "--mobile",
+            "+15551234567",
+        ],
+    );
+    assert_eq!(ann["email"], "ann@acme.example");
+    let users = run(
+        d,
+        &["user", "list", "--tenant", acme["id"].as_str().unwrap()],
+    );
+    assert_eq!(users["users"][0]["roles"][0], "admin");
+
+    let panel = run(
+        d,
+        &[
+            "client",
+            "add",
+            "--name",
+            "Panel",
+            "--redirect-uri",
+            "https://panel.example.com/cb",
+            "--id-token-alg",
+            "ES256",
+        ],
+    );
+    assert!(panel["client_secret"].as_str().unwrap().len() >= 43);
+    let spa = run(
+        d,
+        &[
+            "client",
+            "add",
+            "--name",
+            "SPA",
+            "--redirect-uri",
+            "http://127.0.0.1:3000/cb",
+            "--public",
+        ],
+    );
+    assert!(spa.get("client_secret").is_none());
+
+    let acct = run(
+        d,
+        &[
+            "api-account",
+            "add",
+            "--tenant",
+            "Acme Hosting",
+            "--name",
+            "backups",
+            "--scope",
+            "backup.run",
+        ],
+    );
+    let token = http()
+        .post(format!("{}/token", server.url))
+        .basic_auth(
+            acct["client_id"].as_str().unwrap(),
+            acct["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .unwrap();
+    assert_eq!(token.status(), 200);
+    assert_eq!(
+        token.json::<serde_json::Value>().unwrap()["scope"],
+        "backup.run"
+    );
+
+    let tenants = run(d, &["tenant", "list"]);
+    assert_eq!(tenants["tenants"].as_array().unwrap().len(), 1);
+    let rotated = run(d, &["keys", "rotate"]);
+    assert_eq!(rotated["current"].as_array().unwrap().len(), 3);
+    assert_eq!(rotated["published"].as_array().unwrap().len(), 6);
+    let audit = run(
+        d,
+        &[
+            "audit",
+            "list",
+            "--tenant",
+            "Acme Hosting",
+            "--since",
+            "2020-01-01T00:00:00Z",
+        ],
+    );
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "tenant.create",
+        "user.create",
+        "api_account.create",
+        "token.client_credentials",
+    ] {
+        assert!(actions.contains(&a), "{a} in {actions:?}");
+    }
+
+    // Plain output names what was created; errors are one line with the reason.
+    let out = padlock(
+        &[
+            "tenant",
+            "create",
+            "Acme Hosting",
+            "--credentials",
+            "data/operator.json",
+        ],
+        d,
+    );
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "padlock: company Acme Hosting already exists (HTTP 409)"
+    );
+    let out = padlock(
+        &[
+            "tenant",
+            "create",
+            "Beta",
+            "--credentials",
+            "data/operator.json",
+        ],
+        d,
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("created company Beta (t_"));
+
+    assert!(server.stop().success());
+    let out = padlock(
+        &["tenant", "list", "--credentials", "data/operator.json"],
+        d,
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach Padlock at http://127.0.0.1:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = padlock(&["tenant", "list", "--credentials", "nope.json"], d);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cannot read the operator credential nope.json")
+    );
+}

@@ -23,6 +23,7 @@ fn grant() -> AuthCodeGrant {
         amr: vec![Amr::Pwd, Amr::Otp],
         acr: Acr::TwoFactor,
         expires_at: 1_800_000_060,
+        grant_id: "bench-grant".into(),
     }
 }
 

@@ -210,6 +210,8 @@ pub struct AuthCodeGrant {
     pub acr: Acr,
     /// Expiry (at most 60 s after issue).
     pub expires_at: Timestamp,
+    /// The grant (token family) the code's tokens will belong to; a second redemption revokes it.
+    pub grant_id: String,
 }
 
 /// Whether an audited action succeeded.
@@ -303,4 +305,83 @@ mod tests {
         assert!(normalize_company_name(&"x".repeat(101)).is_err());
         assert!(normalize_company_name("a\u{0}b").is_err());
     }
+}
+
+/// A browser session at Padlock (cookie `padlock_session`, stored under the cookie's digest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Who.
+    pub user_id: UserId,
+    /// When the user last authenticated.
+    pub auth_time: Timestamp,
+    /// Methods used.
+    pub amr: Vec<Amr>,
+    /// Context class reached.
+    pub acr: Acr,
+    /// When the user last passed a second factor (step-up freshness).
+    pub second_factor_at: Option<Timestamp>,
+    /// Expiry.
+    pub expires_at: Timestamp,
+}
+
+/// A validated authorization request waiting for the user to log in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthRequest {
+    /// The relying panel.
+    pub client_id: ClientId,
+    /// Exact registered redirect URI.
+    pub redirect_uri: String,
+    /// Granted scopes (requested ∩ allowed), space-separated.
+    pub scope: String,
+    /// Opaque value returned to the client.
+    pub state: Option<String>,
+    /// OIDC nonce.
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// Whether the relying panel asked for `padlock:2fa`.
+    pub second_factor_requested: bool,
+    /// Email to prefill.
+    pub login_hint: Option<String>,
+}
+
+/// Where a login flow is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "step")]
+pub enum LoginStep {
+    /// Waiting for email and password.
+    Password,
+}
+
+/// One interactive login in progress (stored under the digest of its id; the id is also in a
+/// cookie of the browser that started it, which is what binds the form posts to that browser).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginFlow {
+    /// The authorization request to answer when the login completes.
+    pub request: AuthRequest,
+    /// Current step.
+    pub step: LoginStep,
+    /// Expiry of the flow.
+    pub expires_at: Timestamp,
+}
+
+/// A refresh token's record (stored under the token's digest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    /// The grant (token family) it belongs to.
+    pub grant_id: String,
+    /// The client it was issued to.
+    pub client_id: ClientId,
+    /// The user.
+    pub user_id: UserId,
+    /// Granted scopes.
+    pub scope: String,
+    /// Nonce-free copy of the authentication facts, for ID tokens issued on refresh.
+    pub auth_time: Timestamp,
+    /// Methods used.
+    pub amr: Vec<Amr>,
+    /// Context class.
+    pub acr: Acr,
+    /// Expiry.
+    pub expires_at: Timestamp,
 }

@@ -3,11 +3,11 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use super::{Store, StoreError};
+use super::{CodeTake, Rotation, Store, StoreError};
 use crate::crypto::MasterKey;
 use crate::domain::{
-    AuditEvent, AuthCodeGrant, Client, ClientKind, Outcome, SigningAlg, SigningKeyRecord, Tenant,
-    User,
+    AuditEvent, AuthCodeGrant, AuthRequest, Client, ClientKind, LoginFlow, LoginStep, Outcome,
+    RefreshRecord, Session, SigningAlg, SigningKeyRecord, Tenant, User,
 };
 use crate::secret::{ClientId, TenantId, UserId};
 use padlock_policy::TwoFactorPolicy;
@@ -24,7 +24,9 @@ macro_rules! store_conformance {
             tenants_are_unique_by_name, users_are_unique_by_email, updates_keep_unique_names,
             clients_and_keys_round_trip, key_check_first_writer_wins, setup_token_is_single_use,
             auth_code_is_taken_once, auth_code_race_has_one_winner, totp_step_accepted_once,
-            totp_step_race_has_one_winner, lockout_counts_atomically, audit_is_filtered_and_limited);
+            totp_step_race_has_one_winner, lockout_counts_atomically, audit_is_filtered_and_limited,
+            sessions_and_flows_round_trip, refresh_rotates_once_and_detects_reuse, refresh_race_has_one_winner,
+            revocations_are_remembered, expired_records_are_purged);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -77,6 +79,7 @@ fn grant(expires_at: u64) -> AuthCodeGrant {
         amr: vec![Amr::Pwd],
         acr: Acr::OneFactor,
         expires_at,
+        grant_id: "g1".into(),
     }
 }
 
@@ -248,9 +251,23 @@ pub async fn setup_token_is_single_use(s: Arc<dyn Store>) {
 pub async fn auth_code_is_taken_once(s: Arc<dyn Store>) {
     let g = grant(100);
     s.put_auth_code(&[7; 32], &g).await.unwrap();
-    assert_eq!(s.take_auth_code(&[8; 32]).await.unwrap(), None);
-    assert_eq!(s.take_auth_code(&[7; 32]).await.unwrap(), Some(g));
-    assert_eq!(s.take_auth_code(&[7; 32]).await.unwrap(), None);
+    assert_eq!(s.take_auth_code(&[8; 32]).await.unwrap(), CodeTake::Unknown);
+    assert_eq!(
+        s.take_auth_code(&[7; 32]).await.unwrap(),
+        CodeTake::Fresh(g)
+    );
+    assert_eq!(
+        s.take_auth_code(&[7; 32]).await.unwrap(),
+        CodeTake::Reused {
+            grant_id: "g1".into()
+        }
+    );
+    assert_eq!(
+        s.take_auth_code(&[7; 32]).await.unwrap(),
+        CodeTake::Reused {
+            grant_id: "g1".into()
+        }
+    );
 }
 
 pub async fn auth_code_race_has_one_winner(s: Arc<dyn Store>) {
@@ -259,7 +276,12 @@ pub async fn auth_code_race_has_one_winner(s: Arc<dyn Store>) {
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let s = s.clone();
-                tokio::spawn(async move { s.take_auth_code(&[round; 32]).await.unwrap().is_some() })
+                tokio::spawn(async move {
+                    matches!(
+                        s.take_auth_code(&[round; 32]).await.unwrap(),
+                        CodeTake::Fresh(_)
+                    )
+                })
             })
             .collect();
         let mut winners = 0;
@@ -357,4 +379,163 @@ pub async fn audit_is_filtered_and_limited(s: Arc<dyn Store>) {
         actions(s.list_audit(None, None, 2).await.unwrap()),
         ["act4", "act5"]
     );
+}
+
+fn refresh(grant_id: &str, expires_at: u64) -> RefreshRecord {
+    RefreshRecord {
+        grant_id: grant_id.into(),
+        client_id: ClientId::from_string("c_panel".into()),
+        user_id: UserId::from_string("u_ann".into()),
+        scope: "openid".into(),
+        auth_time: 1,
+        amr: vec![Amr::Pwd],
+        acr: Acr::OneFactor,
+        expires_at,
+    }
+}
+
+fn flow(expires_at: u64) -> LoginFlow {
+    LoginFlow {
+        request: AuthRequest {
+            client_id: ClientId::from_string("c_panel".into()),
+            redirect_uri: "https://p/cb".into(),
+            scope: "openid".into(),
+            state: Some("s".into()),
+            nonce: None,
+            code_challenge: None,
+            second_factor_requested: false,
+            login_hint: None,
+        },
+        step: LoginStep::Password,
+        expires_at,
+    }
+}
+
+fn session(expires_at: u64) -> Session {
+    Session {
+        user_id: UserId::from_string("u_ann".into()),
+        auth_time: 1,
+        amr: vec![Amr::Pwd],
+        acr: Acr::OneFactor,
+        second_factor_at: None,
+        expires_at,
+    }
+}
+
+pub async fn sessions_and_flows_round_trip(s: Arc<dyn Store>) {
+    s.put_session(&[1; 32], &session(100)).await.unwrap();
+    assert_eq!(s.get_session(&[1; 32]).await.unwrap(), Some(session(100)));
+    s.delete_session(&[1; 32]).await.unwrap();
+    assert_eq!(s.get_session(&[1; 32]).await.unwrap(), None);
+    s.put_login_flow(&[2; 32], &flow(100)).await.unwrap();
+    assert_eq!(s.get_login_flow(&[2; 32]).await.unwrap(), Some(flow(100)));
+    assert_eq!(s.take_login_flow(&[2; 32]).await.unwrap(), Some(flow(100)));
+    assert_eq!(s.take_login_flow(&[2; 32]).await.unwrap(), None);
+}
+
+pub async fn refresh_rotates_once_and_detects_reuse(s: Arc<dyn Store>) {
+    s.put_refresh_token(&[1; 32], &refresh("g", 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.rotate_refresh_token(&[1; 32], &[2; 32], &refresh("g", 200))
+            .await
+            .unwrap(),
+        Rotation::Rotated(refresh("g", 100))
+    );
+    assert_eq!(
+        s.get_refresh_token(&[1; 32]).await.unwrap(),
+        Some((refresh("g", 100), true))
+    );
+    assert_eq!(
+        s.get_refresh_token(&[2; 32]).await.unwrap(),
+        Some((refresh("g", 200), false))
+    );
+    assert_eq!(
+        s.rotate_refresh_token(&[1; 32], &[3; 32], &refresh("g", 300))
+            .await
+            .unwrap(),
+        Rotation::Reused(refresh("g", 100))
+    );
+    assert_eq!(
+        s.get_refresh_token(&[3; 32]).await.unwrap(),
+        None,
+        "a reused token mints nothing"
+    );
+    assert_eq!(
+        s.rotate_refresh_token(&[9; 32], &[4; 32], &refresh("g", 300))
+            .await
+            .unwrap(),
+        Rotation::Unknown
+    );
+}
+
+pub async fn refresh_race_has_one_winner(s: Arc<dyn Store>) {
+    s.put_refresh_token(&[1; 32], &refresh("g", 100))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8u8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                matches!(
+                    s.rotate_refresh_token(&[1; 32], &[10 + i; 32], &refresh("g", 100))
+                        .await
+                        .unwrap(),
+                    Rotation::Rotated(_)
+                )
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+pub async fn revocations_are_remembered(s: Arc<dyn Store>) {
+    assert!(!s.is_revoked("g").await.unwrap());
+    s.revoke_grant("g", 100).await.unwrap();
+    s.revoke_token("jti-1", 100).await.unwrap();
+    assert!(s.is_revoked("g").await.unwrap());
+    assert!(s.is_revoked("jti-1").await.unwrap());
+    assert!(!s.is_revoked("jti-2").await.unwrap());
+}
+
+pub async fn expired_records_are_purged(s: Arc<dyn Store>) {
+    s.put_auth_code(&[1; 32], &grant(50)).await.unwrap();
+    s.put_auth_code(&[2; 32], &grant(500)).await.unwrap();
+    s.put_session(&[1; 32], &session(50)).await.unwrap();
+    s.put_session(&[2; 32], &session(500)).await.unwrap();
+    s.put_login_flow(&[1; 32], &flow(50)).await.unwrap();
+    s.put_refresh_token(&[1; 32], &refresh("g", 50))
+        .await
+        .unwrap();
+    s.revoke_token("old", 50).await.unwrap();
+    s.revoke_token("new", 500).await.unwrap();
+    assert_eq!(s.purge_expired(100).await.unwrap(), 5);
+    assert_eq!(s.take_auth_code(&[1; 32]).await.unwrap(), CodeTake::Unknown);
+    assert!(matches!(
+        s.take_auth_code(&[2; 32]).await.unwrap(),
+        CodeTake::Fresh(_)
+    ));
+    assert!(s.get_session(&[2; 32]).await.unwrap().is_some());
+    assert!(s.is_revoked("new").await.unwrap() && !s.is_revoked("old").await.unwrap());
+    // A redeemed code's tombstone outlives the code, then goes too.
+    assert_eq!(
+        s.purge_expired(500 + super::CODE_TOMBSTONE_SECS - 1)
+            .await
+            .unwrap(),
+        2,
+        "the session and the revocation of 500, not the tombstone"
+    );
+    assert!(matches!(
+        s.take_auth_code(&[2; 32]).await.unwrap(),
+        CodeTake::Reused { .. }
+    ));
+    s.purge_expired(500 + super::CODE_TOMBSTONE_SECS)
+        .await
+        .unwrap();
+    assert_eq!(s.take_auth_code(&[2; 32]).await.unwrap(), CodeTake::Unknown);
 }

@@ -1,8 +1,14 @@
 //! In-memory store for tests: the same semantics as sled, nothing on disk.
 
-use super::{Digest, Store, StoreError, StoreResult, audit_matches, last_n, unique_key};
+use super::{
+    CODE_TOMBSTONE_SECS, CodeTake, Digest, Rotation, Store, StoreError, StoreResult, audit_matches,
+    last_n, unique_key,
+};
 use crate::crypto::Sealed;
-use crate::domain::{AuditEvent, AuthCodeGrant, Client, SigningKeyRecord, Tenant, Timestamp, User};
+use crate::domain::{
+    AuditEvent, AuthCodeGrant, Client, LoginFlow, RefreshRecord, Session, SigningKeyRecord, Tenant,
+    Timestamp, User,
+};
 use crate::secret::{ClientId, TenantId, UserId};
 use async_trait::async_trait;
 use padlock_policy::lockout::{LockoutPolicy, LockoutState};
@@ -18,6 +24,11 @@ struct Inner {
     clients: HashMap<ClientId, Client>,
     keys: Vec<SigningKeyRecord>,
     codes: HashMap<Digest, AuthCodeGrant>,
+    code_tombstones: HashMap<Digest, (String, Timestamp)>,
+    sessions: HashMap<Digest, Session>,
+    flows: HashMap<Digest, LoginFlow>,
+    refresh: HashMap<Digest, (RefreshRecord, bool)>,
+    revoked: HashMap<String, Timestamp>,
     totp_steps: HashMap<UserId, u64>,
     lockouts: HashMap<UserId, LockoutState>,
     audit: Vec<AuditEvent>,
@@ -200,8 +211,120 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn take_auth_code(&self, digest: &Digest) -> StoreResult<Option<AuthCodeGrant>> {
-        Ok(self.with(|i| i.codes.remove(digest)))
+    async fn take_auth_code(&self, digest: &Digest) -> StoreResult<CodeTake> {
+        Ok(self.with(|i| match i.codes.remove(digest) {
+            Some(grant) => {
+                i.code_tombstones.insert(
+                    *digest,
+                    (
+                        grant.grant_id.clone(),
+                        grant.expires_at + CODE_TOMBSTONE_SECS,
+                    ),
+                );
+                CodeTake::Fresh(grant)
+            }
+            None => match i.code_tombstones.get(digest) {
+                Some((grant_id, _)) => CodeTake::Reused {
+                    grant_id: grant_id.clone(),
+                },
+                None => CodeTake::Unknown,
+            },
+        }))
+    }
+
+    async fn put_session(&self, digest: &Digest, session: &Session) -> StoreResult<()> {
+        self.with(|i| i.sessions.insert(*digest, session.clone()));
+        Ok(())
+    }
+
+    async fn get_session(&self, digest: &Digest) -> StoreResult<Option<Session>> {
+        Ok(self.with(|i| i.sessions.get(digest).cloned()))
+    }
+
+    async fn delete_session(&self, digest: &Digest) -> StoreResult<()> {
+        self.with(|i| i.sessions.remove(digest));
+        Ok(())
+    }
+
+    async fn put_login_flow(&self, digest: &Digest, flow: &LoginFlow) -> StoreResult<()> {
+        self.with(|i| i.flows.insert(*digest, flow.clone()));
+        Ok(())
+    }
+
+    async fn get_login_flow(&self, digest: &Digest) -> StoreResult<Option<LoginFlow>> {
+        Ok(self.with(|i| i.flows.get(digest).cloned()))
+    }
+
+    async fn take_login_flow(&self, digest: &Digest) -> StoreResult<Option<LoginFlow>> {
+        Ok(self.with(|i| i.flows.remove(digest)))
+    }
+
+    async fn put_refresh_token(&self, digest: &Digest, record: &RefreshRecord) -> StoreResult<()> {
+        self.with(|i| i.refresh.insert(*digest, (record.clone(), false)));
+        Ok(())
+    }
+
+    async fn get_refresh_token(
+        &self,
+        digest: &Digest,
+    ) -> StoreResult<Option<(RefreshRecord, bool)>> {
+        Ok(self.with(|i| i.refresh.get(digest).cloned()))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old: &Digest,
+        new: &Digest,
+        record: &RefreshRecord,
+    ) -> StoreResult<Rotation> {
+        Ok(self.with(|i| match i.refresh.get_mut(old) {
+            None => Rotation::Unknown,
+            Some((rec, true)) => Rotation::Reused(rec.clone()),
+            Some((rec, used)) => {
+                *used = true;
+                let previous = rec.clone();
+                i.refresh.insert(*new, (record.clone(), false));
+                Rotation::Rotated(previous)
+            }
+        }))
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, until: Timestamp) -> StoreResult<()> {
+        self.with(|i| i.revoked.insert(grant_id.to_owned(), until));
+        Ok(())
+    }
+
+    async fn revoke_token(&self, jti: &str, until: Timestamp) -> StoreResult<()> {
+        self.with(|i| i.revoked.insert(jti.to_owned(), until));
+        Ok(())
+    }
+
+    async fn is_revoked(&self, id: &str) -> StoreResult<bool> {
+        Ok(self.with(|i| i.revoked.contains_key(id)))
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> StoreResult<usize> {
+        Ok(self.with(|i| {
+            let before = i.codes.len()
+                + i.code_tombstones.len()
+                + i.sessions.len()
+                + i.flows.len()
+                + i.refresh.len()
+                + i.revoked.len();
+            i.codes.retain(|_, g| g.expires_at > now);
+            i.code_tombstones.retain(|_, (_, until)| *until > now);
+            i.sessions.retain(|_, s| s.expires_at > now);
+            i.flows.retain(|_, f| f.expires_at > now);
+            i.refresh.retain(|_, (r, _)| r.expires_at > now);
+            i.revoked.retain(|_, until| *until > now);
+            before
+                - (i.codes.len()
+                    + i.code_tombstones.len()
+                    + i.sessions.len()
+                    + i.flows.len()
+                    + i.refresh.len()
+                    + i.revoked.len())
+        }))
     }
 
     async fn accept_totp_step(&self, user: &UserId, step: u64) -> StoreResult<bool> {

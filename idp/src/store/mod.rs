@@ -7,7 +7,10 @@
 //! The store never sees plaintext secrets: they arrive sealed or digested.
 
 use crate::crypto::Sealed;
-use crate::domain::{AuditEvent, AuthCodeGrant, Client, SigningKeyRecord, Tenant, Timestamp, User};
+use crate::domain::{
+    AuditEvent, AuthCodeGrant, Client, LoginFlow, RefreshRecord, Session, SigningKeyRecord, Tenant,
+    Timestamp, User,
+};
 use crate::secret::{ClientId, TenantId, UserId};
 use async_trait::async_trait;
 use padlock_policy::lockout::{LockoutPolicy, LockoutState};
@@ -87,8 +90,45 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores an authorization code under the digest of the code.
     async fn put_auth_code(&self, digest: &Digest, grant: &AuthCodeGrant) -> StoreResult<()>;
-    /// Removes and returns the grant: a code can be taken once, however many callers race.
-    async fn take_auth_code(&self, digest: &Digest) -> StoreResult<Option<AuthCodeGrant>>;
+    /// Removes the code and leaves a tombstone naming its grant, atomically: the first caller gets
+    /// the grant, every later one learns the code was reused (and which grant to revoke).
+    async fn take_auth_code(&self, digest: &Digest) -> StoreResult<CodeTake>;
+
+    /// Adds or replaces a browser session.
+    async fn put_session(&self, digest: &Digest, session: &Session) -> StoreResult<()>;
+    /// A session.
+    async fn get_session(&self, digest: &Digest) -> StoreResult<Option<Session>>;
+    /// Ends a session.
+    async fn delete_session(&self, digest: &Digest) -> StoreResult<()>;
+
+    /// Adds or replaces a login flow.
+    async fn put_login_flow(&self, digest: &Digest, flow: &LoginFlow) -> StoreResult<()>;
+    /// A login flow.
+    async fn get_login_flow(&self, digest: &Digest) -> StoreResult<Option<LoginFlow>>;
+    /// Removes and returns a login flow (it completes once).
+    async fn take_login_flow(&self, digest: &Digest) -> StoreResult<Option<LoginFlow>>;
+
+    /// Stores a new refresh token.
+    async fn put_refresh_token(&self, digest: &Digest, record: &RefreshRecord) -> StoreResult<()>;
+    /// A refresh token (`used` tells whether it was already rotated).
+    async fn get_refresh_token(
+        &self,
+        digest: &Digest,
+    ) -> StoreResult<Option<(RefreshRecord, bool)>>;
+    /// Marks `old` used and stores `new` in one step: exactly one caller rotates a given token.
+    async fn rotate_refresh_token(
+        &self,
+        old: &Digest,
+        new: &Digest,
+        record: &RefreshRecord,
+    ) -> StoreResult<Rotation>;
+
+    /// Revokes a grant: its refresh tokens and the access tokens that carry its id.
+    async fn revoke_grant(&self, grant_id: &str, until: Timestamp) -> StoreResult<()>;
+    /// Revokes one access token by `jti`, remembered until the token would expire anyway.
+    async fn revoke_token(&self, jti: &str, until: Timestamp) -> StoreResult<()>;
+    /// Whether a grant or token id was revoked.
+    async fn is_revoked(&self, id: &str) -> StoreResult<bool>;
 
     /// Records `step` as the user's last accepted TOTP step if it is later than the stored one;
     /// false when the step (or a later one) was already accepted.
@@ -117,9 +157,41 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<AuditEvent>>;
 
+    /// Removes expired codes, tombstones, sessions, login flows, refresh tokens and revocations.
+    /// Returns how many records went.
+    async fn purge_expired(&self, now: Timestamp) -> StoreResult<usize>;
+
     /// Makes everything written so far durable.
     async fn flush(&self) -> StoreResult<()>;
 }
+
+/// The result of [`Store::take_auth_code`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeTake {
+    /// First redemption.
+    Fresh(AuthCodeGrant),
+    /// The code was already redeemed; this is its grant.
+    Reused {
+        /// Grant to revoke.
+        grant_id: String,
+    },
+    /// No such code.
+    Unknown,
+}
+
+/// The result of [`Store::rotate_refresh_token`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// `old` was valid and is now used; `new` is stored. Returns `old`'s record.
+    Rotated(RefreshRecord),
+    /// `old` had been rotated already: a stolen token is in play; revoke its grant.
+    Reused(RefreshRecord),
+    /// No such token.
+    Unknown,
+}
+
+/// How long a redeemed code's tombstone outlives the code, to catch a late replay.
+pub const CODE_TOMBSTONE_SECS: Timestamp = 600;
 
 /// The case-insensitive key of unique names (tenant names, emails).
 #[must_use]

@@ -1,20 +1,61 @@
 //! The default store: embedded sled in `<data_dir>/db`. Records are JSON; unique names have index
 //! trees updated in the same transaction as the record. sled types do not leave this file.
 
-use super::{Digest, Store, StoreError, StoreResult, audit_matches, last_n, unique_key};
+use super::{
+    CODE_TOMBSTONE_SECS, CodeTake, Digest, Rotation, Store, StoreError, StoreResult, audit_matches,
+    last_n, unique_key,
+};
 use crate::crypto::Sealed;
-use crate::domain::{AuditEvent, AuthCodeGrant, Client, SigningKeyRecord, Tenant, Timestamp, User};
+use crate::domain::{
+    AuditEvent, AuthCodeGrant, Client, LoginFlow, RefreshRecord, Session, SigningKeyRecord, Tenant,
+    Timestamp, User,
+};
 use crate::secret::{ClientId, TenantId, UserId};
 use async_trait::async_trait;
 use padlock_policy::lockout::{LockoutPolicy, LockoutState};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::path::Path;
 
 const KEY_CHECK: &[u8] = b"key_check";
 const SETUP_TOKEN: &[u8] = b"setup_token";
+
+/// An authorization code, live or redeemed (a tombstone naming its grant).
+#[derive(Serialize, Deserialize)]
+enum StoredCode {
+    Live(AuthCodeGrant),
+    Redeemed { grant_id: String, until: Timestamp },
+}
+
+/// A refresh token and whether it was rotated.
+#[derive(Serialize, Deserialize)]
+struct StoredRefresh {
+    record: RefreshRecord,
+    used: bool,
+}
+
+/// Removes the entries of `tree` whose decoded value is expired at `now`.
+fn purge<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    expired: impl Fn(&T) -> bool,
+) -> StoreResult<usize> {
+    let mut n = 0;
+    for entry in tree.iter() {
+        let (k, v) = entry.map_err(backend)?;
+        // Undecodable entries are left for an operator to look at, not silently dropped.
+        if serde_json::from_slice::<T>(&v).is_ok_and(|t| expired(&t))
+            && tree
+                .compare_and_swap(&k, Some(&v), None::<&[u8]>)
+                .map_err(backend)?
+                .is_ok()
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
 
 /// sled-backed store.
 pub struct SledStore {
@@ -27,6 +68,10 @@ pub struct SledStore {
     clients: sled::Tree,
     keys: sled::Tree,
     codes: sled::Tree,
+    sessions: sled::Tree,
+    flows: sled::Tree,
+    refresh: sled::Tree,
+    revoked: sled::Tree,
     totp_steps: sled::Tree,
     lockouts: sled::Tree,
     audit: sled::Tree,
@@ -84,6 +129,10 @@ impl SledStore {
             clients: tree("clients")?,
             keys: tree("signing_keys")?,
             codes: tree("auth_codes")?,
+            sessions: tree("sessions")?,
+            flows: tree("login_flows")?,
+            refresh: tree("refresh_tokens")?,
+            revoked: tree("revoked")?,
             totp_steps: tree("totp_steps")?,
             lockouts: tree("lockouts")?,
             audit: tree("audit")?,
@@ -285,17 +334,170 @@ impl Store for SledStore {
     }
 
     async fn put_auth_code(&self, digest: &Digest, grant: &AuthCodeGrant) -> StoreResult<()> {
-        self.codes.insert(digest, encode(grant)?).map_err(backend)?;
+        self.codes
+            .insert(digest, encode(&StoredCode::Live(grant.clone()))?)
+            .map_err(backend)?;
         Ok(())
     }
 
-    async fn take_auth_code(&self, digest: &Digest) -> StoreResult<Option<AuthCodeGrant>> {
-        // `remove` returns the previous value atomically: only one caller gets it.
-        self.codes
+    async fn take_auth_code(&self, digest: &Digest) -> StoreResult<CodeTake> {
+        // One atomic read-modify-write: a live code becomes a tombstone; only one caller sees it live.
+        let previous = self
+            .codes
+            .fetch_and_update(digest, |old| {
+                let old = old?;
+                match serde_json::from_slice::<StoredCode>(old) {
+                    Ok(StoredCode::Live(g)) => serde_json::to_vec(&StoredCode::Redeemed {
+                        until: g.expires_at + CODE_TOMBSTONE_SECS,
+                        grant_id: g.grant_id,
+                    })
+                    .ok(),
+                    _ => Some(old.to_vec()),
+                }
+            })
+            .map_err(backend)?;
+        Ok(
+            match previous
+                .map(|v| decode::<StoredCode>("authorization code", &v))
+                .transpose()?
+            {
+                Some(StoredCode::Live(g)) => CodeTake::Fresh(g),
+                Some(StoredCode::Redeemed { grant_id, .. }) => CodeTake::Reused { grant_id },
+                None => CodeTake::Unknown,
+            },
+        )
+    }
+
+    async fn put_session(&self, digest: &Digest, session: &Session) -> StoreResult<()> {
+        self.sessions
+            .insert(digest, encode(session)?)
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_session(&self, digest: &Digest) -> StoreResult<Option<Session>> {
+        get(&self.sessions, "session", digest)
+    }
+
+    async fn delete_session(&self, digest: &Digest) -> StoreResult<()> {
+        self.sessions.remove(digest).map_err(backend)?;
+        Ok(())
+    }
+
+    async fn put_login_flow(&self, digest: &Digest, flow: &LoginFlow) -> StoreResult<()> {
+        self.flows.insert(digest, encode(flow)?).map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_login_flow(&self, digest: &Digest) -> StoreResult<Option<LoginFlow>> {
+        get(&self.flows, "login flow", digest)
+    }
+
+    async fn take_login_flow(&self, digest: &Digest) -> StoreResult<Option<LoginFlow>> {
+        self.flows
             .remove(digest)
             .map_err(backend)?
-            .map(|v| decode("authorization code", &v))
+            .map(|v| decode("login flow", &v))
             .transpose()
+    }
+
+    async fn put_refresh_token(&self, digest: &Digest, record: &RefreshRecord) -> StoreResult<()> {
+        self.refresh
+            .insert(
+                digest,
+                encode(&StoredRefresh {
+                    record: record.clone(),
+                    used: false,
+                })?,
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_refresh_token(
+        &self,
+        digest: &Digest,
+    ) -> StoreResult<Option<(RefreshRecord, bool)>> {
+        Ok(
+            get::<StoredRefresh>(&self.refresh, "refresh token", digest)?
+                .map(|s| (s.record, s.used)),
+        )
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old: &Digest,
+        new: &Digest,
+        record: &RefreshRecord,
+    ) -> StoreResult<Rotation> {
+        let new_value = encode(&StoredRefresh {
+            record: record.clone(),
+            used: false,
+        })?;
+        tx(self.refresh.transaction(|t| {
+            let Some(bytes) = t.get(old)? else {
+                return Ok(Rotation::Unknown);
+            };
+            let mut stored: StoredRefresh = serde_json::from_slice(&bytes).map_err(|_| {
+                ConflictableTransactionError::Abort(StoreError::Corrupt("refresh token".into()))
+            })?;
+            if stored.used {
+                return Ok(Rotation::Reused(stored.record));
+            }
+            stored.used = true;
+            let used = serde_json::to_vec(&stored).map_err(|e| {
+                ConflictableTransactionError::Abort(StoreError::Backend(e.to_string()))
+            })?;
+            t.insert(&old[..], used)?;
+            t.insert(&new[..], new_value.clone())?;
+            Ok(Rotation::Rotated(stored.record))
+        }))
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, until: Timestamp) -> StoreResult<()> {
+        self.revoked
+            .insert(grant_id, &until.to_be_bytes())
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn revoke_token(&self, jti: &str, until: Timestamp) -> StoreResult<()> {
+        self.revoked
+            .insert(jti, &until.to_be_bytes())
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn is_revoked(&self, id: &str) -> StoreResult<bool> {
+        self.revoked.contains_key(id).map_err(backend)
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> StoreResult<usize> {
+        let mut n = purge::<StoredCode>(&self.codes, |c| match c {
+            StoredCode::Live(g) => g.expires_at <= now,
+            StoredCode::Redeemed { until, .. } => *until <= now,
+        })?;
+        n += purge::<Session>(&self.sessions, |s| s.expires_at <= now)?;
+        n += purge::<LoginFlow>(&self.flows, |f| f.expires_at <= now)?;
+        n += purge::<StoredRefresh>(&self.refresh, |r| r.record.expires_at <= now)?;
+        for entry in self.revoked.iter() {
+            let (k, v) = entry.map_err(backend)?;
+            let until = v
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(u64::MAX);
+            if until <= now
+                && self
+                    .revoked
+                    .compare_and_swap(&k, Some(&v), None::<&[u8]>)
+                    .map_err(backend)?
+                    .is_ok()
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     async fn accept_totp_step(&self, user: &UserId, step: u64) -> StoreResult<bool> {

@@ -385,3 +385,16 @@ pub struct RefreshRecord {
     /// Expiry.
     pub expires_at: Timestamp,
 }
+
+/// A timestamp as RFC 3339 UTC text, for messages.
+#[must_use]
+pub fn format_time(t: Timestamp) -> String {
+    i64::try_from(t)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}

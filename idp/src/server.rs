@@ -104,6 +104,7 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
         issuer: issuer.clone().into(),
         lockout,
         tokens: config.tokens,
+        discovery: crate::oauth::discovery::document(&issuer),
     };
 
     let shutdown = shutdown_signal()?;

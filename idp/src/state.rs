@@ -31,6 +31,8 @@ pub struct AppState {
     pub lockout: LockoutPolicy,
     /// Token algorithms and lifetimes.
     pub tokens: TokensConfig,
+    /// The discovery document, serialised once.
+    pub discovery: bytes::Bytes,
 }
 
 /// The fields of an audit event that vary; time comes from the state's clock.
@@ -85,6 +87,7 @@ pub(crate) async fn test_state() -> (AppState, Arc<crate::clock::ManualClock>) {
         issuer: "http://padlock.test".into(),
         lockout: LockoutPolicy::default(),
         tokens: TokensConfig::default(),
+        discovery: crate::oauth::discovery::document("http://padlock.test"),
     };
     (state, clock)
 }

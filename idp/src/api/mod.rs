@@ -7,8 +7,7 @@ mod clients;
 mod tenants;
 mod users;
 
-use crate::jwt::{self, TYP_ACCESS};
-use crate::oauth::tokens::AccessClaims;
+use crate::oauth::tokens::{AccessClaims, verify_access};
 use crate::secret::TenantId;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -179,14 +178,9 @@ impl FromRequestParts<AppState> for Principal {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(ApiError::unauthorized)?;
-        let claims: AccessClaims = jwt::verify(&state.keys.get(), token.trim(), TYP_ACCESS)
+        let claims = verify_access(state, token.trim())
+            .await
             .map_err(|_| ApiError::unauthorized())?;
-        if claims.iss != *state.issuer
-            || claims.aud != *state.issuer
-            || claims.exp <= state.clock.now()
-        {
-            return Err(ApiError::unauthorized());
-        }
         Ok(Principal(claims))
     }
 }

@@ -1,6 +1,6 @@
 //! `POST /token`: authenticates the client, then hands the request to its grant.
 
-use super::client_auth::authenticate;
+use super::client_auth::{Authenticated, authenticate};
 use super::error::{OAuthError, OAuthForm};
 use super::grant;
 use super::tokens::TokenResponse;
@@ -19,6 +19,37 @@ pub struct TokenRequest {
     client_id: Option<String>,
     client_secret: Option<ClientSecret>,
     scope: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    refresh_token: Option<String>,
+}
+
+/// Authenticates the client of an OAuth endpoint request, auditing failures.
+pub async fn client_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: Option<&str>,
+    secret: Option<&ClientSecret>,
+    ip: Option<&str>,
+) -> Result<Authenticated, OAuthError> {
+    match authenticate(state, headers, id, secret).await {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            let actor = id.unwrap_or("(basic auth)");
+            state
+                .audit(Audit {
+                    tenant: None,
+                    actor,
+                    action: "client.authenticate",
+                    target: actor,
+                    outcome: Outcome::Failure,
+                    source_ip: ip,
+                })
+                .await?;
+            Err(e)
+        }
+    }
 }
 
 /// The token endpoint.
@@ -32,33 +63,42 @@ pub async fn token(
         .grant_type
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-    if !matches!(grant_type, "client_credentials") {
+    if !matches!(
+        grant_type,
+        "authorization_code" | "refresh_token" | "client_credentials"
+    ) {
         return Err(OAuthError::unsupported_grant_type(format!(
             "grant_type `{grant_type}` is not supported"
         )));
     }
-    let client = match authenticate(
+    let ip = ip.as_deref();
+    let client = client_of(
         &state,
         &headers,
         req.client_id.as_deref(),
         req.client_secret.as_ref(),
+        ip,
     )
-    .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            let actor = req.client_id.as_deref().unwrap_or("(basic auth)");
-            let event = Audit {
-                tenant: None,
-                actor,
-                action: "client.authenticate",
-                target: actor,
-                outcome: Outcome::Failure,
-                source_ip: ip.as_deref(),
+    .await?;
+    match grant_type {
+        "authorization_code" => {
+            let code = grant::authorization_code::CodeRequest {
+                code: req.code.as_deref(),
+                redirect_uri: req.redirect_uri.as_deref(),
+                code_verifier: req.code_verifier.as_deref(),
             };
-            state.audit(event).await?;
-            return Err(e);
+            grant::authorization_code::grant(&state, client, code, ip).await
         }
-    };
-    grant::client_credentials::grant(&state, client, req.scope.as_deref(), ip.as_deref()).await
+        "refresh_token" => {
+            grant::refresh_token::grant(
+                &state,
+                client,
+                req.refresh_token.as_deref(),
+                req.scope.as_deref(),
+                ip,
+            )
+            .await
+        }
+        _ => grant::client_credentials::grant(&state, client, req.scope.as_deref(), ip).await,
+    }
 }

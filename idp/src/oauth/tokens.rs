@@ -115,3 +115,134 @@ pub fn grant_scopes(
         }
     }
 }
+
+/// Claims of an ID token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdClaims {
+    /// Issuer.
+    pub iss: String,
+    /// User id.
+    pub sub: String,
+    /// The relying panel.
+    pub aud: String,
+    /// Expiry.
+    pub exp: u64,
+    /// Issued at.
+    pub iat: u64,
+    /// When the user authenticated.
+    pub auth_time: u64,
+    /// The request's nonce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// Half-hash of the access token.
+    pub at_hash: String,
+    /// Email (scope `email`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The user's company.
+    pub tenant: String,
+    /// The user's roles.
+    pub roles: Vec<String>,
+    /// Methods used.
+    pub amr: Vec<String>,
+    /// Context class.
+    pub acr: String,
+}
+
+/// What an interactive grant (code or refresh) hands out tokens for.
+pub struct UserGrant<'a> {
+    /// The relying panel.
+    pub client: &'a crate::domain::Client,
+    /// The user.
+    pub user: &'a crate::domain::User,
+    /// Granted scopes, space-separated.
+    pub scope: &'a str,
+    /// Authentication facts.
+    pub auth_time: u64,
+    /// Methods used.
+    pub amr: &'a [padlock_policy::decision::Amr],
+    /// Context class.
+    pub acr: padlock_policy::decision::Acr,
+    /// The request's nonce (code grant only).
+    pub nonce: Option<&'a str>,
+    /// The token family.
+    pub grant_id: &'a str,
+}
+
+/// Signs the access token and, for `openid` scope, the ID token of an interactive grant.
+/// Returns (access token, ID token).
+pub fn sign_user_tokens(
+    state: &AppState,
+    g: &UserGrant<'_>,
+) -> Result<(String, Option<String>), OAuthError> {
+    let now = state.clock.now();
+    let amr: Vec<String> = g.amr.iter().map(|a| a.as_str().to_owned()).collect();
+    let claims = AccessClaims {
+        iss: state.issuer.to_string(),
+        sub: g.user.id.to_string(),
+        aud: state.issuer.to_string(),
+        exp: now + state.tokens.access_token_ttl_secs,
+        iat: now,
+        jti: crate::crypto::random_token(16),
+        client_id: g.client.id.to_string(),
+        scope: g.scope.to_owned(),
+        tenant: Some(g.user.tenant.to_string()),
+        roles: g.user.roles.clone(),
+        auth_time: Some(g.auth_time),
+        amr: Some(amr.clone()),
+        acr: Some(g.acr.as_str().to_owned()),
+        gid: Some(g.grant_id.to_owned()),
+    };
+    let access = sign_access(state, &claims)?;
+    if !g.scope.split(' ').any(|s| s == "openid") {
+        return Ok((access, None));
+    }
+    let alg = match &g.client.kind {
+        crate::domain::ClientKind::RelyingPanel { id_token_alg, .. } => *id_token_alg,
+        _ => crate::domain::SigningAlg::RS256,
+    };
+    let keys = state.keys.get();
+    let key = keys
+        .current(alg)
+        .ok_or_else(|| OAuthError::server_error("no current ID-token key"))?;
+    let id = IdClaims {
+        iss: state.issuer.to_string(),
+        sub: g.user.id.to_string(),
+        aud: g.client.id.to_string(),
+        exp: now + state.tokens.id_token_ttl_secs,
+        iat: now,
+        auth_time: g.auth_time,
+        nonce: g.nonce.map(str::to_owned),
+        at_hash: jwt::half_hash(alg, &access),
+        email: g
+            .scope
+            .split(' ')
+            .any(|s| s == "email")
+            .then(|| g.user.email.clone()),
+        tenant: g.user.tenant.to_string(),
+        roles: g.user.roles.clone(),
+        amr,
+        acr: g.acr.as_str().to_owned(),
+    };
+    Ok((access, Some(jwt::sign(key, jwt::TYP_JWT, &id)?)))
+}
+
+/// Verifies an access token presented to Padlock: signature, issuer, audience, expiry, and that
+/// neither the token nor its grant was revoked.
+pub async fn verify_access(state: &AppState, token: &str) -> Result<AccessClaims, OAuthError> {
+    let claims: AccessClaims = jwt::verify(&state.keys.get(), token, TYP_ACCESS)
+        .map_err(|_| OAuthError::invalid_token())?;
+    if claims.iss != *state.issuer || claims.aud != *state.issuer || claims.exp <= state.clock.now()
+    {
+        return Err(OAuthError::invalid_token());
+    }
+    if state.store.is_revoked(&claims.jti).await?
+        || match &claims.gid {
+            Some(g) => state.store.is_revoked(g).await?,
+            None => false,
+        }
+    {
+        return Err(OAuthError::invalid_token());
+    }
+    Ok(claims)
+}

@@ -1,0 +1,351 @@
+//! `GET|POST /authorize`: validates the request, then answers from the browser's session or starts a
+//! login flow. Errors go back to the redirect URI only once the client and the exact redirect URI
+//! are known to be valid; before that, the browser gets an error page.
+
+use crate::crypto::random_token;
+use crate::domain::{AuthCodeGrant, AuthRequest, ClientKind, LoginFlow, LoginStep, Session};
+use crate::error::AppError;
+use crate::secret::ClientId;
+use crate::session::{self, FLOW_COOKIE, FLOW_TTL_SECS};
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use padlock_policy::decision::Acr;
+use serde::Deserialize;
+
+/// Authorization codes live at most this long.
+pub const CODE_TTL_SECS: u64 = 60;
+/// The `acr` a relying panel asks for to force a second factor.
+pub const ACR_2FA: &str = "padlock:2fa";
+
+/// Parameters of an authorization request (unknown ones are ignored).
+#[derive(Debug, Default, Deserialize)]
+pub struct AuthorizeParams {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    prompt: Option<String>,
+    max_age: Option<String>,
+    login_hint: Option<String>,
+    acr_values: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    request: Option<String>,
+    request_uri: Option<String>,
+}
+
+/// A redirect to the client carrying `params` (and the issuer, RFC 9207).
+pub fn redirect_to(state: &AppState, redirect_uri: &str, params: &[(&str, &str)]) -> Response {
+    let mut url = match url::Url::parse(redirect_uri) {
+        Ok(u) => u,
+        Err(_) => {
+            return AppError::BadRequest("The application's redirect address is not valid.".into())
+                .into_response();
+        }
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in params {
+            q.append_pair(k, v);
+        }
+        q.append_pair("iss", &state.issuer);
+    }
+    (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response()
+}
+
+fn error_redirect(state: &AppState, req: &AuthRequest, error: &str, description: &str) -> Response {
+    let mut params = vec![("error", error), ("error_description", description)];
+    if let Some(s) = &req.state {
+        params.push(("state", s));
+    }
+    redirect_to(state, &req.redirect_uri, &params)
+}
+
+fn valid_pkce_challenge(c: &str) -> bool {
+    (43..=128).contains(&c.len())
+        && c.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// `GET /authorize`.
+pub async fn authorize_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<AuthorizeParams>,
+) -> Result<Response, AppError> {
+    authorize(state, headers, p).await
+}
+
+/// `POST /authorize` (form-encoded, same parameters).
+pub async fn authorize_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    crate::extract::Form(p): crate::extract::Form<AuthorizeParams>,
+) -> Result<Response, AppError> {
+    authorize(state, headers, p).await
+}
+
+async fn authorize(
+    state: AppState,
+    headers: HeaderMap,
+    p: AuthorizeParams,
+) -> Result<Response, AppError> {
+    let client_id = p.client_id.as_deref().ok_or_else(|| {
+        AppError::BadRequest("The request names no application (client_id is missing).".into())
+    })?;
+    let client = state
+        .store
+        .get_client(&ClientId::from_string(client_id.to_owned()))
+        .await?;
+    let Some(client) = client else {
+        return Err(AppError::BadRequest(
+            "The application is not registered with Padlock.".into(),
+        ));
+    };
+    let ClientKind::RelyingPanel {
+        redirect_uris,
+        public,
+        ..
+    } = &client.kind
+    else {
+        return Err(AppError::BadRequest(
+            "This client cannot sign users in.".into(),
+        ));
+    };
+    let redirect_uri = p
+        .redirect_uri
+        .as_deref()
+        .ok_or_else(|| AppError::BadRequest("The request has no redirect_uri.".into()))?;
+    if !redirect_uris.iter().any(|u| u == redirect_uri) {
+        return Err(AppError::BadRequest(
+            "The redirect address is not registered for this application.".into(),
+        ));
+    }
+    // From here on the redirect URI is trusted: errors go back to the application.
+    let requested: Vec<&str> = p
+        .scope
+        .as_deref()
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let scope: Vec<&str> = requested
+        .iter()
+        .copied()
+        .filter(|s| client.scopes.iter().any(|a| a == s))
+        .collect();
+    let mut req = AuthRequest {
+        client_id: client.id.clone(),
+        redirect_uri: redirect_uri.to_owned(),
+        scope: scope.join(" "),
+        state: p.state.clone(),
+        nonce: p.nonce.clone(),
+        code_challenge: None,
+        second_factor_requested: p
+            .acr_values
+            .as_deref()
+            .is_some_and(|a| a.split(' ').any(|v| v == ACR_2FA)),
+        login_hint: p.login_hint.clone(),
+    };
+    if p.request.is_some() {
+        return Ok(error_redirect(
+            &state,
+            &req,
+            "request_not_supported",
+            "request objects are not supported",
+        ));
+    }
+    if p.request_uri.is_some() {
+        return Ok(error_redirect(
+            &state,
+            &req,
+            "request_uri_not_supported",
+            "request_uri is not supported",
+        ));
+    }
+    match p.response_type.as_deref() {
+        None => {
+            return Ok(error_redirect(
+                &state,
+                &req,
+                "invalid_request",
+                "response_type is required",
+            ));
+        }
+        Some("code") => {}
+        Some(_) => {
+            return Ok(error_redirect(
+                &state,
+                &req,
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
+        }
+    }
+    if requested.is_empty() {
+        return Ok(error_redirect(
+            &state,
+            &req,
+            "invalid_request",
+            "scope is required",
+        ));
+    }
+    match (
+        p.code_challenge.as_deref(),
+        p.code_challenge_method.as_deref(),
+    ) {
+        (Some(c), Some("S256")) if valid_pkce_challenge(c) => {
+            req.code_challenge = Some(c.to_owned())
+        }
+        (Some(_), Some("S256")) => {
+            return Ok(error_redirect(
+                &state,
+                &req,
+                "invalid_request",
+                "code_challenge must be 43 to 128 unreserved characters",
+            ));
+        }
+        (Some(_), _) => {
+            return Ok(error_redirect(
+                &state,
+                &req,
+                "invalid_request",
+                "code_challenge_method must be S256",
+            ));
+        }
+        (None, Some(_)) => {
+            return Ok(error_redirect(
+                &state,
+                &req,
+                "invalid_request",
+                "code_challenge_method without code_challenge",
+            ));
+        }
+        (None, None) if *public => {
+            return Ok(error_redirect(
+                &state,
+                &req,
+                "invalid_request",
+                "public clients must use PKCE (S256)",
+            ));
+        }
+        (None, None) => {}
+    }
+    let prompts: Vec<&str> = p
+        .prompt
+        .as_deref()
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .collect();
+    if prompts.contains(&"none") && prompts.len() > 1 {
+        return Ok(error_redirect(
+            &state,
+            &req,
+            "invalid_request",
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    let max_age = match p.max_age.as_deref().map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => {
+            return Ok(error_redirect(
+                &state,
+                &req,
+                "invalid_request",
+                "max_age must be a number of seconds",
+            ));
+        }
+    };
+
+    let now = state.clock.now();
+    if !prompts.contains(&"login")
+        && let Some((_, s)) = session::current(&state, &headers).await?
+    {
+        let fresh_enough = max_age.is_none_or(|m| now.saturating_sub(s.auth_time) <= m);
+        if fresh_enough && session_satisfies(&state, &s, req.second_factor_requested).await? {
+            return issue_code(&state, &req, &s).await;
+        }
+    }
+    if prompts.contains(&"none") {
+        return Ok(error_redirect(
+            &state,
+            &req,
+            "login_required",
+            "the user must sign in",
+        ));
+    }
+    let flow_id = random_token(32);
+    let flow = LoginFlow {
+        request: req,
+        step: LoginStep::Password,
+        expires_at: now + FLOW_TTL_SECS,
+    };
+    state
+        .store
+        .put_login_flow(&session::digest(&flow_id), &flow)
+        .await?;
+    let cookie = session::set_cookie(&state, FLOW_COOKIE, &flow_id, FLOW_TTL_SECS);
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::SET_COOKIE, cookie)],
+        [(header::LOCATION, format!("/login?flow={flow_id}"))],
+    )
+        .into_response())
+}
+
+/// Whether an existing session may answer a new request without a new login: the user is still
+/// allowed in, and the session reached the second factor if the company or the panel now wants one.
+async fn session_satisfies(
+    state: &AppState,
+    s: &Session,
+    second_factor_requested: bool,
+) -> Result<bool, AppError> {
+    let Some(user) = state.store.get_user(&s.user_id).await? else {
+        return Ok(false);
+    };
+    let Some(tenant) = state.store.get_tenant(&user.tenant).await? else {
+        return Ok(false);
+    };
+    if user.api_account || user.disabled {
+        return Ok(false);
+    }
+    let needs_2fa = tenant.two_factor.enabled || second_factor_requested;
+    Ok(!needs_2fa || s.acr == Acr::TwoFactor)
+}
+
+/// Issues an authorization code for `session`'s user and redirects to the client.
+pub async fn issue_code(
+    state: &AppState,
+    req: &AuthRequest,
+    s: &Session,
+) -> Result<Response, AppError> {
+    let code = random_token(32);
+    let grant = AuthCodeGrant {
+        client_id: req.client_id.clone(),
+        user_id: s.user_id.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        scope: req.scope.clone(),
+        nonce: req.nonce.clone(),
+        code_challenge: req.code_challenge.clone(),
+        auth_time: s.auth_time,
+        amr: s.amr.clone(),
+        acr: s.acr,
+        expires_at: state.clock.now() + CODE_TTL_SECS,
+        grant_id: random_token(16),
+    };
+    state
+        .store
+        .put_auth_code(&crate::crypto::sha256(code.as_bytes()), &grant)
+        .await?;
+    let mut params = vec![("code", code.as_str())];
+    if let Some(st) = &req.state {
+        params.push(("state", st));
+    }
+    Ok(redirect_to(state, &req.redirect_uri, &params))
+}

@@ -1,0 +1,120 @@
+//! `GET|POST /logout` (OpenID Connect RP-Initiated Logout 1.0): ends the Padlock session and returns
+//! to the panel's registered post-logout URI, if it names one.
+
+use super::authorize::redirect_to;
+use super::tokens::IdClaims;
+use crate::domain::{ClientKind, Outcome};
+use crate::error::AppError;
+use crate::extract::ClientIp;
+use crate::jwt::{self, TYP_JWT};
+use crate::secret::ClientId;
+use crate::session::{self, SESSION_COOKIE};
+use crate::state::{AppState, Audit};
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "signed_out.html")]
+struct SignedOut;
+
+#[derive(Deserialize, Default)]
+pub(crate) struct LogoutParams {
+    id_token_hint: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+    client_id: Option<String>,
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Query(p): Query<LogoutParams>,
+) -> Result<Response, AppError> {
+    logout(state, ip, headers, p).await
+}
+
+pub(crate) async fn post(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    crate::extract::Form(p): crate::extract::Form<LogoutParams>,
+) -> Result<Response, AppError> {
+    logout(state, ip, headers, p).await
+}
+
+async fn logout(
+    state: AppState,
+    ip: Option<String>,
+    headers: HeaderMap,
+    p: LogoutParams,
+) -> Result<Response, AppError> {
+    // The hint may be expired; only its signature and audience matter here.
+    let hinted: Option<IdClaims> = match p.id_token_hint.as_deref() {
+        Some(t) => Some(jwt::verify(&state.keys.get(), t, TYP_JWT).map_err(|_| {
+            AppError::BadRequest("The id_token_hint is not a token from this Padlock.".into())
+        })?),
+        None => None,
+    };
+    let client_id = match (&hinted, p.client_id.as_deref()) {
+        (Some(h), Some(c)) if h.aud != c => {
+            return Err(AppError::BadRequest(
+                "client_id does not match the id_token_hint.".into(),
+            ));
+        }
+        (Some(h), _) => Some(h.aud.clone()),
+        (None, c) => c.map(str::to_owned),
+    };
+    let target = match p.post_logout_redirect_uri.as_deref() {
+        None => None,
+        Some(uri) => {
+            let client = match &client_id {
+                Some(c) => {
+                    state
+                        .store
+                        .get_client(&ClientId::from_string(c.clone()))
+                        .await?
+                }
+                None => None,
+            };
+            let registered = client.is_some_and(|c| matches!(&c.kind, ClientKind::RelyingPanel { post_logout_redirect_uris, .. } if post_logout_redirect_uris.iter().any(|u| u == uri)));
+            if !registered {
+                return Err(AppError::BadRequest(
+                    "The post-logout address is not registered for this application.".into(),
+                ));
+            }
+            Some(uri.to_owned())
+        }
+    };
+    if let Some((digest, s)) = session::current(&state, &headers).await? {
+        state.store.delete_session(&digest).await?;
+        state
+            .audit(Audit {
+                tenant: None,
+                actor: s.user_id.as_str(),
+                action: "logout",
+                target: s.user_id.as_str(),
+                outcome: Outcome::Success,
+                source_ip: ip.as_deref(),
+            })
+            .await?;
+    }
+    let clear = session::set_cookie(&state, SESSION_COOKIE, "", 0);
+    let mut resp = match target {
+        Some(uri) => {
+            let params: Vec<(&str, &str)> = p
+                .state
+                .as_deref()
+                .map(|s| vec![("state", s)])
+                .unwrap_or_default();
+            redirect_to(&state, &uri, &params)
+        }
+        None => SignedOut.into_response(),
+    };
+    resp.headers_mut().append(header::SET_COOKIE, clear);
+    Ok(resp)
+}

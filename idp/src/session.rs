@@ -1,0 +1,94 @@
+//! Browser state: the session cookie (`padlock_session`) and the login-flow cookie
+//! (`padlock_flow`). Both are random 256-bit values; the store keeps only their SHA-256.
+//! Cookies are `HttpOnly`, `SameSite=Lax`, and `Secure` when the issuer is https.
+
+use crate::crypto::{random_token, sha256};
+use crate::domain::Session;
+use crate::state::AppState;
+use crate::store::{Digest, StoreResult};
+use axum::http::{HeaderMap, HeaderValue, header};
+
+/// Session cookie name.
+pub const SESSION_COOKIE: &str = "padlock_session";
+/// Login-flow cookie name.
+pub const FLOW_COOKIE: &str = "padlock_flow";
+/// How long a browser session lasts.
+pub const SESSION_TTL_SECS: u64 = 12 * 3600;
+/// How long a login flow may take.
+pub const FLOW_TTL_SECS: u64 = 15 * 60;
+
+/// A `Set-Cookie` value; `max_age` 0 deletes the cookie.
+#[must_use]
+pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: u64) -> HeaderValue {
+    let secure = if state.issuer.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The value of cookie `name`.
+#[must_use]
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The digest under which a cookie value is stored.
+#[must_use]
+pub fn digest(value: &str) -> Digest {
+    sha256(value.as_bytes())
+}
+
+/// The request's live session, if any.
+pub async fn current(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> StoreResult<Option<(Digest, Session)>> {
+    let Some(value) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let d = digest(&value);
+    Ok(state
+        .store
+        .get_session(&d)
+        .await?
+        .filter(|s| s.expires_at > state.clock.now())
+        .map(|s| (d, s)))
+}
+
+/// Stores a new session and returns its cookie value.
+pub async fn start(state: &AppState, session: &Session) -> StoreResult<String> {
+    let value = random_token(32);
+    state.store.put_session(&digest(&value), session).await?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_named_cookie() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; padlock_flow=xyz"),
+        );
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("padlock_session=s1"),
+        );
+        assert_eq!(cookie(&h, FLOW_COOKIE).as_deref(), Some("xyz"));
+        assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("s1"));
+        assert_eq!(cookie(&h, "b"), None);
+    }
+}

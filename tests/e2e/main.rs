@@ -4,5 +4,6 @@
 
 mod cli;
 mod harness;
+mod oidc;
 mod pam;
 mod serve;

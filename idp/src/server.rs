@@ -124,6 +124,7 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
         dir.path().display()
     );
 
+    tokio::spawn(purge_expired(state.clone()));
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
@@ -149,4 +150,17 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, StartError
         }
         tracing::info!("shutting down");
     })
+}
+
+/// Every minute, drops expired codes, sessions, login flows, refresh tokens and revocations.
+async fn purge_expired(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match state.store.purge_expired(state.clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "purged expired records"),
+            Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
+        }
+    }
 }

@@ -24,7 +24,7 @@ type Rp = CoreClient<
 
 const CB: &str = "http://127.0.0.1:9/cb";
 const BYE: &str = "http://127.0.0.1:9/bye";
-const PW: &str = "correct-horse-battery-staple";
+pub const PW: &str = "correct-horse-battery-staple";
 
 /// The relying party's HTTP client: reqwest, never following redirects.
 fn rp_http(req: HttpRequest) -> Result<HttpResponse, reqwest::Error> {
@@ -45,13 +45,18 @@ fn rp_http(req: HttpRequest) -> Result<HttpResponse, reqwest::Error> {
 }
 
 /// A running server with a company, its administrator `ann` and a registered panel.
-struct Provider {
-    server: Server,
-    client_id: String,
-    client_secret: String,
+pub struct Provider {
+    pub server: Server,
+    pub client_id: String,
+    pub client_secret: String,
 }
 
 fn provider(dir: &Path) -> Provider {
+    provider_with(dir, CB, BYE)
+}
+
+/// A provider whose panel is registered with `redirect` and `post_logout`.
+pub fn provider_with(dir: &Path, redirect: &str, post_logout: &str) -> Provider {
     let server = Server::start(dir, &[]);
     let link = server.setup_link.clone().unwrap();
     let token = link.split("token=").nth(1).unwrap();
@@ -74,9 +79,9 @@ fn provider(dir: &Path) -> Provider {
             "--name",
             "Panel",
             "--redirect-uri",
-            CB,
+            redirect,
             "--post-logout-uri",
-            BYE,
+            post_logout,
             "--credentials",
             "data/operator.json",
             "--json",
@@ -98,14 +103,19 @@ fn provider(dir: &Path) -> Provider {
 
 /// What a browser does between the authorization URL and the redirect back: follow to the login
 /// page, post the password form with the flow cookie. Returns the redirect back and the session cookie.
-fn browser_login(
+pub fn browser_login(
     base: &str,
     authorize_url: &str,
     email: &str,
     password: &str,
 ) -> (url::Url, String) {
     let r = http().get(authorize_url).send().unwrap();
-    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.status(),
+        303,
+        "{authorize_url}: {}",
+        r.text().unwrap_or_default()
+    );
     let cookie = r.headers()["set-cookie"]
         .to_str()
         .unwrap()

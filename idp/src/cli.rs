@@ -94,6 +94,32 @@ enum TenantCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Turn two-factor authentication on or off for every user of a company.
+    #[command(name = "2fa")]
+    TwoFactor {
+        /// Company id or name.
+        tenant: String,
+        /// Turn 2FA on: it applies to every user at their next login.
+        #[arg(long, conflicts_with = "disable", required_unless_present = "disable")]
+        enable: bool,
+        /// Turn 2FA off.
+        #[arg(long)]
+        disable: bool,
+        /// Methods offered, comma-separated: sms-email, totp, duo (default: keep; new companies offer sms-email).
+        #[arg(long, value_delimiter = ',')]
+        methods: Option<Vec<String>>,
+        /// Duo Auth API integration key.
+        #[arg(long, requires_all = ["duo_skey_file", "duo_host"])]
+        duo_ikey: Option<String>,
+        /// File holding the Duo secret key.
+        #[arg(long, value_name = "FILE", requires = "duo_ikey")]
+        duo_skey_file: Option<PathBuf>,
+        /// Duo API hostname (api-xxxxxxxx.duosecurity.com).
+        #[arg(long, requires = "duo_ikey")]
+        duo_host: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -295,6 +321,7 @@ struct Call {
 enum Method {
     Get,
     Post,
+    Put,
 }
 
 fn call(
@@ -338,6 +365,49 @@ fn lines(v: &serde_json::Value, f: fn(&serde_json::Value) -> String) -> String {
 impl From<TenantCommand> for Result<Call, String> {
     fn from(c: TenantCommand) -> Self {
         match c {
+            TenantCommand::TwoFactor {
+                tenant,
+                enable,
+                disable: _,
+                methods,
+                duo_ikey,
+                duo_skey_file,
+                duo_host,
+                remote,
+            } => {
+                let mut body = serde_json::json!({ "enabled": enable });
+                if let Some(m) = methods {
+                    body["methods"] = serde_json::json!(m);
+                }
+                if let (Some(ikey), Some(file), Some(host)) = (duo_ikey, duo_skey_file, duo_host) {
+                    let skey = std::fs::read_to_string(&file)
+                        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+                    body["duo"] =
+                        serde_json::json!({ "ikey": ikey, "skey": skey.trim(), "api_host": host });
+                }
+                call(
+                    remote,
+                    Method::Put,
+                    format!("/tenants/{}/two-factor", segment(&tenant)),
+                    body,
+                    |v| {
+                        let methods: Vec<&str> = ["sms_email", "totp", "duo"]
+                            .into_iter()
+                            .filter(|m| v["two_factor"]["methods"][*m] == true)
+                            .collect();
+                        format!(
+                            "{}: two-factor authentication {} (methods: {})",
+                            field(v, "name"),
+                            if v["two_factor"]["enabled"] == true {
+                                "on"
+                            } else {
+                                "off"
+                            },
+                            methods.join(", ")
+                        )
+                    },
+                )
+            }
             TenantCommand::Create { name, remote } => call(
                 remote,
                 Method::Post,
@@ -577,6 +647,11 @@ fn manage(call: Result<Call, String>) -> ExitCode {
             Method::Post => {
                 remote
                     .post::<serde_json::Value>(&call.path, &call.body)
+                    .await
+            }
+            Method::Put => {
+                remote
+                    .put::<serde_json::Value>(&call.path, &call.body)
                     .await
             }
         }

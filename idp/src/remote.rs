@@ -106,6 +106,15 @@ impl Remote {
         self.send(self.http.post(self.url(path)).json(body)).await
     }
 
+    /// `PUT /api/v1{path}` with a JSON body.
+    pub async fn put<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, RemoteError> {
+        self.send(self.http.put(self.url(path)).json(body)).await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }

@@ -489,3 +489,95 @@ fn tokens_verify_across_key_rotation_and_api_accounts_cannot_log_in() {
         assert!(r.headers().get("location").is_none());
     }
 }
+
+/// DESIGN.md §9.1 over the real binary: once the company switch is on, the password alone no
+/// longer yields a session or a code, at the very next login.
+#[test]
+fn company_2fa_switch_applies_at_the_next_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    let base = p.server.url.clone();
+    let metadata =
+        CoreProviderMetadata::discover(&IssuerUrl::new(base.clone()).unwrap(), &rp_http).unwrap();
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(p.client_id.clone()),
+        Some(ClientSecret::new(p.client_secret.clone())),
+    )
+    .set_redirect_uri(RedirectUrl::new(CB.into()).unwrap());
+    let url = || {
+        client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .url()
+            .0
+    };
+    let (back, _) = browser_login(&base, url().as_str(), "ann@acme.example", PW);
+    assert!(
+        back.query_pairs().any(|(k, _)| k == "code"),
+        "2FA off: password only"
+    );
+
+    let out = padlock(
+        &[
+            "tenant",
+            "2fa",
+            "Acme",
+            "--enable",
+            "--methods",
+            "sms-email,totp",
+            "--credentials",
+            "data/operator.json",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Acme: two-factor authentication on (methods: sms_email, totp)"
+    );
+
+    let r = http().get(url().as_str()).send().unwrap();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let flow = r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .split("flow=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let r = http()
+        .post(format!("{base}/login"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("flow", flow.as_str()),
+            ("email", "ann@acme.example"),
+            ("password", PW),
+        ])
+        .send()
+        .unwrap();
+    assert!(
+        r.headers().get("location").is_none(),
+        "no code without a second factor"
+    );
+    assert!(
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .all(|c| !c.to_str().unwrap().starts_with("padlock_session=")),
+        "no session"
+    );
+}

@@ -5,6 +5,7 @@
 mod audit;
 mod clients;
 mod tenants;
+pub(crate) mod two_factor;
 mod users;
 
 use crate::oauth::tokens::{AccessClaims, verify_access};
@@ -16,7 +17,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 /// Scope of the operator credential: everything.
 pub const SCOPE_OPERATOR: &str = "padlock.admin";
@@ -29,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/openapi.json", get(openapi))
         .route("/tenants", get(tenants::list).post(tenants::create))
         .route("/tenants/{tenant}", get(tenants::show))
+        .route("/tenants/{tenant}/two-factor", put(two_factor::update))
         .route(
             "/tenants/{tenant}/users",
             get(users::list).post(users::create),

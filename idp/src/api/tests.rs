@@ -374,3 +374,141 @@ async fn openapi_document_lists_the_paths() {
         assert!(doc["paths"].get(p).is_some(), "{p}");
     }
 }
+
+#[tokio::test]
+async fn company_two_factor_switch_is_validated_audited_and_sealed() {
+    let (state, _, t) = admin().await;
+    call(
+        &state,
+        json_request("POST", "/api/v1/tenants", &t, &json!({"name": "Acme"})),
+    )
+    .await;
+    call(
+        &state,
+        json_request("POST", "/api/v1/tenants", &t, &json!({"name": "Other"})),
+    )
+    .await;
+    let url = "/api/v1/tenants/Acme/two-factor";
+    let r = call(
+        &state,
+        json_request("PUT", url, &t, &json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["two_factor"]["enabled"], true);
+    assert_eq!(
+        r.json()["two_factor"]["methods"],
+        json!({"sms_email": true, "totp": false, "duo": false}),
+        "SMS/Email on by default"
+    );
+    for (body, field) in [
+        (json!({"enabled": true, "methods": []}), "two_factor"),
+        (json!({"enabled": true, "methods": ["sms"]}), "methods"),
+        (json!({"enabled": true, "methods": ["duo"]}), "two_factor"),
+        (json!({"enabled": true, "totp_skew_steps": 9}), "two_factor"),
+        (
+            json!({"enabled": true, "duo": {"ikey": "short", "skey": "x", "api_host": "h"}}),
+            "duo.ikey",
+        ),
+    ] {
+        let r = call(&state, json_request("PUT", url, &t, &body)).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            r.json()["message"].as_str().unwrap().starts_with(field),
+            "{}",
+            r.body
+        );
+    }
+    let skey = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
+    let duo = json!({"enabled": true, "methods": ["sms-email", "totp", "duo"], "duo": {"ikey": "DIWJ8X6AEYOR5OMC6TQ1", "skey": skey, "api_host": "api-xxxxxxxx.duosecurity.com"}});
+    let r = call(&state, json_request("PUT", url, &t, &duo)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(!r.body.contains(skey), "the secret key is never sent back");
+    let stored = state
+        .store
+        .find_tenant_by_name("Acme")
+        .await
+        .unwrap()
+        .unwrap();
+    let sealed = stored.duo.unwrap().skey;
+    assert!(
+        !serde_json::to_string(&sealed).unwrap().contains(skey),
+        "sealed at rest"
+    );
+    assert_eq!(
+        state
+            .master
+            .open(super::two_factor::DUO_SKEY_PURPOSE, &sealed)
+            .unwrap()
+            .as_slice(),
+        skey.as_bytes()
+    );
+
+    let r = call(
+        &state,
+        json_request("PUT", url, &t, &json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(r.json()["two_factor"]["enabled"], false);
+    let audit = state
+        .store
+        .list_audit(Some(&stored.id), None, 10)
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "tenant.create",
+            "tenant.2fa.enable",
+            "tenant.2fa.update",
+            "tenant.2fa.disable"
+        ]
+    );
+    assert!(
+        audit.iter().all(|e| e.actor.starts_with("c_")),
+        "who did it is recorded"
+    );
+
+    // A company administrator manages its own company only.
+    let r = call(
+        &state,
+        json_request(
+            "POST",
+            "/api/v1/tenants/Other/api-accounts",
+            &t,
+            &json!({"name": "a", "scopes": ["tenant.admin"]}),
+        ),
+    )
+    .await
+    .json();
+    let other = token(
+        &state,
+        r["client_id"].as_str().unwrap(),
+        r["client_secret"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        call(
+            &state,
+            json_request("PUT", url, &other, &json!({"enabled": false}))
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(
+            &state,
+            json_request(
+                "PUT",
+                "/api/v1/tenants/Other/two-factor",
+                &other,
+                &json!({"enabled": true})
+            )
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+}

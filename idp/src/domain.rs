@@ -351,6 +351,15 @@ pub struct AuthRequest {
 pub enum LoginStep {
     /// Waiting for email and password.
     Password,
+    /// The password was right; waiting for the second factor.
+    Factor {
+        /// Who.
+        user_id: UserId,
+        /// The factor the policy chose.
+        factor: padlock_policy::Factor,
+        /// The one-time code in play (SMS/Email).
+        code: Option<padlock_policy::code::CodeChallenge>,
+    },
 }
 
 /// One interactive login in progress (stored under the digest of its id; the id is also in a

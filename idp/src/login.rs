@@ -38,11 +38,15 @@ pub(crate) struct LoginForm {
     password: Password,
 }
 
-const NO_FLOW: &str = "This sign-in page was not opened by an application, or it expired. Go back to the application and sign in from there.";
+pub(crate) const NO_FLOW: &str = "This sign-in page was not opened by an application, or it expired. Go back to the application and sign in from there.";
 const WRONG: &str = "The email or the password is not right.";
 
 /// The flow named by `id`, if this browser started it and it has not expired.
-async fn flow_of(state: &AppState, headers: &HeaderMap, id: &str) -> Result<LoginFlow, AppError> {
+pub(crate) async fn flow_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<LoginFlow, AppError> {
     let same_browser = session::cookie(headers, FLOW_COOKIE)
         .is_some_and(|c| bool::from(c.as_bytes().ct_eq(id.as_bytes())));
     if !same_browser {
@@ -68,7 +72,7 @@ pub(crate) async fn page(
     .into_response())
 }
 
-fn again(flow: String, email: String, error: &str, status: StatusCode) -> Response {
+pub(crate) fn again(flow: String, email: String, error: &str, status: StatusCode) -> Response {
     (
         status,
         LoginPage {
@@ -107,7 +111,8 @@ pub(crate) async fn submit(
             .await?;
         return Ok(again(f.flow, f.email, WRONG, StatusCode::UNAUTHORIZED));
     };
-    let decision = decide_for(&state, &user, flow.request.second_factor_requested).await?;
+    let (decision, tenant) =
+        decide_for(&state, &user, flow.request.second_factor_requested).await?;
     let audit = |outcome, action| Audit {
         tenant: Some(&user.tenant),
         actor: user.id.as_str(),
@@ -141,17 +146,8 @@ pub(crate) async fn submit(
                 StatusCode::FORBIDDEN,
             ))
         }
-        Decision::Challenge(_) => {
-            // Fail closed until the factor step is part of the flow.
-            state
-                .audit(audit(Outcome::Failure, "login.second_factor_unavailable"))
-                .await?;
-            Ok(again(
-                f.flow,
-                f.email,
-                "This sign-in needs a second factor, which this Padlock cannot check yet.",
-                StatusCode::FORBIDDEN,
-            ))
+        Decision::Challenge(factor) => {
+            crate::factor::begin(&state, &f.flow, flow, &user, &tenant, factor, ip).await
         }
     }
 }
@@ -161,7 +157,7 @@ async fn decide_for(
     state: &AppState,
     user: &User,
     second_factor_requested: bool,
-) -> Result<Decision, AppError> {
+) -> Result<(Decision, crate::domain::Tenant), AppError> {
     let tenant = state
         .store
         .get_tenant(&user.tenant)
@@ -177,17 +173,20 @@ async fn decide_for(
         api_account: user.api_account,
         disabled: user.disabled,
     };
-    Ok(decide(
-        &tenant.two_factor,
-        &subject,
-        &lockout,
-        &state.lockout,
-        second_factor_requested,
-        state.clock.now(),
+    Ok((
+        decide(
+            &tenant.two_factor,
+            &subject,
+            &lockout,
+            &state.lockout,
+            second_factor_requested,
+            state.clock.now(),
+        ),
+        tenant,
     ))
 }
 
-fn deny_message(reason: DenyReason) -> String {
+pub(crate) fn deny_message(reason: DenyReason) -> String {
     match reason {
         DenyReason::ApiAccount => "This is an API account: it cannot sign in here. API accounts authenticate with their client credentials only.".into(),
         DenyReason::Disabled => "This account is disabled. Contact your administrator.".into(),
@@ -197,7 +196,7 @@ fn deny_message(reason: DenyReason) -> String {
 }
 
 /// Ends the flow: starts the session, clears the flow cookie, answers the application.
-async fn complete(
+pub(crate) async fn complete(
     state: &AppState,
     flow_id: &str,
     flow: LoginFlow,

@@ -105,6 +105,10 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
         lockout,
         tokens: config.tokens,
         discovery: crate::oauth::discovery::document(&issuer),
+        delivery: Arc::new(
+            crate::delivery::Delivery::from_config(&config, dir.path())
+                .map_err(StartError::Config)?,
+        ),
     };
 
     let shutdown = shutdown_signal()?;

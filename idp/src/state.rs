@@ -33,6 +33,8 @@ pub struct AppState {
     pub tokens: TokensConfig,
     /// The discovery document, serialised once.
     pub discovery: bytes::Bytes,
+    /// Senders of one-time codes.
+    pub delivery: Arc<crate::delivery::Delivery>,
 }
 
 /// The fields of an audit event that vary; time comes from the state's clock.
@@ -88,6 +90,21 @@ pub(crate) async fn test_state() -> (AppState, Arc<crate::clock::ManualClock>) {
         lockout: LockoutPolicy::default(),
         tokens: TokensConfig::default(),
         discovery: crate::oauth::discovery::document("http://padlock.test"),
+        delivery: Arc::new(
+            crate::delivery::Delivery::from_config(
+                &crate::config::Config::default(),
+                &test_outbox(),
+            )
+            .expect("outbox"),
+        ),
     };
     (state, clock)
+}
+
+/// A fresh directory for a test state's development outbox (`<dir>/outbox/`).
+#[cfg(test)]
+pub(crate) fn test_outbox() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("padlock-test-{}", crate::crypto::random_token(8)));
+    std::fs::create_dir_all(&dir).expect("outbox dir");
+    dir
 }

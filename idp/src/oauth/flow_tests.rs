@@ -15,20 +15,20 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use padlock_policy::TwoFactorPolicy;
 use std::collections::HashMap;
 
-const CB: &str = "https://panel.example.com/cb";
+pub(crate) const CB: &str = "https://panel.example.com/cb";
 const BYE: &str = "https://panel.example.com/bye";
-const PW: &str = "correct-horse-battery";
+pub(crate) const PW: &str = "correct-horse-battery";
 
-struct World {
-    state: AppState,
-    clock: std::sync::Arc<crate::clock::ManualClock>,
-    panel: String,
-    spa: String,
-    user: UserId,
-    tenant: TenantId,
+pub(crate) struct World {
+    pub state: AppState,
+    pub clock: std::sync::Arc<crate::clock::ManualClock>,
+    pub panel: String,
+    pub spa: String,
+    pub user: UserId,
+    pub tenant: TenantId,
 }
 
-fn client(id: &str, public: bool) -> Client {
+pub(crate) fn client(id: &str, public: bool) -> Client {
     Client {
         id: ClientId::from_string(id.into()),
         name: id.into(),
@@ -45,7 +45,7 @@ fn client(id: &str, public: bool) -> Client {
     }
 }
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     let (state, clock) = test_state().await;
     let tenant = Tenant {
         id: TenantId::generate(),
@@ -96,14 +96,14 @@ async fn world() -> World {
     }
 }
 
-fn location(r: &Reply) -> String {
+pub(crate) fn location(r: &Reply) -> String {
     r.headers
         .get(header::LOCATION)
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_else(|| panic!("no redirect ({}): {}", r.status, r.body))
 }
 
-fn query(loc: &str) -> HashMap<String, String> {
+pub(crate) fn query(loc: &str) -> HashMap<String, String> {
     url::Url::parse(loc)
         .unwrap()
         .query_pairs()
@@ -111,7 +111,7 @@ fn query(loc: &str) -> HashMap<String, String> {
         .collect()
 }
 
-fn set_cookie(r: &Reply, name: &str) -> Option<(String, String)> {
+pub(crate) fn set_cookie(r: &Reply, name: &str) -> Option<(String, String)> {
     r.headers
         .get_all(header::SET_COOKIE)
         .iter()
@@ -130,7 +130,7 @@ fn set_cookie(r: &Reply, name: &str) -> Option<(String, String)> {
         })
 }
 
-fn with_cookie(mut req: Request<Body>, cookie: &str) -> Request<Body> {
+pub(crate) fn with_cookie(mut req: Request<Body>, cookie: &str) -> Request<Body> {
     if !cookie.is_empty() {
         req.headers_mut()
             .insert(header::COOKIE, cookie.parse().unwrap());
@@ -138,19 +138,24 @@ fn with_cookie(mut req: Request<Body>, cookie: &str) -> Request<Body> {
     req
 }
 
-fn authorize_uri(client: &str, extra: &str) -> String {
+pub(crate) fn authorize_uri(client: &str, extra: &str) -> String {
     format!(
         "/authorize?response_type=code&client_id={client}&redirect_uri={}&scope=openid%20email&state=st-1&nonce=n-1{extra}",
         urlencode(CB)
     )
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Runs authorize and the password step; returns the final redirect and the session cookie.
-async fn login(w: &World, authorize: &str, email: &str, password: &str) -> (Reply, String) {
+pub(crate) async fn login(
+    w: &World,
+    authorize: &str,
+    email: &str,
+    password: &str,
+) -> (Reply, String) {
     let r = call(&w.state, get(authorize)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let (flow, raw) = set_cookie(&r, "padlock_flow").expect("flow cookie");
@@ -179,7 +184,7 @@ async fn login(w: &World, authorize: &str, email: &str, password: &str) -> (Repl
     (r, session)
 }
 
-async fn exchange(w: &World, code: &str, extra: &str) -> Reply {
+pub(crate) async fn exchange(w: &World, code: &str, extra: &str) -> Reply {
     let body = format!(
         "grant_type=authorization_code&code={code}&redirect_uri={}{extra}",
         urlencode(CB)
@@ -652,7 +657,7 @@ async fn api_account_is_refused_at_login() {
 
 /// DESIGN.md §9.1: with a second factor required, the password alone never completes a login.
 #[tokio::test]
-async fn second_factor_demand_fails_closed() {
+async fn password_alone_never_completes_when_a_second_factor_is_due() {
     let w = world().await;
     let (r, session) = login(
         &w,
@@ -661,14 +666,18 @@ async fn second_factor_demand_fails_closed() {
         PW,
     )
     .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(session.is_empty() && r.headers.get(header::LOCATION).is_none());
+    // The panel asked for padlock:2fa on a company with 2FA off: the factor step still comes.
+    assert!(location(&r).starts_with("/login/factor?flow="));
+    assert!(session.is_empty());
     let mut t = w.state.store.get_tenant(&w.tenant).await.unwrap().unwrap();
     t.two_factor.enabled = true;
     w.state.store.update_tenant(&t).await.unwrap();
     let (r, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(session.is_empty());
+    assert!(
+        location(&r).starts_with("/login/factor?flow="),
+        "the very next login after the switch"
+    );
+    assert!(session.is_empty() && !location(&r).contains("code="));
 }
 
 #[tokio::test]

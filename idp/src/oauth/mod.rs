@@ -27,6 +27,10 @@ pub fn routes() -> Router<AppState> {
             get(authorize::authorize_get).post(authorize::authorize_post),
         )
         .route("/login", get(crate::login::page).post(crate::login::submit))
+        .route(
+            "/login/factor",
+            get(crate::factor::show).post(crate::factor::submit),
+        )
         .route("/token", post(token::token))
         .route("/userinfo", get(userinfo::get).post(userinfo::post))
         .route("/introspect", post(introspect::introspect))
@@ -60,4 +64,4 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
 mod tests;
 
 #[cfg(test)]
-mod flow_tests;
+pub(crate) mod flow_tests;

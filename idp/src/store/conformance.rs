@@ -429,8 +429,30 @@ pub async fn sessions_and_flows_round_trip(s: Arc<dyn Store>) {
     assert_eq!(s.get_session(&[1; 32]).await.unwrap(), None);
     s.put_login_flow(&[2; 32], &flow(100)).await.unwrap();
     assert_eq!(s.get_login_flow(&[2; 32]).await.unwrap(), Some(flow(100)));
-    assert_eq!(s.take_login_flow(&[2; 32]).await.unwrap(), Some(flow(100)));
+    assert!(
+        !s.swap_login_flow(&[2; 32], &flow(99), &flow(200))
+            .await
+            .unwrap(),
+        "a stale expectation changes nothing"
+    );
+    assert!(
+        s.swap_login_flow(&[2; 32], &flow(100), &flow(200))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.swap_login_flow(&[2; 32], &flow(100), &flow(300))
+            .await
+            .unwrap(),
+        "the second of two racing posts loses"
+    );
+    assert_eq!(s.take_login_flow(&[2; 32]).await.unwrap(), Some(flow(200)));
     assert_eq!(s.take_login_flow(&[2; 32]).await.unwrap(), None);
+    assert!(
+        !s.swap_login_flow(&[2; 32], &flow(200), &flow(300))
+            .await
+            .unwrap()
+    );
 }
 
 pub async fn refresh_rotates_once_and_detects_reuse(s: Arc<dyn Store>) {

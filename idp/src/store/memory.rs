@@ -255,6 +255,21 @@ impl Store for MemoryStore {
         Ok(self.with(|i| i.flows.get(digest).cloned()))
     }
 
+    async fn swap_login_flow(
+        &self,
+        digest: &Digest,
+        expected: &LoginFlow,
+        new: &LoginFlow,
+    ) -> StoreResult<bool> {
+        Ok(self.with(|i| match i.flows.get_mut(digest) {
+            Some(f) if f == expected => {
+                *f = new.clone();
+                true
+            }
+            _ => false,
+        }))
+    }
+
     async fn take_login_flow(&self, digest: &Digest) -> StoreResult<Option<LoginFlow>> {
         Ok(self.with(|i| i.flows.remove(digest)))
     }

@@ -105,6 +105,14 @@ pub trait Store: Send + Sync + 'static {
     async fn put_login_flow(&self, digest: &Digest, flow: &LoginFlow) -> StoreResult<()>;
     /// A login flow.
     async fn get_login_flow(&self, digest: &Digest) -> StoreResult<Option<LoginFlow>>;
+    /// Replaces a login flow only if it still equals `expected`: concurrent posts of one flow
+    /// cannot both spend the same try.
+    async fn swap_login_flow(
+        &self,
+        digest: &Digest,
+        expected: &LoginFlow,
+        new: &LoginFlow,
+    ) -> StoreResult<bool>;
     /// Removes and returns a login flow (it completes once).
     async fn take_login_flow(&self, digest: &Digest) -> StoreResult<Option<LoginFlow>>;
 

@@ -393,6 +393,20 @@ impl Store for SledStore {
         get(&self.flows, "login flow", digest)
     }
 
+    async fn swap_login_flow(
+        &self,
+        digest: &Digest,
+        expected: &LoginFlow,
+        new: &LoginFlow,
+    ) -> StoreResult<bool> {
+        // JSON encoding is deterministic, so equal records have equal bytes.
+        Ok(self
+            .flows
+            .compare_and_swap(digest, Some(encode(expected)?), Some(encode(new)?))
+            .map_err(backend)?
+            .is_ok())
+    }
+
     async fn take_login_flow(&self, digest: &Digest) -> StoreResult<Option<LoginFlow>> {
         self.flows
             .remove(digest)

@@ -1,0 +1,266 @@
+//! Sending one-time codes: email over SMTP (lettre), SMS through a Twilio-Messages-shaped gateway or
+//! a JSON webhook (reqwest), or — until those are configured — the development outbox
+//! (`<data_dir>/outbox/` and the log, with a warning). A failure is returned, never dropped.
+
+use crate::config::{Config, SmsProvider, SmtpTls};
+use crate::secret::ClientSecret;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use padlock_policy::decision::Channel;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How long one delivery attempt may take.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a code could not be sent (logged; the user sees a generic sentence).
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The gateway or mail server refused or failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A message to deliver.
+pub struct Message<'a> {
+    /// Email subject.
+    pub subject: &'a str,
+    /// Text (the SMS body, the email body).
+    pub body: &'a str,
+}
+
+enum Email {
+    Outbox(PathBuf),
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+    },
+}
+
+enum Sms {
+    Outbox(PathBuf),
+    Twilio {
+        http: reqwest::Client,
+        url: String,
+        sid: String,
+        token: ClientSecret,
+        from: String,
+    },
+    Webhook {
+        http: reqwest::Client,
+        url: String,
+    },
+}
+
+/// The configured senders.
+pub struct Delivery {
+    email: Email,
+    sms: Sms,
+    seq: AtomicU64,
+}
+
+fn secret_from(file: Option<&Path>, env: &str) -> Result<Option<ClientSecret>, String> {
+    if let Some(f) = file {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        return Ok(Some(ClientSecret::new(text.trim().to_owned())));
+    }
+    Ok(std::env::var(env).ok().map(ClientSecret::new))
+}
+
+impl Delivery {
+    /// Builds the senders from the configuration; absent sections use the outbox in `data_dir`.
+    pub fn from_config(config: &Config, data_dir: &Path) -> Result<Delivery, String> {
+        let outbox = data_dir.join("outbox");
+        let email = match &config.email {
+            None => Email::Outbox(outbox.clone()),
+            Some(e) => {
+                let builder = match e.tls {
+                    SmtpTls::None => {
+                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.smtp_host)
+                    }
+                    SmtpTls::Starttls => {
+                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.smtp_host)
+                            .map_err(|err| format!("email.smtp_host: {err}"))?
+                    }
+                    SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&e.smtp_host)
+                        .map_err(|err| format!("email.smtp_host: {err}"))?,
+                };
+                let mut builder = builder.port(e.smtp_port).timeout(Some(SEND_TIMEOUT));
+                if let Some(user) = &e.username {
+                    let password = secret_from(e.password_file.as_deref(), "PADLOCK_SMTP_PASSWORD")?.ok_or("email.password_file (or PADLOCK_SMTP_PASSWORD) is required with email.username")?;
+                    builder = builder
+                        .credentials(Credentials::new(user.clone(), password.secret().to_owned()));
+                }
+                let from: Mailbox = e.from.parse().map_err(|err| format!("email.from: {err}"))?;
+                Email::Smtp {
+                    transport: builder.build(),
+                    from,
+                }
+            }
+        };
+        let http = || {
+            reqwest::Client::builder()
+                .timeout(SEND_TIMEOUT)
+                .build()
+                .map_err(|e| e.to_string())
+        };
+        let sms = match &config.sms {
+            None => Sms::Outbox(outbox),
+            Some(s) => match s.provider {
+                SmsProvider::Twilio => {
+                    let sid = s.account_sid.clone().ok_or("sms.account_sid is required")?;
+                    let token =
+                        secret_from(s.auth_token_file.as_deref(), "PADLOCK_SMS_AUTH_TOKEN")?
+                            .ok_or("sms.auth_token_file (or PADLOCK_SMS_AUTH_TOKEN) is required")?;
+                    let url = format!(
+                        "{}/2010-04-01/Accounts/{sid}/Messages.json",
+                        s.base_url.trim_end_matches('/')
+                    );
+                    Sms::Twilio {
+                        http: http()?,
+                        url,
+                        sid,
+                        token,
+                        from: s.from.clone().ok_or("sms.from is required")?,
+                    }
+                }
+                SmsProvider::Webhook => Sms::Webhook {
+                    http: http()?,
+                    url: s.webhook_url.clone().ok_or("sms.webhook_url is required")?,
+                },
+            },
+        };
+        if matches!(email, Email::Outbox(_)) || matches!(sms, Sms::Outbox(_)) {
+            tracing::warn!(outbox = %data_dir.join("outbox").display(), "codes without an [email] or [sms] section go to the development outbox and the log: configure SMTP and SMS before production use");
+        }
+        Ok(Delivery {
+            email,
+            sms,
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    /// Sends `message` over `channel`.
+    pub async fn send(
+        &self,
+        channel: &Channel,
+        message: &Message<'_>,
+    ) -> Result<(), DeliveryError> {
+        match channel {
+            Channel::Email(to) => self.email(to, message).await,
+            Channel::Sms(to) => self.sms(to.as_str(), message).await,
+        }
+    }
+
+    async fn email(&self, to: &str, m: &Message<'_>) -> Result<(), DeliveryError> {
+        match &self.email {
+            Email::Outbox(dir) => self.outbox(dir, "email", to, m),
+            Email::Smtp { transport, from } => {
+                let to: Mailbox = to
+                    .parse()
+                    .map_err(|e| DeliveryError::Failed(format!("address {to}: {e}")))?;
+                let email = lettre::Message::builder()
+                    .from(from.clone())
+                    .to(to)
+                    .subject(m.subject)
+                    .body(m.body.to_owned())
+                    .map_err(|e| DeliveryError::Failed(e.to_string()))?;
+                transport
+                    .send(email)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| DeliveryError::Failed(format!("SMTP: {e}")))
+            }
+        }
+    }
+
+    async fn sms(&self, to: &str, m: &Message<'_>) -> Result<(), DeliveryError> {
+        match &self.sms {
+            Sms::Outbox(dir) => self.outbox(dir, "sms", to, m),
+            Sms::Twilio {
+                http,
+                url,
+                sid,
+                token,
+                from,
+            } => {
+                let form = [("To", to), ("From", from.as_str()), ("Body", m.body)];
+                // One retry on 429/5xx or a dropped connection, as Twilio asks.
+                for attempt in 0..2 {
+                    let sent = http
+                        .post(url)
+                        .basic_auth(sid, Some(token.secret()))
+                        .form(&form)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status().is_success() => return Ok(()),
+                        Ok(r)
+                            if attempt == 0
+                                && (r.status().as_u16() == 429 || r.status().is_server_error()) => {
+                        }
+                        Ok(r) => {
+                            let status = r.status();
+                            let body: serde_json::Value = r.json().await.unwrap_or_default();
+                            return Err(DeliveryError::Failed(format!(
+                                "SMS gateway answered {status}: code {} {}",
+                                body["code"],
+                                body["message"].as_str().unwrap_or("")
+                            )));
+                        }
+                        Err(_) if attempt == 0 => {}
+                        Err(e) => return Err(DeliveryError::Failed(format!("SMS gateway: {e}"))),
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(DeliveryError::Failed(
+                    "SMS gateway: still failing after a retry".into(),
+                ))
+            }
+            Sms::Webhook { http, url } => {
+                let r = http
+                    .post(url)
+                    .json(&serde_json::json!({ "to": to, "body": m.body }))
+                    .send()
+                    .await
+                    .map_err(|e| DeliveryError::Failed(format!("SMS webhook: {e}")))?;
+                if r.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(DeliveryError::Failed(format!(
+                        "SMS webhook answered {}",
+                        r.status()
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Development outbox: one file per message and a warning in the log.
+    fn outbox(
+        &self,
+        dir: &Path,
+        kind: &str,
+        to: &str,
+        m: &Message<'_>,
+    ) -> Result<(), DeliveryError> {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let fail =
+            |e: std::io::Error| DeliveryError::Failed(format!("outbox {}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(fail)?;
+        let path = dir.join(format!("{stamp:013}-{n:04}-{kind}.txt"));
+        std::fs::write(
+            &path,
+            format!("To: {to}\nSubject: {}\n\n{}\n", m.subject, m.body),
+        )
+        .map_err(fail)?;
+        tracing::warn!(to, file = %path.display(), body = m.body, "development outbox: message not sent");
+        Ok(())
+    }
+}

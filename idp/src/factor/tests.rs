@@ -1,0 +1,321 @@
+//! Oneshot tests of the second-factor step: SMS/Email codes through the development outbox, TOTP,
+//! the per-code and per-user limits, and delivery failure.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::delivery::Delivery;
+use crate::domain::{Outcome, TOTP_SEED_PURPOSE, TotpEnrolment};
+use crate::jwt::{self, TYP_JWT};
+use crate::oauth::flow_tests::{
+    CB, PW, World, authorize_uri, exchange, location, login, query, set_cookie, urlencode,
+    with_cookie, world,
+};
+use crate::oauth::tokens::IdClaims;
+use crate::testing::{Reply, call, get, post_form};
+use axum::http::StatusCode;
+use padlock_policy::mobile::E164;
+use padlock_policy::{Method, Methods};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A world whose company has 2FA on with `methods`, codes going to a known outbox.
+async fn world_2fa(methods: &[Method]) -> (World, PathBuf) {
+    let mut w = world().await;
+    let dir = crate::state::test_outbox();
+    w.state.delivery = Arc::new(Delivery::from_config(&Config::default(), &dir).unwrap());
+    let mut t = w.state.store.get_tenant(&w.tenant).await.unwrap().unwrap();
+    t.two_factor.enabled = true;
+    t.two_factor.methods = Methods::from_list(methods);
+    w.state.store.update_tenant(&t).await.unwrap();
+    (w, dir)
+}
+
+/// The newest message in the outbox: (file name, recipient, the 6-digit code).
+fn last_code(dir: &Path) -> (String, String, String) {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let path = files.last().expect("a message in the outbox");
+    let text = std::fs::read_to_string(path).unwrap();
+    let to = text
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("To: ")
+        .to_owned();
+    let body = text.lines().find(|l| l.contains("sign-in code.")).unwrap();
+    (
+        path.file_name().unwrap().to_string_lossy().into_owned(),
+        to,
+        body[..6].to_owned(),
+    )
+}
+
+/// Password step; returns the flow id and its cookie (the reply must send the browser to the factor page).
+async fn to_factor(w: &World) -> (String, String) {
+    let (r, session) = login(w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(session.is_empty(), "no session before the second factor");
+    let loc = location(&r);
+    assert!(loc.starts_with("/login/factor?flow="), "{loc}");
+    let flow = loc.split("flow=").nth(1).unwrap().to_owned();
+    let cookie = format!("padlock_flow={flow}");
+    (flow, cookie)
+}
+
+async fn submit(w: &World, flow: &str, cookie: &str, body: &str) -> Reply {
+    call(
+        &w.state,
+        with_cookie(
+            post_form("/login/factor", format!("flow={flow}&{body}")),
+            cookie,
+        ),
+    )
+    .await
+}
+
+async fn id_claims(w: &World, r: &Reply) -> IdClaims {
+    let code = query(&location(r))["code"].clone();
+    let t = exchange(w, &code, "").await.json();
+    jwt::verify(
+        &w.state.keys.get(),
+        t["id_token"].as_str().unwrap(),
+        TYP_JWT,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn email_code_completes_the_login_with_second_factor_claims() {
+    let (w, dir) = world_2fa(&[Method::SmsEmail]).await;
+    let (flow, cookie) = to_factor(&w).await;
+    let page = call(
+        &w.state,
+        with_cookie(get(&format!("/login/factor?flow={flow}")), &cookie),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("by email to a\u{2022}\u{2022}\u{2022}@acme.example"),
+        "{}",
+        page.body
+    );
+    let (file, to, code) = last_code(&dir);
+    assert!(file.ends_with("-email.txt"));
+    assert_eq!(to, "ann@acme.example");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = submit(&w, &flow, &cookie, &format!("code={wrong}")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("4 more tries for this code"), "{}", r.body);
+    let r = submit(&w, &flow, &cookie, "code=12a").await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "malformed input spends no try"
+    );
+    let r = submit(
+        &w,
+        &flow,
+        &cookie,
+        &format!("code={}%20{}", &code[..3], &code[3..]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(location(&r).starts_with(CB));
+    assert!(set_cookie(&r, "padlock_session").is_some());
+    let claims = id_claims(&w, &r).await;
+    assert_eq!(claims.amr, ["pwd", "email"]);
+    assert_eq!(claims.acr, "padlock:2fa");
+    assert_eq!(
+        w.state.store.lockout_state(&w.user).await.unwrap().failures,
+        0,
+        "success resets the count"
+    );
+    let audit = w.state.store.list_audit(None, None, 20).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "login.second_factor" && e.outcome == Outcome::Success)
+    );
+}
+
+#[tokio::test]
+async fn sms_when_the_user_has_a_valid_mobile() {
+    let (w, dir) = world_2fa(&[Method::SmsEmail]).await;
+    let mut u = w.state.store.get_user(&w.user).await.unwrap().unwrap();
+    u.mobile = Some(E164::parse("+15551234567").unwrap());
+    w.state.store.update_user(&u).await.unwrap();
+    let (flow, cookie) = to_factor(&w).await;
+    let (file, to, code) = last_code(&dir);
+    assert!(file.ends_with("-sms.txt"));
+    assert_eq!(to, "+15551234567");
+    let page = call(
+        &w.state,
+        with_cookie(get(&format!("/login/factor?flow={flow}")), &cookie),
+    )
+    .await;
+    assert!(
+        page.body
+            .contains("by SMS to +\u{2022}\u{2022}\u{2022} \u{2022}\u{2022}\u{2022} 4567")
+    );
+    let r = submit(&w, &flow, &cookie, &format!("code={code}")).await;
+    assert_eq!(id_claims(&w, &r).await.amr, ["pwd", "sms"]);
+}
+
+/// DESIGN.md §9.3: codes expire after 120 s; resends are limited and replace the code.
+#[tokio::test]
+async fn codes_expire_and_resends_are_limited() {
+    let (w, dir) = world_2fa(&[Method::SmsEmail]).await;
+    let (flow, cookie) = to_factor(&w).await;
+    let (_, _, first) = last_code(&dir);
+    w.clock.advance(10);
+    let r = submit(&w, &flow, &cookie, "resend=1").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.body.contains("Wait 20 seconds"));
+    w.clock.advance(110);
+    let r = submit(&w, &flow, &cookie, &format!("code={first}")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("expired"), "{}", r.body);
+    assert_eq!(
+        w.state.store.lockout_state(&w.user).await.unwrap().failures,
+        0,
+        "a late code is not a guess"
+    );
+    let r = submit(&w, &flow, &cookie, "resend=1").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("A new code is on its way"));
+    let (_, _, second) = last_code(&dir);
+    if second != first {
+        let r = submit(&w, &flow, &cookie, &format!("code={first}")).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "the old code no longer works"
+        );
+    }
+    let r = submit(&w, &flow, &cookie, &format!("code={second}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    // Single use: the completed flow is gone.
+    let r = submit(&w, &flow, &cookie, &format!("code={second}")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+/// DESIGN.md §9.3 and §9.4: 5 wrong tries per code; 10 consecutive failures lock the user for
+/// 15 minutes, and a new code does not reset the count.
+#[tokio::test]
+async fn wrong_codes_exhaust_the_code_then_lock_the_user() {
+    let (w, dir) = world_2fa(&[Method::SmsEmail]).await;
+    let (flow, cookie) = to_factor(&w).await;
+    let (_, _, code) = last_code(&dir);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for i in 1..=5 {
+        let r = submit(&w, &flow, &cookie, &format!("code={wrong}")).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        if i == 5 {
+            assert!(r.body.contains("Too many wrong codes"), "{}", r.body);
+        }
+    }
+    let r = submit(&w, &flow, &cookie, &format!("code={code}")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "the right code after the 5th wrong try is refused"
+    );
+    w.clock.advance(30);
+    assert_eq!(
+        submit(&w, &flow, &cookie, "resend=1").await.status,
+        StatusCode::OK
+    );
+    let (_, _, code) = last_code(&dir);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..3 {
+        submit(&w, &flow, &cookie, &format!("code={wrong}")).await;
+    }
+    assert_eq!(
+        w.state.store.lockout_state(&w.user).await.unwrap().failures,
+        9,
+        "the resend did not reset the count"
+    );
+    let r = submit(&w, &flow, &cookie, &format!("code={wrong}")).await;
+    assert!(r.body.contains("locked until"), "{}", r.body);
+    let r = submit(&w, &flow, &cookie, &format!("code={code}")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "locked: even the right code is refused"
+    );
+    // A new login is refused at the password step while the lock lasts, and works after it.
+    let (r, _) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("locked until"));
+    w.clock.advance(15 * 60);
+    to_factor(&w).await;
+}
+
+/// DESIGN.md §9.5: a TOTP step is accepted once.
+#[tokio::test]
+async fn totp_login_and_replay() {
+    let (w, _) = world_2fa(&[Method::SmsEmail, Method::Totp]).await;
+    let seed = b"0123456789abcdefghij";
+    let mut u = w.state.store.get_user(&w.user).await.unwrap().unwrap();
+    u.totp = Some(TotpEnrolment {
+        seed: w.state.master.seal(TOTP_SEED_PURPOSE, seed).unwrap(),
+        enrolled_at: 0,
+    });
+    u.preferred_method = Some(Method::Totp);
+    w.state.store.update_user(&u).await.unwrap();
+    let (flow, cookie) = to_factor(&w).await;
+    let page = call(
+        &w.state,
+        with_cookie(get(&format!("/login/factor?flow={flow}")), &cookie),
+    )
+    .await;
+    assert!(page.body.contains("authenticator app") && !page.body.contains("Send a new code"));
+    let code = padlock_policy::totp::code_at(seed, w.clock.now()).unwrap();
+    let r = submit(&w, &flow, &cookie, &format!("code={code}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(id_claims(&w, &r).await.amr, ["pwd", "otp"]);
+    let (flow, cookie) = to_factor(&w).await;
+    let r = submit(&w, &flow, &cookie, &format!("code={code}")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("already used"), "{}", r.body);
+    w.clock.advance(30);
+    let next = padlock_policy::totp::code_at(seed, w.clock.now()).unwrap();
+    assert_eq!(
+        submit(&w, &flow, &cookie, &format!("code={next}"))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn a_dead_sms_gateway_is_reported_and_spends_nothing() {
+    let (mut w, _) = world_2fa(&[Method::SmsEmail]).await;
+    let config =
+        Config::parse("[sms]\nprovider = \"webhook\"\nwebhook_url = \"http://127.0.0.1:9/send\"\n")
+            .unwrap();
+    w.state.delivery =
+        Arc::new(Delivery::from_config(&config, &crate::state::test_outbox()).unwrap());
+    let mut u = w.state.store.get_user(&w.user).await.unwrap().unwrap();
+    u.mobile = Some(E164::parse("+15551234567").unwrap());
+    w.state.store.update_user(&u).await.unwrap();
+    let (r, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert!(r.body.contains("could not send the code"), "{}", r.body);
+    assert!(session.is_empty());
+    assert_eq!(
+        w.state.store.lockout_state(&w.user).await.unwrap().failures,
+        0
+    );
+    let audit = w.state.store.list_audit(None, None, 10).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "second_factor.send" && e.outcome == Outcome::Failure)
+    );
+    let _ = urlencode("");
+}

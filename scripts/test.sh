@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole Padlock test suite, runnable on a fresh machine: installs what the tests need (PAM
-# headers, pamtester, pam_wrapper), builds the padlock binary and pam_padlock.so, checks formatting
+# headers, pamtester, pam_wrapper; aiosmtpd as the SMTP server), builds the padlock binary and pam_padlock.so, checks formatting
 # and lints, then runs every unit, conformance, property and end-to-end test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# A real SMTP server for the email-code tests.
+python3 -c "import aiosmtpd" 2>/dev/null || { echo "== installing aiosmtpd"; python3 -m pip install --quiet --disable-pip-version-check aiosmtpd; }
 command -v cargo-clippy >/dev/null && command -v rustfmt >/dev/null || rustup component add clippy rustfmt
 
 echo "== cargo fmt --check"

@@ -3,6 +3,7 @@
 //! (`cargo build --workspace`): the binaries are found next to this test executable.
 
 mod cli;
+mod delivery;
 mod examples;
 mod harness;
 mod oidc;

@@ -13,7 +13,7 @@ use openidconnect::{
 use std::path::Path;
 
 /// The client type `from_provider_metadata` gives.
-type Rp = CoreClient<
+pub type Rp = CoreClient<
     EndpointSet,
     EndpointNotSet,
     EndpointNotSet,
@@ -22,12 +22,12 @@ type Rp = CoreClient<
     EndpointMaybeSet,
 >;
 
-const CB: &str = "http://127.0.0.1:9/cb";
-const BYE: &str = "http://127.0.0.1:9/bye";
+pub const CB: &str = "http://127.0.0.1:9/cb";
+pub const BYE: &str = "http://127.0.0.1:9/bye";
 pub const PW: &str = "correct-horse-battery-staple";
 
 /// The relying party's HTTP client: reqwest, never following redirects.
-fn rp_http(req: HttpRequest) -> Result<HttpResponse, reqwest::Error> {
+pub fn rp_http(req: HttpRequest) -> Result<HttpResponse, reqwest::Error> {
     let (parts, body) = req.into_parts();
     let client = http();
     let mut builder = client
@@ -57,7 +57,17 @@ fn provider(dir: &Path) -> Provider {
 
 /// A provider whose panel is registered with `redirect` and `post_logout`.
 pub fn provider_with(dir: &Path, redirect: &str, post_logout: &str) -> Provider {
-    let server = Server::start(dir, &[]);
+    provider_serving(dir, redirect, post_logout, &[])
+}
+
+/// Like [`provider_with`], with extra `padlock serve` arguments (e.g. `-c padlock.toml`).
+pub fn provider_serving(
+    dir: &Path,
+    redirect: &str,
+    post_logout: &str,
+    serve_args: &[&str],
+) -> Provider {
+    let server = Server::start(dir, serve_args);
     let link = server.setup_link.clone().unwrap();
     let token = link.split("token=").nth(1).unwrap();
     let r = http()

@@ -322,6 +322,12 @@ pub struct Session {
     pub second_factor_at: Option<Timestamp>,
     /// Expiry.
     pub expires_at: Timestamp,
+    /// A step-up code sent from the padlock page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_up: Option<padlock_policy::code::CodeChallenge>,
+    /// A TOTP secret shown for enrolment, not yet confirmed (sealed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_pending: Option<Sealed>,
 }
 
 /// A validated authorization request waiting for the user to log in.

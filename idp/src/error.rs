@@ -21,6 +21,9 @@ pub enum AppError {
     /// Nothing here.
     #[error("not found")]
     NotFound,
+    /// Not signed in, with a message the user may see.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
     /// Refused, with a message the user may see.
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -49,6 +52,7 @@ impl IntoResponse for AppError {
                 "Not found",
                 "There is nothing at this address.".to_owned(),
             ),
+            AppError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "Sign in first", m),
             AppError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m),
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad request", m),
             AppError::TooLarge => (

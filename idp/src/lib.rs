@@ -18,6 +18,7 @@
 //! - Every admin change and authentication decision is appended to the audit log
 //!   ([`state::AppState::audit`]).
 
+pub mod account;
 pub mod api;
 pub mod bootstrap;
 pub mod cli;

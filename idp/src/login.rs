@@ -134,6 +134,8 @@ pub(crate) async fn submit(
                 acr,
                 second_factor_at: None,
                 expires_at: now + SESSION_TTL_SECS,
+                step_up: None,
+                totp_pending: None,
             };
             complete(&state, &f.flow, flow, s).await
         }

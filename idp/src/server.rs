@@ -13,7 +13,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json};
-use axum::routing::get;
+use axum::routing::{get, post};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -27,6 +27,11 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/setup", get(crate::setup::form).post(crate::setup::submit))
+        .route("/account/security", get(crate::account::show))
+        .route("/account/security/step-up", post(crate::account::step_up))
+        .route("/account/security/preferences", post(crate::account::preferences))
+        .route("/account/security/totp/start", post(crate::account::totp_start))
+        .route("/account/security/totp/confirm", post(crate::account::totp_confirm))
         .merge(crate::oauth::routes())
         .nest("/api/v1", crate::api::routes())
         .fallback(|| async { AppError::NotFound })

@@ -358,9 +358,11 @@ pub(crate) async fn submit(
         acr,
         second_factor_at: Some(now),
         expires_at: now + SESSION_TTL_SECS,
+        step_up: None,
+        totp_pending: None,
     };
     complete(&state, &f.flow, flow, s).await
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

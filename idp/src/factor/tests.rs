@@ -7,8 +7,7 @@ use crate::delivery::Delivery;
 use crate::domain::{Outcome, TOTP_SEED_PURPOSE, TotpEnrolment};
 use crate::jwt::{self, TYP_JWT};
 use crate::oauth::flow_tests::{
-    CB, PW, World, authorize_uri, exchange, location, login, query, set_cookie, urlencode,
-    with_cookie, world,
+    CB, PW, World, authorize_uri, exchange, location, login, query, set_cookie, with_cookie, world,
 };
 use crate::oauth::tokens::IdClaims;
 use crate::testing::{Reply, call, get, post_form};
@@ -19,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A world whose company has 2FA on with `methods`, codes going to a known outbox.
-async fn world_2fa(methods: &[Method]) -> (World, PathBuf) {
+pub(crate) async fn world_2fa(methods: &[Method]) -> (World, PathBuf) {
     let mut w = world().await;
     let dir = crate::state::test_outbox();
     w.state.delivery = Arc::new(Delivery::from_config(&Config::default(), &dir).unwrap());
@@ -31,7 +30,7 @@ async fn world_2fa(methods: &[Method]) -> (World, PathBuf) {
 }
 
 /// The newest message in the outbox: (file name, recipient, the 6-digit code).
-fn last_code(dir: &Path) -> (String, String, String) {
+pub(crate) fn last_code(dir: &Path) -> (String, String, String) {
     let mut files: Vec<_> = std::fs::read_dir(dir.join("outbox"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -54,7 +53,7 @@ fn last_code(dir: &Path) -> (String, String, String) {
 }
 
 /// Password step; returns the flow id and its cookie (the reply must send the browser to the factor page).
-async fn to_factor(w: &World) -> (String, String) {
+pub(crate) async fn to_factor(w: &World) -> (String, String) {
     let (r, session) = login(w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert!(session.is_empty(), "no session before the second factor");
@@ -65,7 +64,7 @@ async fn to_factor(w: &World) -> (String, String) {
     (flow, cookie)
 }
 
-async fn submit(w: &World, flow: &str, cookie: &str, body: &str) -> Reply {
+pub(crate) async fn submit(w: &World, flow: &str, cookie: &str, body: &str) -> Reply {
     call(
         &w.state,
         with_cookie(
@@ -317,5 +316,4 @@ async fn a_dead_sms_gateway_is_reported_and_spends_nothing() {
             .iter()
             .any(|e| e.action == "second_factor.send" && e.outcome == Outcome::Failure)
     );
-    let _ = urlencode("");
 }

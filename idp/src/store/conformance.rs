@@ -419,6 +419,8 @@ fn session(expires_at: u64) -> Session {
         acr: Acr::OneFactor,
         second_factor_at: None,
         expires_at,
+        step_up: None,
+        totp_pending: None,
     }
 }
 

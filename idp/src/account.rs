@@ -1,0 +1,547 @@
+//! `/account/security`: the padlock page. A signed-in user chooses their preferred method among
+//! those the company offers, sets a mobile number and enrols an authenticator app (QR code, saved
+//! only once a code from it is right). Any change needs a second factor passed within the last
+//! 5 minutes (`padlock_policy::step_up`); the step-up uses the built-in SMS/Email code. Every form
+//! carries a CSRF token bound to the session.
+
+use crate::domain::{Outcome, Session, TOTP_SEED_PURPOSE, Tenant, TotpEnrolment, User};
+use crate::error::AppError;
+use crate::extract::{ClientIp, Form};
+use crate::factor::sms_email;
+use crate::session;
+use crate::state::{AppState, Audit};
+use crate::store::Digest;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use padlock_policy::Method;
+use padlock_policy::code::{CodeChallenge, CodeInput, CodeOutcome, normalize_code};
+use padlock_policy::decision::{Subject, code_channel};
+use padlock_policy::mobile::E164;
+use padlock_policy::step_up::{Freshness, freshness};
+use padlock_policy::totp::{SECRET_LEN, TotpOutcome, verify};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+/// What the TOTP enrolment shows.
+pub struct TotpSetup {
+    qr_base64: String,
+    secret: String,
+    uri: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "account.html")]
+struct AccountPage {
+    email: String,
+    company: String,
+    company_2fa: bool,
+    csrf: String,
+    fresh: bool,
+    step_up_target: String,
+    step_up_sent: bool,
+    methods: Vec<(&'static str, &'static str, bool)>,
+    mobile: String,
+    totp_offered: bool,
+    totp_enrolled: bool,
+    totp_setup: Option<TotpSetup>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+/// The signed-in user of a request.
+struct Context {
+    digest: Digest,
+    session: Session,
+    user: User,
+    tenant: Tenant,
+}
+
+const SIGN_IN_FIRST: &str =
+    "Sign in through one of your company's applications first, then open this page again.";
+
+async fn context(state: &AppState, headers: &HeaderMap) -> Result<Context, AppError> {
+    let (digest, session) = session::current(state, headers)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized(SIGN_IN_FIRST.into()))?;
+    let user = state
+        .store
+        .get_user(&session.user_id)
+        .await?
+        .filter(|u| !u.disabled && !u.api_account)
+        .ok_or_else(|| AppError::Unauthorized(SIGN_IN_FIRST.into()))?;
+    let tenant = state
+        .store
+        .get_tenant(&user.tenant)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("user {} has no company", user.id))?;
+    Ok(Context {
+        digest,
+        session,
+        user,
+        tenant,
+    })
+}
+
+fn csrf_token(state: &AppState, digest: &Digest) -> String {
+    hex::encode(&state.master.keyed_digest("csrf", digest)[..16])
+}
+
+fn check_csrf(state: &AppState, c: &Context, presented: &str) -> Result<(), AppError> {
+    if bool::from(
+        csrf_token(state, &c.digest)
+            .as_bytes()
+            .ct_eq(presented.as_bytes()),
+    ) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "This form expired or did not come from Padlock. Reload the page and try again.".into(),
+        ))
+    }
+}
+
+fn is_fresh(state: &AppState, s: &Session) -> bool {
+    freshness(s.second_factor_at, state.clock.now()) == Freshness::Fresh
+}
+
+fn subject(user: &User) -> Subject<'_> {
+    Subject {
+        email: &user.email,
+        mobile: user.mobile.as_ref(),
+        preferred: user.preferred_method,
+        totp_enrolled: user.totp.is_some(),
+        duo_enrolled: user.duo.as_ref().is_some_and(|d| d.active),
+        api_account: false,
+        disabled: false,
+    }
+}
+
+/// The otpauth QR and text secret for `seed`.
+fn totp_setup(c: &Context, seed: &[u8]) -> Result<TotpSetup, AppError> {
+    let totp = totp_rs::Builder::new()
+        .with_secret(seed.to_vec())
+        .with_issuer(Some(format!(
+            "Padlock ({})",
+            c.tenant.name.replace(':', " ")
+        )))
+        .with_account_name(c.user.email.replace(':', " "))
+        .build()
+        .map_err(|e| anyhow::anyhow!("TOTP enrolment: {e}"))?;
+    let qr_base64 = totp
+        .to_qr_base64()
+        .map_err(|e| anyhow::anyhow!("TOTP QR code: {e}"))?;
+    let uri = totp
+        .to_url()
+        .map_err(|e| anyhow::anyhow!("TOTP URI: {e}"))?;
+    Ok(TotpSetup {
+        qr_base64,
+        secret: totp_rs::Secret::from(seed.to_vec()).to_base32(),
+        uri,
+    })
+}
+
+fn render(
+    state: &AppState,
+    c: &Context,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<Response, AppError> {
+    let offered = c.tenant.two_factor.methods;
+    let label = |m: Method| match m {
+        Method::SmsEmail => "Code by SMS or email",
+        Method::Totp => "Authenticator app (TOTP)",
+        Method::Duo => "Duo",
+    };
+    let current = c.user.preferred_method.unwrap_or(Method::SmsEmail);
+    let mut methods: Vec<_> = offered
+        .iter()
+        .map(|m| (m.as_str(), label(m), m == current))
+        .collect();
+    if methods.is_empty() {
+        methods.push((Method::SmsEmail.as_str(), label(Method::SmsEmail), true));
+    }
+    let totp_setup = match &c.session.totp_pending {
+        Some(sealed) => Some(totp_setup(
+            c,
+            &state
+                .master
+                .open(TOTP_SEED_PURPOSE, sealed)
+                .map_err(anyhow::Error::from)?,
+        )?),
+        None => None,
+    };
+    let page = AccountPage {
+        email: c.user.email.clone(),
+        company: c.tenant.name.clone(),
+        company_2fa: c.tenant.two_factor.enabled,
+        csrf: csrf_token(state, &c.digest),
+        fresh: is_fresh(state, &c.session),
+        step_up_target: sms_email::masked(&code_channel(&subject(&c.user))),
+        step_up_sent: c.session.step_up.is_some(),
+        methods,
+        mobile: c
+            .user
+            .mobile
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        totp_offered: offered.totp,
+        totp_enrolled: c.user.totp.is_some(),
+        totp_setup,
+        notice,
+        error,
+    };
+    Ok((status, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let c = context(&state, &headers).await?;
+    render(&state, &c, StatusCode::OK, None, None)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    csrf: String,
+    code: Option<String>,
+}
+
+fn audit<'a>(c: &'a Context, action: &'a str, outcome: Outcome, ip: Option<&'a str>) -> Audit<'a> {
+    Audit {
+        tenant: Some(&c.user.tenant),
+        actor: c.user.id.as_str(),
+        action,
+        target: &c.user.email,
+        outcome,
+        source_ip: ip,
+    }
+}
+
+/// Step-up: without `code`, sends one by SMS/Email; with it, checks it and marks the session fresh.
+pub(crate) async fn step_up(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    let mut c = context(&state, &headers).await?;
+    check_csrf(&state, &c, &f.csrf)?;
+    let ip = ip.as_deref();
+    let now = state.clock.now();
+    if let Some(until) = state
+        .store
+        .lockout_state(&c.user.id)
+        .await?
+        .locked_until(now, &state.lockout)
+    {
+        let m = crate::login::deny_message(padlock_policy::DenyReason::LockedOut { until });
+        return render(&state, &c, StatusCode::FORBIDDEN, None, Some(m));
+    }
+    let Some(typed) = f.code.as_deref() else {
+        if let Some(ch) = &c.session.step_up
+            && let CodeOutcome::ResendTooSoon { retry_at } =
+                ch.clone().advance(CodeInput::Resend([0; 32]), now)
+        {
+            return render(
+                &state,
+                &c,
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                Some(format!(
+                    "Wait {} seconds before asking for a new code.",
+                    retry_at - now
+                )),
+            );
+        }
+        let channel = code_channel(&subject(&c.user));
+        match sms_email::send_new(&state, &c.digest, &c.tenant.name, &channel).await {
+            Ok(d) => {
+                c.session.step_up = Some(CodeChallenge::issue(d, now));
+                state.store.put_session(&c.digest, &c.session).await?;
+                return render(
+                    &state,
+                    &c,
+                    StatusCode::OK,
+                    Some(format!("We sent a code {}.", sms_email::masked(&channel))),
+                    None,
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, user = %c.user.id, "could not send a step-up code");
+                state
+                    .audit(audit(&c, "second_factor.send", Outcome::Failure, ip))
+                    .await?;
+                return render(
+                    &state,
+                    &c,
+                    StatusCode::BAD_GATEWAY,
+                    None,
+                    Some(crate::factor::SEND_FAILED.into()),
+                );
+            }
+        }
+    };
+    let (Some(mut ch), Some(typed)) = (c.session.step_up.clone(), normalize_code(typed)) else {
+        return render(
+            &state,
+            &c,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some("Ask for a code, then enter its 6 digits.".into()),
+        );
+    };
+    let outcome = ch.advance(
+        CodeInput::Submit(sms_email::digest(&state, &c.digest, &typed)),
+        now,
+    );
+    c.session.step_up = Some(ch);
+    if outcome == CodeOutcome::Accepted {
+        c.session.step_up = None;
+        c.session.second_factor_at = Some(now);
+        state.store.put_session(&c.digest, &c.session).await?;
+        state.store.record_second_factor_success(&c.user.id).await?;
+        state
+            .audit(audit(&c, "account.step_up", Outcome::Success, ip))
+            .await?;
+        return render(
+            &state,
+            &c,
+            StatusCode::OK,
+            Some("Confirmed. You can change your settings for the next 5 minutes.".into()),
+            None,
+        );
+    }
+    state.store.put_session(&c.digest, &c.session).await?;
+    if outcome.is_failed_guess() {
+        state
+            .store
+            .record_failed_attempt(&c.user.id, now, &state.lockout)
+            .await?;
+    }
+    state
+        .audit(audit(&c, "account.step_up", Outcome::Failure, ip))
+        .await?;
+    render(
+        &state,
+        &c,
+        StatusCode::UNAUTHORIZED,
+        None,
+        Some("That code is not right, or it expired. Ask for a new one if needed.".into()),
+    )
+}
+
+/// The refusal to show when the session did not pass a second factor in the last 5 minutes.
+fn stale(state: &AppState, c: &Context) -> Option<Response> {
+    if is_fresh(state, &c.session) {
+        return None;
+    }
+    let refusal = render(
+        state,
+        c,
+        StatusCode::FORBIDDEN,
+        None,
+        Some("Confirm it is you first: changing your second factor needs a fresh code.".into()),
+    );
+    Some(refusal.unwrap_or_else(IntoResponse::into_response))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Preferences {
+    csrf: String,
+    preferred: String,
+    mobile: String,
+}
+
+pub(crate) async fn preferences(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(f): Form<Preferences>,
+) -> Result<Response, AppError> {
+    let mut c = context(&state, &headers).await?;
+    check_csrf(&state, &c, &f.csrf)?;
+    if let Some(r) = stale(&state, &c) {
+        return Ok(r);
+    }
+    let method = Method::parse(&f.preferred)
+        .filter(|m| c.tenant.two_factor.methods.offers(*m) || *m == Method::SmsEmail);
+    let Some(method) = method else {
+        return render(
+            &state,
+            &c,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some("Your company does not offer that method.".into()),
+        );
+    };
+    if method == Method::Totp && c.user.totp.is_none() {
+        return render(
+            &state,
+            &c,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some("Set up an authenticator app below before choosing it.".into()),
+        );
+    }
+    if method == Method::Duo {
+        return render(
+            &state,
+            &c,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some("Duo enrolment is not available on this Padlock yet.".into()),
+        );
+    }
+    let mobile = match f.mobile.trim() {
+        "" => None,
+        m => match E164::parse(m) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                return render(
+                    &state,
+                    &c,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    None,
+                    Some(format!("Mobile number: {e}.")),
+                );
+            }
+        },
+    };
+    let before = (c.user.preferred_method, c.user.mobile.clone());
+    c.user.preferred_method = Some(method);
+    c.user.mobile = mobile;
+    state.store.update_user(&c.user).await?;
+    if before != (c.user.preferred_method, c.user.mobile.clone()) {
+        state
+            .audit(audit(
+                &c,
+                "account.preferences",
+                Outcome::Success,
+                ip.as_deref(),
+            ))
+            .await?;
+    }
+    render(&state, &c, StatusCode::OK, Some("Saved.".into()), None)
+}
+
+pub(crate) async fn totp_start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    let mut c = context(&state, &headers).await?;
+    check_csrf(&state, &c, &f.csrf)?;
+    if let Some(r) = stale(&state, &c) {
+        return Ok(r);
+    }
+    if !c.tenant.two_factor.methods.totp {
+        return render(
+            &state,
+            &c,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some("Your company does not offer authenticator apps.".into()),
+        );
+    }
+    let mut seed = zeroize::Zeroizing::new([0u8; SECRET_LEN]);
+    aws_lc_rs::rand::fill(seed.as_mut())
+        .map_err(|_| anyhow::anyhow!("system random number generator failed"))?;
+    c.session.totp_pending = Some(
+        state
+            .master
+            .seal(TOTP_SEED_PURPOSE, seed.as_ref())
+            .map_err(anyhow::Error::from)?,
+    );
+    state.store.put_session(&c.digest, &c.session).await?;
+    render(&state, &c, StatusCode::OK, None, None)
+}
+
+pub(crate) async fn totp_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    let mut c = context(&state, &headers).await?;
+    check_csrf(&state, &c, &f.csrf)?;
+    if let Some(r) = stale(&state, &c) {
+        return Ok(r);
+    }
+    let Some(sealed) = c.session.totp_pending.clone() else {
+        return render(
+            &state,
+            &c,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some("Start the authenticator setup first.".into()),
+        );
+    };
+    let seed = state
+        .master
+        .open(TOTP_SEED_PURPOSE, &sealed)
+        .map_err(anyhow::Error::from)?;
+    let now = state.clock.now();
+    let outcome = verify(
+        &seed,
+        f.code.as_deref().unwrap_or(""),
+        now,
+        c.tenant.two_factor.totp_skew_steps,
+        None,
+    )
+    .map_err(anyhow::Error::from)?;
+    let TotpOutcome::Accepted { step } = outcome else {
+        state
+            .audit(audit(
+                &c,
+                "account.totp.enrol",
+                Outcome::Failure,
+                ip.as_deref(),
+            ))
+            .await?;
+        return render(
+            &state,
+            &c,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some(
+                "That code is not right. Check the time on your phone and try the next code."
+                    .into(),
+            ),
+        );
+    };
+    // The confirming code's step counts as used, so it cannot be replayed at the next login.
+    state.store.accept_totp_step(&c.user.id, step).await?;
+    c.user.totp = Some(TotpEnrolment {
+        seed: sealed,
+        enrolled_at: now,
+    });
+    c.user.preferred_method = Some(Method::Totp);
+    state.store.update_user(&c.user).await?;
+    c.session.totp_pending = None;
+    state.store.put_session(&c.digest, &c.session).await?;
+    state
+        .audit(audit(
+            &c,
+            "account.totp.enrol",
+            Outcome::Success,
+            ip.as_deref(),
+        ))
+        .await?;
+    render(
+        &state,
+        &c,
+        StatusCode::OK,
+        Some("Your authenticator app is set up; it is now your second factor.".into()),
+        None,
+    )
+}
+
+#[cfg(test)]
+#[path = "account_tests.rs"]
+mod tests;

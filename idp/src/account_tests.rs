@@ -1,0 +1,285 @@
+//! Oneshot tests of the padlock page: session, step-up freshness, CSRF, preferences, TOTP enrolment.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::delivery::Delivery;
+use crate::factor::tests::{last_code, submit, to_factor, world_2fa};
+use crate::oauth::flow_tests::{PW, World, authorize_uri, login, set_cookie, with_cookie, world};
+use crate::testing::{Reply, call, get, post_form};
+use axum::http::StatusCode;
+use padlock_policy::Method;
+use std::sync::Arc;
+
+fn csrf(page: &Reply) -> String {
+    let at = page
+        .body
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    page.body[at..at + 32].to_owned()
+}
+
+async fn page(w: &World, cookie: &str) -> Reply {
+    call(&w.state, with_cookie(get("/account/security"), cookie)).await
+}
+
+async fn post(w: &World, cookie: &str, path: &str, body: &str) -> Reply {
+    call(
+        &w.state,
+        with_cookie(post_form(path, body.to_owned()), cookie),
+    )
+    .await
+}
+
+/// A session that passed the email code (fresh for 5 minutes) on a company offering `methods`.
+async fn fresh_session(methods: &[Method]) -> (World, std::path::PathBuf, String) {
+    let (w, dir) = world_2fa(methods).await;
+    let (flow, cookie) = to_factor(&w).await;
+    let (_, _, code) = last_code(&dir);
+    let r = submit(&w, &flow, &cookie, &format!("code={code}")).await;
+    let session = set_cookie(&r, "padlock_session").unwrap().0;
+    (w, dir, format!("padlock_session={session}"))
+}
+
+#[tokio::test]
+async fn the_page_needs_a_session() {
+    let w = world().await;
+    let r = call(&w.state, get("/account/security")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("Sign in through one of your company"));
+}
+
+/// DESIGN.md §9.6: changing one's own 2FA settings needs a second factor within the last 5 minutes.
+#[tokio::test]
+async fn changes_need_a_fresh_second_factor() {
+    let mut w = world().await;
+    let dir = crate::state::test_outbox();
+    w.state.delivery = Arc::new(Delivery::from_config(&Config::default(), &dir).unwrap());
+    let (_, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
+    let cookie = format!("padlock_session={session}");
+    let p = page(&w, &cookie).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("Confirm it is you") && !p.body.contains("Preferred method"));
+    let token = csrf(&p);
+    let r = post(
+        &w,
+        &cookie,
+        "/account/security/preferences",
+        &format!("csrf={token}&preferred=sms-email&mobile=%2B15551234567"),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "a password-only session cannot change settings"
+    );
+    assert!(
+        w.state
+            .store
+            .get_user(&w.user)
+            .await
+            .unwrap()
+            .unwrap()
+            .mobile
+            .is_none()
+    );
+
+    let r = post(
+        &w,
+        &cookie,
+        "/account/security/step-up",
+        &format!("csrf={token}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let (_, to, code) = last_code(&dir);
+    assert_eq!(to, "ann@acme.example");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = post(
+        &w,
+        &cookie,
+        "/account/security/step-up",
+        &format!("csrf={token}&code={wrong}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        w.state.store.lockout_state(&w.user).await.unwrap().failures,
+        1,
+        "step-up failures count toward the lockout"
+    );
+    let r = post(
+        &w,
+        &cookie,
+        "/account/security/step-up",
+        &format!("csrf={token}&code={code}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Preferred method"));
+    let r = post(
+        &w,
+        &cookie,
+        "/account/security/preferences",
+        &format!("csrf={token}&preferred=sms-email&mobile=%2B1%20555%20123%204567"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        w.state
+            .store
+            .get_user(&w.user)
+            .await
+            .unwrap()
+            .unwrap()
+            .mobile
+            .unwrap()
+            .as_str(),
+        "+15551234567"
+    );
+
+    w.clock.advance(301);
+    let r = post(
+        &w,
+        &cookie,
+        "/account/security/preferences",
+        &format!("csrf={token}&preferred=sms-email&mobile="),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "stale after 5 minutes");
+    assert!(
+        w.state
+            .store
+            .get_user(&w.user)
+            .await
+            .unwrap()
+            .unwrap()
+            .mobile
+            .is_some()
+    );
+    let r = post(
+        &w,
+        &cookie,
+        "/account/security/preferences",
+        "csrf=forged&preferred=sms-email&mobile=",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn bad_input_leaves_the_settings_untouched() {
+    let (w, _, cookie) = fresh_session(&[Method::SmsEmail, Method::Totp]).await;
+    let token = csrf(&page(&w, &cookie).await);
+    for (body, message) in [
+        (
+            format!("csrf={token}&preferred=sms-email&mobile=555-1234"),
+            "Mobile number",
+        ),
+        (
+            format!("csrf={token}&preferred=totp&mobile="),
+            "Set up an authenticator app",
+        ),
+        (
+            format!("csrf={token}&preferred=duo&mobile="),
+            "does not offer",
+        ),
+    ] {
+        let r = post(&w, &cookie, "/account/security/preferences", &body).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(r.body.contains(message), "{}", r.body);
+    }
+    let u = w.state.store.get_user(&w.user).await.unwrap().unwrap();
+    assert!(u.mobile.is_none() && u.preferred_method.is_none() && u.totp.is_none());
+}
+
+#[tokio::test]
+async fn totp_enrolment_is_saved_only_with_a_valid_code() {
+    let (w, _, cookie) = fresh_session(&[Method::SmsEmail, Method::Totp]).await;
+    let token = csrf(&page(&w, &cookie).await);
+    let r = post(
+        &w,
+        &cookie,
+        "/account/security/totp/start",
+        &format!("csrf={token}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("src=\"data:image/png;base64,"));
+    let at = r.body.find("otpauth://totp/").expect("otpauth URI");
+    let uri = &r.body[at..r.body[at..].find('"').unwrap() + at];
+    assert!(
+        uri.contains("issuer=Padlock%20%28Acme%29") || uri.contains("issuer=Padlock%20(Acme)"),
+        "{uri}"
+    );
+    assert!(
+        uri.contains("ann%40acme.example") || uri.contains("ann@acme.example"),
+        "{uri}"
+    );
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let seed = totp_rs::Secret::try_from_base32(secret).unwrap();
+    assert!(
+        r.body.contains(&format!("<code>{secret}</code>")),
+        "the secret is shown as text too"
+    );
+
+    let now = w.clock.now();
+    let good = padlock_policy::totp::code_at(seed.as_ref(), now).unwrap();
+    let bad = if good == "000000" { "111111" } else { "000000" };
+    let r = post(
+        &w,
+        &cookie,
+        "/account/security/totp/confirm",
+        &format!("csrf={token}&code={bad}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        w.state
+            .store
+            .get_user(&w.user)
+            .await
+            .unwrap()
+            .unwrap()
+            .totp
+            .is_none(),
+        "a wrong code saves nothing"
+    );
+    let r = post(
+        &w,
+        &cookie,
+        "/account/security/totp/confirm",
+        &format!("csrf={token}&code={good}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let u = w.state.store.get_user(&w.user).await.unwrap().unwrap();
+    assert!(u.totp.is_some());
+    assert_eq!(u.preferred_method, Some(Method::Totp));
+    let audit = w.state.store.list_audit(None, None, 30).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "account.totp.enrol"
+                && e.outcome == crate::domain::Outcome::Success)
+    );
+
+    // The next login asks for the app's code; the enrolment code itself cannot be replayed.
+    let (flow, fcookie) = to_factor(&w).await;
+    let r = submit(&w, &flow, &fcookie, &format!("code={good}")).await;
+    assert!(r.body.contains("already used"), "{}", r.body);
+    w.clock.advance(30);
+    let next = padlock_policy::totp::code_at(seed.as_ref(), w.clock.now()).unwrap();
+    assert_eq!(
+        submit(&w, &flow, &fcookie, &format!("code={next}"))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+}

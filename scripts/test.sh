@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The whole Padlock test suite, runnable on a fresh machine: installs what the tests need (PAM
-# headers, pamtester, pam_wrapper; aiosmtpd as the SMTP server), builds the padlock binary and pam_padlock.so, checks formatting
+# headers, pamtester, pam_wrapper, oathtool; aiosmtpd as the SMTP server), builds the padlock binary and pam_padlock.so, checks formatting
 # and lints, then runs every unit, conformance, property and end-to-end test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-apt_packages=(libpam0g-dev pamtester libpam-wrapper)
+apt_packages=(libpam0g-dev pamtester libpam-wrapper oathtool)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -2,6 +2,7 @@
 //! real PAM stack (`pamtester` under `pam_wrapper`). Build the workspace first
 //! (`cargo build --workspace`): the binaries are found next to this test executable.
 
+mod account;
 mod cli;
 mod delivery;
 mod examples;

@@ -51,7 +51,7 @@ pub struct Provider {
     pub client_secret: String,
 }
 
-fn provider(dir: &Path) -> Provider {
+pub fn provider(dir: &Path) -> Provider {
     provider_with(dir, CB, BYE)
 }
 

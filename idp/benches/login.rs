@@ -1,0 +1,208 @@
+//! Interactive login cost, in-process through the real router (no sockets): the full sequence
+//! (authorize → password (argon2id) → TOTP factor → code exchange with ID token) and the factor
+//! step alone. Run: `cargo bench -p padlock-idp --bench login`.
+
+use axum::body::Body;
+use axum::http::{Request, header};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use padlock_idp::clock::{Clock, ManualClock};
+use padlock_idp::config::{Config, TokensConfig};
+use padlock_idp::crypto::{MasterKey, sha256};
+use padlock_idp::delivery::Delivery;
+use padlock_idp::domain::{
+    Client, ClientKind, SigningAlg, TOTP_SEED_PURPOSE, Tenant, TotpEnrolment, User,
+};
+use padlock_idp::keys::{KeyRing, Keys};
+use padlock_idp::password::Passwords;
+use padlock_idp::secret::{ClientId, Password, TenantId, UserId};
+use padlock_idp::server::app;
+use padlock_idp::state::AppState;
+use padlock_idp::store::Store;
+use padlock_idp::store::memory::MemoryStore;
+use padlock_policy::{Method, Methods, TwoFactorPolicy};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const SEED: &[u8] = b"0123456789abcdefghij";
+const CB: &str = "https://panel.example.com/cb";
+
+async fn state(clock: Arc<ManualClock>) -> AppState {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let master = MasterKey::generate().unwrap();
+    let keys = Keys::load_or_create(store.as_ref(), &master, clock.now())
+        .await
+        .unwrap();
+    let passwords = Passwords::new(2).unwrap();
+    let policy = TwoFactorPolicy {
+        enabled: true,
+        methods: Methods::from_list(&[Method::SmsEmail, Method::Totp]),
+        ..Default::default()
+    };
+    let tenant = Tenant {
+        id: TenantId::generate(),
+        name: "Acme".into(),
+        two_factor: policy,
+        duo: None,
+        created_at: 0,
+    };
+    store.create_tenant(&tenant).await.unwrap();
+    let user = User {
+        id: UserId::generate(),
+        tenant: tenant.id.clone(),
+        email: "ann@acme.example".into(),
+        mobile: None,
+        password_hash: passwords
+            .hash(Password::new("correct-horse-battery".into()))
+            .await
+            .unwrap(),
+        roles: vec![],
+        preferred_method: Some(Method::Totp),
+        totp: Some(TotpEnrolment {
+            seed: master.seal(TOTP_SEED_PURPOSE, SEED).unwrap(),
+            enrolled_at: 0,
+        }),
+        duo: None,
+        api_account: false,
+        unix_name: None,
+        disabled: false,
+        created_at: 0,
+    };
+    store.create_user(&user).await.unwrap();
+    store
+        .put_client(&Client {
+            id: ClientId::from_string("c_panel".into()),
+            name: "panel".into(),
+            kind: ClientKind::RelyingPanel {
+                redirect_uris: vec![CB.into()],
+                post_logout_redirect_uris: vec![],
+                public: false,
+                id_token_alg: SigningAlg::RS256,
+            },
+            secret_sha256: Some(hex_sha("panel-secret")),
+            scopes: vec!["openid".into()],
+            tenant: None,
+            created_at: 0,
+        })
+        .await
+        .unwrap();
+    let outbox = std::env::temp_dir().join("padlock-bench-outbox");
+    AppState {
+        store,
+        master: Arc::new(master),
+        keys: Arc::new(KeyRing::new(keys)),
+        clock,
+        passwords,
+        issuer: "http://padlock.bench".into(),
+        lockout: Default::default(),
+        tokens: TokensConfig::default(),
+        discovery: padlock_idp::oauth::discovery::document("http://padlock.bench"),
+        delivery: Arc::new(Delivery::from_config(&Config::default(), &outbox).unwrap()),
+    }
+}
+
+fn hex_sha(s: &str) -> String {
+    sha256(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn send(s: &AppState, req: Request<Body>) -> axum::http::Response<Body> {
+    app(s.clone()).oneshot(req).await.unwrap()
+}
+
+fn form(uri: &str, cookie: &str, body: String) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookie)
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// authorize + password: returns (flow id, cookie), the flow waiting for the factor.
+async fn to_factor(s: &AppState) -> (String, String) {
+    let uri = format!(
+        "/authorize?response_type=code&client_id=c_panel&redirect_uri={}&scope=openid&nonce=n",
+        CB.replace(':', "%3A").replace('/', "%2F")
+    );
+    let r = send(s, Request::get(uri).body(Body::empty()).unwrap()).await;
+    let loc = r.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    let flow = loc.split("flow=").nth(1).unwrap().to_owned();
+    let cookie = format!("padlock_flow={flow}");
+    let r = send(
+        s,
+        form(
+            "/login",
+            &cookie,
+            format!("flow={flow}&email=ann%40acme.example&password=correct-horse-battery"),
+        ),
+    )
+    .await;
+    assert!(
+        r.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .starts_with("/login/factor")
+    );
+    (flow, cookie)
+}
+
+/// The factor step with a fresh TOTP code; returns the authorization code.
+async fn factor(s: &AppState, clock: &ManualClock, flow: &str, cookie: &str) -> String {
+    clock.advance(30);
+    let code = padlock_policy::totp::code_at(SEED, clock.now()).unwrap();
+    let r = send(
+        s,
+        form("/login/factor", cookie, format!("flow={flow}&code={code}")),
+    )
+    .await;
+    let loc = r.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    loc.split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let s = rt.block_on(state(clock.clone()));
+    let mut group = c.benchmark_group("login");
+    group.sample_size(20);
+    group.bench_function("full_password_totp_code_exchange", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let (flow, cookie) = to_factor(&s).await;
+                let code = factor(&s, &clock, &flow, &cookie).await;
+                let body = format!(
+                    "grant_type=authorization_code&code={code}&redirect_uri={}",
+                    CB.replace(':', "%3A").replace('/', "%2F")
+                );
+                let req = Request::post("/token")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(header::AUTHORIZATION, "Basic Y19wYW5lbDpwYW5lbC1zZWNyZXQ=")
+                    .body(Body::from(body))
+                    .unwrap();
+                assert_eq!(send(&s, req).await.status(), 200);
+            })
+        })
+    });
+    group.bench_function("factor_step_totp", |b| {
+        b.iter_batched(
+            || rt.block_on(to_factor(&s)),
+            |(flow, cookie)| rt.block_on(factor(&s, &clock, &flow, &cookie)),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(login, benches);
+criterion_main!(login);

@@ -212,17 +212,6 @@ pub(crate) struct CsrfForm {
     code: Option<String>,
 }
 
-fn audit<'a>(c: &'a Context, action: &'a str, outcome: Outcome, ip: Option<&'a str>) -> Audit<'a> {
-    Audit {
-        tenant: Some(&c.user.tenant),
-        actor: c.user.id.as_str(),
-        action,
-        target: &c.user.email,
-        outcome,
-        source_ip: ip,
-    }
-}
-
 /// Step-up: without `code`, sends one by SMS/Email; with it, checks it and marks the session fresh.
 pub(crate) async fn step_up(
     State(state): State<AppState>,
@@ -275,7 +264,12 @@ pub(crate) async fn step_up(
             Err(e) => {
                 tracing::error!(error = %e, user = %c.user.id, "could not send a step-up code");
                 state
-                    .audit(audit(&c, "second_factor.send", Outcome::Failure, ip))
+                    .audit(Audit::by_user(
+                        &c.user,
+                        "second_factor.send",
+                        Outcome::Failure,
+                        ip,
+                    ))
                     .await?;
                 return render(
                     &state,
@@ -307,7 +301,12 @@ pub(crate) async fn step_up(
         state.store.put_session(&c.digest, &c.session).await?;
         state.store.record_second_factor_success(&c.user.id).await?;
         state
-            .audit(audit(&c, "account.step_up", Outcome::Success, ip))
+            .audit(Audit::by_user(
+                &c.user,
+                "account.step_up",
+                Outcome::Success,
+                ip,
+            ))
             .await?;
         return render(
             &state,
@@ -325,7 +324,12 @@ pub(crate) async fn step_up(
             .await?;
     }
     state
-        .audit(audit(&c, "account.step_up", Outcome::Failure, ip))
+        .audit(Audit::by_user(
+            &c.user,
+            "account.step_up",
+            Outcome::Failure,
+            ip,
+        ))
         .await?;
     render(
         &state,
@@ -419,8 +423,8 @@ pub(crate) async fn preferences(
     state.store.update_user(&c.user).await?;
     if before != (c.user.preferred_method, c.user.mobile.clone()) {
         state
-            .audit(audit(
-                &c,
+            .audit(Audit::by_user(
+                &c.user,
                 "account.preferences",
                 Outcome::Success,
                 ip.as_deref(),
@@ -497,8 +501,8 @@ pub(crate) async fn totp_confirm(
     .map_err(anyhow::Error::from)?;
     let TotpOutcome::Accepted { step } = outcome else {
         state
-            .audit(audit(
-                &c,
+            .audit(Audit::by_user(
+                &c.user,
                 "account.totp.enrol",
                 Outcome::Failure,
                 ip.as_deref(),
@@ -526,8 +530,8 @@ pub(crate) async fn totp_confirm(
     c.session.totp_pending = None;
     state.store.put_session(&c.digest, &c.session).await?;
     state
-        .audit(audit(
-            &c,
+        .audit(Audit::by_user(
+            &c.user,
             "account.totp.enrol",
             Outcome::Success,
             ip.as_deref(),

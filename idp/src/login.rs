@@ -113,18 +113,15 @@ pub(crate) async fn submit(
     };
     let (decision, tenant) =
         decide_for(&state, &user, flow.request.second_factor_requested).await?;
-    let audit = |outcome, action| Audit {
-        tenant: Some(&user.tenant),
-        actor: user.id.as_str(),
-        action,
-        target: &user.email,
-        outcome,
-        source_ip: ip,
-    };
     match decision {
         Decision::Allow { amr, acr } => {
             state
-                .audit(audit(Outcome::Success, "login.password"))
+                .audit(Audit::by_user(
+                    &user,
+                    "login.password",
+                    Outcome::Success,
+                    ip,
+                ))
                 .await?;
             let now = state.clock.now();
             let s = Session {
@@ -140,7 +137,9 @@ pub(crate) async fn submit(
             complete(&state, &f.flow, flow, s).await
         }
         Decision::Deny(reason) => {
-            state.audit(audit(Outcome::Failure, "login.denied")).await?;
+            state
+                .audit(Audit::by_user(&user, "login.denied", Outcome::Failure, ip))
+                .await?;
             Ok(again(
                 f.flow,
                 f.email,

@@ -53,6 +53,26 @@ pub struct Audit<'a> {
     pub source_ip: Option<&'a str>,
 }
 
+impl<'a> Audit<'a> {
+    /// An event about `user`, acted by the user themself (logins, second factor, own settings).
+    #[must_use]
+    pub fn by_user(
+        user: &'a crate::domain::User,
+        action: &'a str,
+        outcome: Outcome,
+        source_ip: Option<&'a str>,
+    ) -> Self {
+        Audit {
+            tenant: Some(&user.tenant),
+            actor: user.id.as_str(),
+            action,
+            target: &user.email,
+            outcome,
+            source_ip,
+        }
+    }
+}
+
 impl AppState {
     /// Appends to the audit log (and mirrors it to the service log).
     pub async fn audit(&self, a: Audit<'_>) -> StoreResult<()> {

@@ -3,7 +3,7 @@
 //! independently with `oathtool`, itself checked against RFC 6238 Appendix B.
 
 use crate::harness::{http, padlock};
-use crate::oidc::{CB, PW, Provider, provider};
+use crate::oidc::{CB, Provider, password_step, provider};
 use std::path::Path;
 use std::process::Command;
 
@@ -55,37 +55,8 @@ fn password(p: &Provider) -> (String, String) {
         p.client_id,
         url::form_urlencoded::byte_serialize(CB.as_bytes()).collect::<String>()
     );
-    let r = http().get(&authorize).send().unwrap();
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let flow = r.headers()["location"]
-        .to_str()
-        .unwrap()
-        .split("flow=")
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    let r = http()
-        .post(format!("{}/login", p.server.url))
-        .header("cookie", &cookie)
-        .form(&[
-            ("flow", flow.as_str()),
-            ("email", "ann@acme.example"),
-            ("password", PW),
-        ])
-        .send()
-        .unwrap();
-    assert!(
-        r.headers()["location"]
-            .to_str()
-            .unwrap()
-            .starts_with("/login/factor")
-    );
+    let (flow, cookie, next) = password_step(&p.server.url, &authorize, "ann@acme.example");
+    assert!(next.starts_with("/login/factor"), "{next}");
     (flow, cookie)
 }
 

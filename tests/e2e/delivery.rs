@@ -3,7 +3,7 @@
 //! the login through the `openidconnect` relying party.
 
 use crate::harness::{http, padlock};
-use crate::oidc::{BYE, CB, PW, Provider, Rp, provider_serving, rp_http};
+use crate::oidc::{BYE, CB, PW, Provider, Rp, password_step, provider_serving, rp_http};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, RedirectUrl,
@@ -139,37 +139,6 @@ fn rp(p: &Provider) -> Rp {
         Some(ClientSecret::new(p.client_secret.clone())),
     )
     .set_redirect_uri(RedirectUrl::new(CB.into()).unwrap())
-}
-
-/// Runs the password step for `email` in a scripted browser; returns (flow id, flow cookie, reply location).
-fn password_step(base: &str, authorize: &str, email: &str) -> (String, String, String) {
-    let r = http().get(authorize).send().unwrap();
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let flow = r.headers()["location"]
-        .to_str()
-        .unwrap()
-        .split("flow=")
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    let r = http()
-        .post(format!("{base}/login"))
-        .header("cookie", &cookie)
-        .form(&[("flow", flow.as_str()), ("email", email), ("password", PW)])
-        .send()
-        .unwrap();
-    let loc = r
-        .headers()
-        .get("location")
-        .map(|l| l.to_str().unwrap().to_owned())
-        .unwrap_or_else(|| format!("(status {}) {}", r.status(), r.text().unwrap_or_default()));
-    (flow, cookie, loc)
 }
 
 fn enable_2fa(dir: &Path) {

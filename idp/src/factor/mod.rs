@@ -84,7 +84,12 @@ pub(crate) async fn begin(
                 Err(e) => {
                     tracing::error!(error = %e, user = %user.id, "could not send a sign-in code");
                     state
-                        .audit(audit(user, "second_factor.send", Outcome::Failure, ip))
+                        .audit(Audit::by_user(
+                            user,
+                            "second_factor.send",
+                            Outcome::Failure,
+                            ip,
+                        ))
                         .await?;
                     return Ok(crate::login::again(
                         flow_id.to_owned(),
@@ -119,24 +124,13 @@ pub(crate) async fn begin(
         return Err(AppError::Forbidden(NO_FLOW.into()));
     }
     state
-        .audit(audit(user, "login.password", Outcome::Success, ip))
+        .audit(Audit::by_user(user, "login.password", Outcome::Success, ip))
         .await?;
     Ok((
         StatusCode::SEE_OTHER,
         [(header::LOCATION, format!("/login/factor?flow={flow_id}"))],
     )
         .into_response())
-}
-
-fn audit<'a>(user: &'a User, action: &'a str, outcome: Outcome, ip: Option<&'a str>) -> Audit<'a> {
-    Audit {
-        tenant: Some(&user.tenant),
-        actor: user.id.as_str(),
-        action,
-        target: &user.email,
-        outcome,
-        source_ip: ip,
-    }
 }
 
 #[derive(Deserialize)]
@@ -200,7 +194,12 @@ pub(crate) async fn submit(
     let lockout = state.store.lockout_state(&user.id).await?;
     if let Some(until) = lockout.locked_until(now, &state.lockout) {
         state
-            .audit(audit(&user, "login.second_factor", Outcome::Failure, ip))
+            .audit(Audit::by_user(
+                &user,
+                "login.second_factor",
+                Outcome::Failure,
+                ip,
+            ))
             .await?;
         return Ok(reply(
             StatusCode::FORBIDDEN,
@@ -264,7 +263,12 @@ pub(crate) async fn submit(
             Err(e) => {
                 tracing::error!(error = %e, user = %user.id, "could not resend a sign-in code");
                 state
-                    .audit(audit(&user, "second_factor.send", Outcome::Failure, ip))
+                    .audit(Audit::by_user(
+                        &user,
+                        "second_factor.send",
+                        Outcome::Failure,
+                        ip,
+                    ))
                     .await?;
                 return Ok(reply(
                     StatusCode::BAD_GATEWAY,
@@ -342,13 +346,23 @@ pub(crate) async fn submit(
             }
         }
         state
-            .audit(audit(&user, "login.second_factor", Outcome::Failure, ip))
+            .audit(Audit::by_user(
+                &user,
+                "login.second_factor",
+                Outcome::Failure,
+                ip,
+            ))
             .await?;
         return Ok(reply(StatusCode::UNAUTHORIZED, None, Some(message)));
     }
     state.store.record_second_factor_success(&user.id).await?;
     state
-        .audit(audit(&user, "login.second_factor", Outcome::Success, ip))
+        .audit(Audit::by_user(
+            &user,
+            "login.second_factor",
+            Outcome::Success,
+            ip,
+        ))
         .await?;
     let (amr, acr) = passed(&factor);
     let s = Session {

@@ -340,6 +340,21 @@ pub(crate) async fn step_up(
     )
 }
 
+/// The signed-in user of a form post that changes settings: CSRF checked, and the session fresh
+/// (else the refusal page to send back).
+async fn changing(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Result<Context, Response>, AppError> {
+    let c = context(state, headers).await?;
+    check_csrf(state, &c, csrf)?;
+    Ok(match stale(state, &c) {
+        Some(refusal) => Err(refusal),
+        None => Ok(c),
+    })
+}
+
 /// The refusal to show when the session did not pass a second factor in the last 5 minutes.
 fn stale(state: &AppState, c: &Context) -> Option<Response> {
     if is_fresh(state, &c.session) {
@@ -368,11 +383,10 @@ pub(crate) async fn preferences(
     ClientIp(ip): ClientIp,
     Form(f): Form<Preferences>,
 ) -> Result<Response, AppError> {
-    let mut c = context(&state, &headers).await?;
-    check_csrf(&state, &c, &f.csrf)?;
-    if let Some(r) = stale(&state, &c) {
-        return Ok(r);
-    }
+    let mut c = match changing(&state, &headers, &f.csrf).await? {
+        Ok(c) => c,
+        Err(refusal) => return Ok(refusal),
+    };
     let method = Method::parse(&f.preferred)
         .filter(|m| c.tenant.two_factor.methods.offers(*m) || *m == Method::SmsEmail);
     let Some(method) = method else {
@@ -439,11 +453,10 @@ pub(crate) async fn totp_start(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, AppError> {
-    let mut c = context(&state, &headers).await?;
-    check_csrf(&state, &c, &f.csrf)?;
-    if let Some(r) = stale(&state, &c) {
-        return Ok(r);
-    }
+    let mut c = match changing(&state, &headers, &f.csrf).await? {
+        Ok(c) => c,
+        Err(refusal) => return Ok(refusal),
+    };
     if !c.tenant.two_factor.methods.totp {
         return render(
             &state,
@@ -472,11 +485,10 @@ pub(crate) async fn totp_confirm(
     ClientIp(ip): ClientIp,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, AppError> {
-    let mut c = context(&state, &headers).await?;
-    check_csrf(&state, &c, &f.csrf)?;
-    if let Some(r) = stale(&state, &c) {
-        return Ok(r);
-    }
+    let mut c = match changing(&state, &headers, &f.csrf).await? {
+        Ok(c) => c,
+        Err(refusal) => return Ok(refusal),
+    };
     let Some(sealed) = c.session.totp_pending.clone() else {
         return render(
             &state,

@@ -124,7 +124,9 @@ mod tests {
         let (_d, p) = write(
             "url = \"https://login.example.com\"\nhost_id = \"c_1\"\nhost_secret_file = \"/etc/padlock/host.secret\"\n",
         );
-        let c = load(&p).unwrap_or_else(|e| panic!("{e}"));
+        let loaded = load(&p);
+        assert!(loaded.is_ok(), "{loaded:?}");
+        let Ok(c) = loaded else { return };
         assert_eq!(c.failmode, FailMode::Secure);
         assert_eq!(c.unknown_user, UnknownUser::Deny);
         assert_eq!(c.timeout_secs, 10);

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The whole Padlock test suite, runnable on a fresh machine: installs what the tests need (PAM
-# headers, pamtester, pam_wrapper, oathtool; aiosmtpd as the SMTP server), builds the padlock binary and pam_padlock.so, checks formatting
+# headers, pamtester, pam_wrapper, oathtool, chromium; aiosmtpd as the SMTP server; playwright-core), builds the padlock binary and pam_padlock.so, checks formatting
 # and lints, then runs every unit, conformance, property and end-to-end test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-apt_packages=(libpam0g-dev pamtester libpam-wrapper oathtool)
+apt_packages=(libpam0g-dev pamtester libpam-wrapper oathtool chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -19,6 +19,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # A real SMTP server for the email-code tests.
 python3 -c "import aiosmtpd" 2>/dev/null || { echo "== installing aiosmtpd"; python3 -m pip install --quiet --disable-pip-version-check aiosmtpd; }
+# playwright-core drives Debian's Chromium for the page tests (no browser download).
+[ -d tests/browser/node_modules/playwright-core ] || { echo "== installing playwright-core"; (cd tests/browser && npm ci --silent --no-audit --no-fund); }
 command -v cargo-clippy >/dev/null && command -v rustfmt >/dev/null || rustup component add clippy rustfmt
 
 echo "== cargo fmt --check"

@@ -217,4 +217,11 @@ async fn healthz_and_security_headers() {
             .unwrap()
             .contains("frame-ancestors 'none'")
     );
+    // form-action would make browsers block the login's final redirect to the panel.
+    assert!(
+        !r.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("form-action")
+    );
 }

@@ -3,6 +3,7 @@
 //! (`cargo build --workspace`): the binaries are found next to this test executable.
 
 mod account;
+mod browser;
 mod cli;
 mod delivery;
 mod examples;

@@ -1,0 +1,88 @@
+//! The pages in a real browser: Chromium, driven by playwright-core (`tests/browser/`), signs in
+//! with an email code, opens the padlock page and enrols an authenticator app (codes from its own
+//! RFC 6238 implementation). Screenshots land in `target/<profile>/browser-shots/`.
+
+use crate::harness::{padlock, target_dir};
+use crate::oidc::{CB, PW, provider};
+use std::process::Command;
+
+#[test]
+fn a_person_signs_in_with_a_code_and_enrols_totp_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    let out = padlock(
+        &[
+            "tenant",
+            "2fa",
+            "Acme",
+            "--enable",
+            "--methods",
+            "sms-email,totp",
+            "--credentials",
+            "data/operator.json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success());
+    let authorize = format!(
+        "{}/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid&state=s",
+        p.server.url,
+        p.client_id,
+        url::form_urlencoded::byte_serialize(CB.as_bytes()).collect::<String>()
+    );
+    let shots = target_dir().join("browser-shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let outbox = dir.path().join("data/outbox");
+    let run = Command::new("node")
+        .arg("sign_in_and_enrol.mjs")
+        .args([
+            authorize.as_str(),
+            p.server.url.as_str(),
+            outbox.to_str().unwrap(),
+            "ann@acme.example",
+            PW,
+            shots.to_str().unwrap(),
+        ])
+        .current_dir(&script_dir)
+        .output()
+        .expect("node (the README's test command installs playwright-core and chromium)");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(v["signed_in"], true, "{v}");
+    assert!(
+        v["prompt"]
+            .as_str()
+            .unwrap()
+            .contains("by email to a\u{2022}\u{2022}\u{2022}@acme.example"),
+        "{v}"
+    );
+    assert_eq!(
+        v["qr_loaded"], true,
+        "the QR image decodes as an image in the browser"
+    );
+    assert_eq!(v["totp_saved"], true, "{v}");
+    assert_eq!(v["preferred"], "totp");
+    let users = padlock(
+        &[
+            "user",
+            "list",
+            "--tenant",
+            "Acme",
+            "--credentials",
+            "data/operator.json",
+            "--json",
+        ],
+        dir.path(),
+    );
+    let users: serde_json::Value = serde_json::from_slice(&users.stdout).unwrap();
+    assert_eq!(users["users"][0]["totp_enrolled"], true);
+    for shot in ["1-login.png", "2-factor.png", "3-totp.png", "4-saved.png"] {
+        assert!(shots.join(shot).exists(), "{shot}");
+    }
+}

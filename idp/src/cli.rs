@@ -356,6 +356,18 @@ fn show_secret(v: &serde_json::Value) -> String {
     out
 }
 
+/// The strings of a JSON array, joined with `sep`.
+fn joined(v: &serde_json::Value, sep: &str) -> String {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect::<Vec<_>>()
+                .join(sep)
+        })
+        .unwrap_or_default()
+}
+
 fn lines(v: &serde_json::Value, f: fn(&serde_json::Value) -> String) -> String {
     v.as_array()
         .map(|a| a.iter().map(f).collect::<Vec<_>>().join("\n"))
@@ -479,14 +491,7 @@ impl From<UserCommand> for Result<Call, String> {
                                 "{}\t{}\t{}{}",
                                 field(u, "id"),
                                 field(u, "email"),
-                                u["roles"]
-                                    .as_array()
-                                    .map(|r| r
-                                        .iter()
-                                        .filter_map(|x| x.as_str())
-                                        .collect::<Vec<_>>()
-                                        .join(","))
-                                    .unwrap_or_default(),
+                                joined(&u["roles"], ","),
                                 if u["api_account"] == true {
                                     "\tAPI account"
                                 } else {
@@ -542,19 +547,7 @@ impl From<KeysCommand> for Result<Call, String> {
             Method::Post,
             "/keys/rotate".into(),
             serde_json::json!({}),
-            |v| {
-                format!(
-                    "current keys: {}",
-                    v["current"]
-                        .as_array()
-                        .map(|a| a
-                            .iter()
-                            .filter_map(|k| k.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" "))
-                        .unwrap_or_default()
-                )
-            },
+            |v| format!("current keys: {}", joined(&v["current"], " ")),
         )
     }
 }

@@ -2,7 +2,7 @@
 //! the user enrols an authenticator app from the page's otpauth URI; codes are computed
 //! independently with `oathtool`, itself checked against RFC 6238 Appendix B.
 
-use crate::harness::{http, padlock};
+use crate::harness::{http, operator};
 use crate::oidc::{CB, Provider, password_step, provider};
 use std::path::Path;
 use std::process::Command;
@@ -95,7 +95,8 @@ fn oathtool_matches_rfc6238() {
 fn user_enrols_an_authenticator_app_and_signs_in_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let p = provider(dir.path());
-    let out = padlock(
+    operator(
+        dir.path(),
         &[
             "tenant",
             "2fa",
@@ -103,12 +104,8 @@ fn user_enrols_an_authenticator_app_and_signs_in_with_it() {
             "--enable",
             "--methods",
             "sms-email,totp",
-            "--credentials",
-            "data/operator.json",
         ],
-        dir.path(),
     );
-    assert!(out.status.success());
 
     let (flow, cookie) = password(&p);
     let r = factor(&p, &flow, &cookie, &outbox_code(dir.path()));

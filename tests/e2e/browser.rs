@@ -2,7 +2,7 @@
 //! with an email code, opens the padlock page and enrols an authenticator app (codes from its own
 //! RFC 6238 implementation). Screenshots land in `target/<profile>/browser-shots/`.
 
-use crate::harness::{padlock, target_dir};
+use crate::harness::{operator, target_dir};
 use crate::oidc::{CB, PW, provider};
 use std::process::Command;
 
@@ -10,7 +10,8 @@ use std::process::Command;
 fn a_person_signs_in_with_a_code_and_enrols_totp_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let p = provider(dir.path());
-    let out = padlock(
+    operator(
+        dir.path(),
         &[
             "tenant",
             "2fa",
@@ -18,12 +19,8 @@ fn a_person_signs_in_with_a_code_and_enrols_totp_in_chromium() {
             "--enable",
             "--methods",
             "sms-email,totp",
-            "--credentials",
-            "data/operator.json",
         ],
-        dir.path(),
     );
-    assert!(out.status.success());
     let authorize = format!(
         "{}/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid&state=s",
         p.server.url,
@@ -68,19 +65,7 @@ fn a_person_signs_in_with_a_code_and_enrols_totp_in_chromium() {
     );
     assert_eq!(v["totp_saved"], true, "{v}");
     assert_eq!(v["preferred"], "totp");
-    let users = padlock(
-        &[
-            "user",
-            "list",
-            "--tenant",
-            "Acme",
-            "--credentials",
-            "data/operator.json",
-            "--json",
-        ],
-        dir.path(),
-    );
-    let users: serde_json::Value = serde_json::from_slice(&users.stdout).unwrap();
+    let users = operator(dir.path(), &["user", "list", "--tenant", "Acme"]);
     assert_eq!(users["users"][0]["totp_enrolled"], true);
     for shot in ["1-login.png", "2-factor.png", "3-totp.png", "4-saved.png"] {
         assert!(shots.join(shot).exists(), "{shot}");

@@ -1,25 +1,6 @@
 //! The management commands against a running server, as an operator types them.
 
-use crate::harness::{Server, http, padlock};
-use std::path::Path;
-
-fn run(dir: &Path, args: &[&str]) -> serde_json::Value {
-    let mut all = args.to_vec();
-    all.extend(["--credentials", "data/operator.json", "--json"]);
-    let out = padlock(&all, dir);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        text.trim().lines().count(),
-        1,
-        "--json prints one object: {text}"
-    );
-    serde_json::from_str(&text).unwrap()
-}
+use crate::harness::{Server, http, operator, padlock};
 
 #[test]
 fn operator_manages_companies_clients_and_api_accounts() {
@@ -27,10 +8,10 @@ fn operator_manages_companies_clients_and_api_accounts() {
     let server = Server::start(dir.path(), &[]);
     let d = dir.path();
 
-    let acme = run(d, &["tenant", "create", "Acme Hosting"]);
+    let acme = operator(d, &["tenant", "create", "Acme Hosting"]);
     assert_eq!(acme["name"], "Acme Hosting");
     std::fs::write(d.join("pw"), "correct-horse-battery\n").unwrap();
-    let ann = run(
+    let ann = operator(
         d,
         &[
             "user",
@@ -48,13 +29,13 @@ fn operator_manages_companies_clients_and_api_accounts() {
         ],
     );
     assert_eq!(ann["email"], "ann@acme.example");
-    let users = run(
+    let users = operator(
         d,
         &["user", "list", "--tenant", acme["id"].as_str().unwrap()],
     );
     assert_eq!(users["users"][0]["roles"][0], "admin");
 
-    let panel = run(
+    let panel = operator(
         d,
         &[
             "client",
@@ -68,7 +49,7 @@ fn operator_manages_companies_clients_and_api_accounts() {
         ],
     );
     assert!(panel["client_secret"].as_str().unwrap().len() >= 43);
-    let spa = run(
+    let spa = operator(
         d,
         &[
             "client",
@@ -82,7 +63,7 @@ fn operator_manages_companies_clients_and_api_accounts() {
     );
     assert!(spa.get("client_secret").is_none());
 
-    let acct = run(
+    let acct = operator(
         d,
         &[
             "api-account",
@@ -110,12 +91,12 @@ fn operator_manages_companies_clients_and_api_accounts() {
         "backup.run"
     );
 
-    let tenants = run(d, &["tenant", "list"]);
+    let tenants = operator(d, &["tenant", "list"]);
     assert_eq!(tenants["tenants"].as_array().unwrap().len(), 1);
-    let rotated = run(d, &["keys", "rotate"]);
+    let rotated = operator(d, &["keys", "rotate"]);
     assert_eq!(rotated["current"].as_array().unwrap().len(), 3);
     assert_eq!(rotated["published"].as_array().unwrap().len(), 6);
-    let audit = run(
+    let audit = operator(
         d,
         &[
             "audit",

@@ -2,7 +2,7 @@
 //! local receiver of Twilio's Messages API; the test reads the code where a user would and finishes
 //! the login through the `openidconnect` relying party.
 
-use crate::harness::{http, padlock};
+use crate::harness::{http, operator};
 use crate::oidc::{BYE, CB, PW, Provider, Rp, password_step, provider_serving, rp_http};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
@@ -142,22 +142,7 @@ fn rp(p: &Provider) -> Rp {
 }
 
 fn enable_2fa(dir: &Path) {
-    let out = padlock(
-        &[
-            "tenant",
-            "2fa",
-            "Acme",
-            "--enable",
-            "--credentials",
-            "data/operator.json",
-        ],
-        dir,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    operator(dir, &["tenant", "2fa", "Acme", "--enable"]);
 }
 
 /// Posts the code and exchanges the resulting authorization code; returns the ID token's amr and acr.
@@ -258,7 +243,8 @@ fn sms_code_through_a_twilio_shaped_gateway() {
     std::fs::write(dir.path().join("padlock.toml"), config).unwrap();
     let p = provider_serving(dir.path(), CB, BYE, &["-c", "padlock.toml"]);
     std::fs::write(dir.path().join("pw"), PW).unwrap();
-    let out = padlock(
+    operator(
+        dir.path(),
         &[
             "user",
             "add",
@@ -270,15 +256,7 @@ fn sms_code_through_a_twilio_shaped_gateway() {
             "pw",
             "--mobile",
             "+1 555 123 4567",
-            "--credentials",
-            "data/operator.json",
         ],
-        dir.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     enable_2fa(dir.path());
     let client = rp(&p);

@@ -1,7 +1,7 @@
 //! The runnable examples against a real server: the relying panel signs a user in and shows the
 //! verified claims; the service client gets a token by client credentials and calls the API.
 
-use crate::harness::{Server, artefact, http, padlock};
+use crate::harness::{Server, artefact, http, operator};
 use crate::oidc::{PW, browser_login, provider_with};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -69,28 +69,20 @@ fn service_client_example_uses_client_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let d = dir.path();
-    let run = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--credentials", "data/operator.json", "--json"]);
-        let out = padlock(&all, d);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
-    run(&["tenant", "create", "Acme"]);
-    let acct = run(&[
-        "api-account",
-        "add",
-        "--tenant",
-        "Acme",
-        "--name",
-        "directory-sync",
-        "--scope",
-        "tenant.admin",
-    ]);
+    operator(d, &["tenant", "create", "Acme"]);
+    let acct = operator(
+        d,
+        &[
+            "api-account",
+            "add",
+            "--tenant",
+            "Acme",
+            "--name",
+            "directory-sync",
+            "--scope",
+            "tenant.admin",
+        ],
+    );
     let out = Command::new(artefact("service-client"))
         .env("PADLOCK_URL", &server.url)
         .env("CLIENT_ID", acct["client_id"].as_str().unwrap())

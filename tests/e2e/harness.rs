@@ -156,3 +156,23 @@ pub fn http() -> reqwest::blocking::Client {
         .build()
         .expect("client")
 }
+
+/// A management command as the operator (`--credentials data/operator.json --json`): it must
+/// succeed and print exactly one JSON object, which is returned.
+pub fn operator(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend(["--credentials", "data/operator.json", "--json"]);
+    let out = padlock(&all, dir);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.trim().lines().count(),
+        1,
+        "--json prints one object: {text}"
+    );
+    serde_json::from_str(&text).unwrap()
+}

@@ -2,7 +2,7 @@
 //! with PKCE and nonce, ID token verification against /jwks, userinfo, refresh, revocation,
 //! introspection, logout, and key rotation.
 
-use crate::harness::{Server, http, padlock};
+use crate::harness::{Server, http, operator, padlock};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AccessToken, AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
@@ -82,7 +82,8 @@ pub fn provider_serving(
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
-    let out = padlock(
+    let v = operator(
+        dir,
         &[
             "client",
             "add",
@@ -92,18 +93,8 @@ pub fn provider_serving(
             redirect,
             "--post-logout-uri",
             post_logout,
-            "--credentials",
-            "data/operator.json",
-            "--json",
         ],
-        dir,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     Provider {
         server,
         client_id: v["client_id"].as_str().unwrap().into(),
@@ -429,17 +420,7 @@ fn tokens_verify_across_key_rotation_and_api_accounts_cannot_log_in() {
     let before = make(discover());
     let (old_tokens, old_nonce) = login(&before);
 
-    let out = padlock(
-        &[
-            "keys",
-            "rotate",
-            "--credentials",
-            "data/operator.json",
-            "--json",
-        ],
-        dir.path(),
-    );
-    assert!(out.status.success());
+    operator(dir.path(), &["keys", "rotate"]);
     let after = make(discover());
     let (new_tokens, new_nonce) = login(&after);
     let old_id = old_tokens.id_token().unwrap();
@@ -456,7 +437,8 @@ fn tokens_verify_across_key_rotation_and_api_accounts_cannot_log_in() {
         .claims(&after.id_token_verifier(), &new_nonce)
         .expect("the new key is published");
 
-    let out = padlock(
+    let acct = operator(
+        dir.path(),
         &[
             "api-account",
             "add",
@@ -466,26 +448,9 @@ fn tokens_verify_across_key_rotation_and_api_accounts_cannot_log_in() {
             "robot",
             "--scope",
             "dns.read",
-            "--credentials",
-            "data/operator.json",
-            "--json",
         ],
-        dir.path(),
     );
-    let acct: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let users = padlock(
-        &[
-            "user",
-            "list",
-            "--tenant",
-            "Acme",
-            "--credentials",
-            "data/operator.json",
-            "--json",
-        ],
-        dir.path(),
-    );
-    let users: serde_json::Value = serde_json::from_slice(&users.stdout).unwrap();
+    let users = operator(dir.path(), &["user", "list", "--tenant", "Acme"]);
     let robot = users["users"]
         .as_array()
         .unwrap()

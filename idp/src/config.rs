@@ -3,6 +3,7 @@
 //! [`EXAMPLE`] is the documented reference (printed by `padlock config example` and included in
 //! `docs/configuration.md`); tests keep it in sync with [`Config`].
 
+use crate::template::{Template, Var};
 use padlock_policy::lockout::LockoutPolicy;
 use padlock_policy::mobile::E164;
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,8 @@ pub struct Config {
     pub email: Option<EmailConfig>,
     /// SMS delivery; absent: the development outbox.
     pub sms: Option<SmsConfig>,
+    /// Text of the one-time code messages.
+    pub messages: MessagesConfig,
     /// Test-only overrides.
     pub testing: Option<TestingConfig>,
 }
@@ -125,6 +128,8 @@ pub struct EmailConfig {
     pub username: Option<String>,
     /// File holding the SMTP password (or env `PADLOCK_SMTP_PASSWORD`).
     pub password_file: Option<PathBuf>,
+    /// PEM file of CA certificates trusted for the server's certificate, besides the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_smtp_port() -> u16 {
@@ -168,6 +173,31 @@ fn default_twilio_url() -> String {
     "https://api.twilio.com".into()
 }
 
+/// Text of the one-time code messages (see [`crate::template`] for the placeholders).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessagesConfig {
+    /// Email subject.
+    pub email_subject: Template,
+    /// Email body.
+    pub email_body: Template,
+    /// SMS text.
+    pub sms_body: Template,
+}
+
+impl Default for MessagesConfig {
+    fn default() -> Self {
+        let t = |s: &str| Template::parse(s).unwrap_or_else(|e| panic!("built-in template: {e}"));
+        MessagesConfig {
+            email_subject: t("{company}: your sign-in code"),
+            email_body: t(
+                "{code} is your {company} sign-in code. It expires in {minutes} minutes.\n\nIf you did not try to sign in, tell your administrator.",
+            ),
+            sms_body: t("{code} is your {company} sign-in code. It expires in {minutes} minutes."),
+        }
+    }
+}
+
 /// Test-only settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -190,6 +220,7 @@ impl Default for Config {
             tokens: TokensConfig::default(),
             email: None,
             sms: None,
+            messages: MessagesConfig::default(),
             testing: None,
         }
     }
@@ -320,6 +351,21 @@ impl Config {
                 "email.password_file",
                 email.password_file.as_deref(),
             );
+            if email.ca_file.is_some() && email.tls == SmtpTls::None {
+                errors.push(err(
+                    "email.ca_file",
+                    "only used with tls = \"starttls\" or \"tls\"",
+                ));
+            }
+            check_secret_file(&mut errors, "email.ca_file", email.ca_file.as_deref());
+        }
+        for (key, template) in [
+            ("messages.email_body", &self.messages.email_body),
+            ("messages.sms_body", &self.messages.sms_body),
+        ] {
+            if !template.uses(Var::Code) {
+                errors.push(err(key, "must contain {code}"));
+            }
         }
         if let Some(sms) = &self.sms {
             match sms.provider {
@@ -484,7 +530,7 @@ mod tests {
     #[test]
     fn validation_finds_each_problem() {
         let c = Config::parse(
-            "issuer = \"ftp://x\"\n[lockout]\nmax_failures = 101\n[sms]\nprovider = \"twilio\"\nfrom = \"555\"\n[email]\nsmtp_host = \"\"\nfrom = \"nobody\"\npassword_file = \"/nonexistent/pw\"\n",
+            "issuer = \"ftp://x\"\n[lockout]\nmax_failures = 101\n[sms]\nprovider = \"twilio\"\nfrom = \"555\"\n[email]\nsmtp_host = \"\"\nfrom = \"nobody\"\npassword_file = \"/nonexistent/pw\"\nca_file = \"/nonexistent/ca.pem\"\n",
         )
         .unwrap();
         let paths: Vec<String> = c.validate().into_iter().map(|e| e.path).collect();
@@ -497,6 +543,7 @@ mod tests {
             "email.from",
             "email.username",
             "email.password_file",
+            "email.ca_file",
         ] {
             assert!(
                 paths.contains(&p.to_string()),
@@ -505,5 +552,20 @@ mod tests {
         }
         let webhook = Config::parse("[sms]\nprovider = \"webhook\"\n").unwrap();
         assert_eq!(webhook.validate()[0].path, "sms.webhook_url");
+    }
+
+    #[test]
+    fn message_templates_are_checked_at_load() {
+        let e = Config::parse("[messages]\nsms_body = \"Code: {cod}\"\n").unwrap_err();
+        assert_eq!(e.path, "messages.sms_body");
+        assert!(e.message.contains("unknown placeholder `{cod}`"), "{e}");
+        assert!(e.message.contains("line 2"), "{e}");
+        let c = Config::parse("[messages]\nemail_body = \"Hello from {company}\"\n").unwrap();
+        let errors = c.validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "messages.email_body");
+        assert!(errors[0].message.contains("{code}"));
+        let c = Config::parse("[messages]\nsms_body = \"{company} {{2FA}}: {code}\"\n").unwrap();
+        assert!(c.validate().is_empty());
     }
 }

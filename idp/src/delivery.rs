@@ -2,11 +2,14 @@
 //! a JSON webhook (reqwest), or — until those are configured — the development outbox
 //! (`<data_dir>/outbox/` and the log, with a warning). A failure is returned, never dropped.
 
-use crate::config::{Config, SmsProvider, SmtpTls};
+use crate::config::{Config, MessagesConfig, SmsProvider, SmtpTls};
 use crate::secret::ClientSecret;
+use crate::template::Values;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use padlock_policy::code::CODE_TTL_SECS;
 use padlock_policy::decision::Channel;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,12 +26,28 @@ pub enum DeliveryError {
     Failed(String),
 }
 
-/// A message to deliver.
-pub struct Message<'a> {
-    /// Email subject.
-    pub subject: &'a str,
-    /// Text (the SMS body, the email body).
-    pub body: &'a str,
+/// A one-time code to deliver; the text comes from the `[messages]` templates.
+pub struct CodeMessage<'a> {
+    /// The code.
+    pub code: &'a str,
+    /// The company the login is for.
+    pub company: &'a str,
+}
+
+impl CodeMessage<'_> {
+    fn values(&self) -> Values<'_> {
+        Values {
+            code: self.code,
+            company: self.company,
+            minutes: CODE_TTL_SECS / 60,
+        }
+    }
+}
+
+/// A rendered message.
+struct Text {
+    subject: String,
+    body: String,
 }
 
 enum Email {
@@ -58,6 +77,7 @@ enum Sms {
 pub struct Delivery {
     email: Email,
     sms: Sms,
+    messages: MessagesConfig,
     seq: AtomicU64,
 }
 
@@ -77,17 +97,26 @@ impl Delivery {
         let email = match &config.email {
             None => Email::Outbox(outbox.clone()),
             Some(e) => {
-                let builder = match e.tls {
-                    SmtpTls::None => {
-                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.smtp_host)
+                let tls = || -> Result<TlsParameters, String> {
+                    let mut params = TlsParameters::builder(e.smtp_host.clone());
+                    if let Some(file) = &e.ca_file {
+                        let pem = std::fs::read(file)
+                            .map_err(|err| format!("email.ca_file: {}: {err}", file.display()))?;
+                        let cert = Certificate::from_pem(&pem)
+                            .map_err(|err| format!("email.ca_file: {}: {err}", file.display()))?;
+                        params = params.add_root_certificate(cert);
                     }
-                    SmtpTls::Starttls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.smtp_host)
-                            .map_err(|err| format!("email.smtp_host: {err}"))?
-                    }
-                    SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&e.smtp_host)
-                        .map_err(|err| format!("email.smtp_host: {err}"))?,
+                    params
+                        .build_rustls()
+                        .map_err(|err| format!("email: TLS settings: {err}"))
                 };
+                let tls = match e.tls {
+                    SmtpTls::None => Tls::None,
+                    SmtpTls::Starttls => Tls::Required(tls()?),
+                    SmtpTls::Tls => Tls::Wrapper(tls()?),
+                };
+                let builder =
+                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.smtp_host).tls(tls);
                 let mut builder = builder.port(e.smtp_port).timeout(Some(SEND_TIMEOUT));
                 if let Some(user) = &e.username {
                     let password = secret_from(e.password_file.as_deref(), "PADLOCK_SMTP_PASSWORD")?.ok_or("email.password_file (or PADLOCK_SMTP_PASSWORD) is required with email.username")?;
@@ -139,23 +168,37 @@ impl Delivery {
         Ok(Delivery {
             email,
             sms,
+            messages: config.messages.clone(),
             seq: AtomicU64::new(0),
         })
     }
 
-    /// Sends `message` over `channel`.
+    /// Sends `message` over `channel`, worded by the channel's templates.
     pub async fn send(
         &self,
         channel: &Channel,
-        message: &Message<'_>,
+        message: &CodeMessage<'_>,
     ) -> Result<(), DeliveryError> {
+        let values = message.values();
         match channel {
-            Channel::Email(to) => self.email(to, message).await,
-            Channel::Sms(to) => self.sms(to.as_str(), message).await,
+            Channel::Email(to) => {
+                let text = Text {
+                    subject: self.messages.email_subject.render(&values),
+                    body: self.messages.email_body.render(&values),
+                };
+                self.email(to, &text).await
+            }
+            Channel::Sms(to) => {
+                let text = Text {
+                    subject: String::new(),
+                    body: self.messages.sms_body.render(&values),
+                };
+                self.sms(to.as_str(), &text).await
+            }
         }
     }
 
-    async fn email(&self, to: &str, m: &Message<'_>) -> Result<(), DeliveryError> {
+    async fn email(&self, to: &str, m: &Text) -> Result<(), DeliveryError> {
         match &self.email {
             Email::Outbox(dir) => self.outbox(dir, "email", to, m),
             Email::Smtp { transport, from } => {
@@ -165,8 +208,8 @@ impl Delivery {
                 let email = lettre::Message::builder()
                     .from(from.clone())
                     .to(to)
-                    .subject(m.subject)
-                    .body(m.body.to_owned())
+                    .subject(m.subject.as_str())
+                    .body(m.body.clone())
                     .map_err(|e| DeliveryError::Failed(e.to_string()))?;
                 transport
                     .send(email)
@@ -177,7 +220,7 @@ impl Delivery {
         }
     }
 
-    async fn sms(&self, to: &str, m: &Message<'_>) -> Result<(), DeliveryError> {
+    async fn sms(&self, to: &str, m: &Text) -> Result<(), DeliveryError> {
         match &self.sms {
             Sms::Outbox(dir) => self.outbox(dir, "sms", to, m),
             Sms::Twilio {
@@ -187,7 +230,11 @@ impl Delivery {
                 token,
                 from,
             } => {
-                let form = [("To", to), ("From", from.as_str()), ("Body", m.body)];
+                let form = [
+                    ("To", to),
+                    ("From", from.as_str()),
+                    ("Body", m.body.as_str()),
+                ];
                 // One retry on 429/5xx or a dropped connection, as Twilio asks.
                 for attempt in 0..2 {
                     let sent = http
@@ -240,13 +287,7 @@ impl Delivery {
     }
 
     /// Development outbox: one file per message and a warning in the log.
-    fn outbox(
-        &self,
-        dir: &Path,
-        kind: &str,
-        to: &str,
-        m: &Message<'_>,
-    ) -> Result<(), DeliveryError> {
+    fn outbox(&self, dir: &Path, kind: &str, to: &str, m: &Text) -> Result<(), DeliveryError> {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -260,7 +301,7 @@ impl Delivery {
             format!("To: {to}\nSubject: {}\n\n{}\n", m.subject, m.body),
         )
         .map_err(fail)?;
-        tracing::warn!(to, file = %path.display(), body = m.body, "development outbox: message not sent");
+        tracing::warn!(to, file = %path.display(), body = %m.body, "development outbox: message not sent");
         Ok(())
     }
 }

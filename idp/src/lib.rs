@@ -43,5 +43,6 @@ pub mod session;
 mod setup;
 pub mod state;
 pub mod store;
+pub mod template;
 #[cfg(test)]
 pub(crate) mod testing;

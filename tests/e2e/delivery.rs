@@ -1,9 +1,11 @@
-//! Second-factor codes delivered for real: a real SMTP server process (aiosmtpd) on loopback and a
+//! Second-factor codes delivered for real: a real SMTP server process (aiosmtpd; plain, STARTTLS
+//! and implicit TLS, with AUTH) on loopback and a
 //! local receiver of Twilio's Messages API; the test reads the code where a user would and finishes
 //! the login through the `openidconnect` relying party.
 
-use crate::harness::{http, operator};
+use crate::harness::{free_port, http, operator};
 use crate::oidc::{BYE, CB, PW, Provider, Rp, password_step, provider_serving, rp_http};
+use crate::smtp::{SmtpServer, TestPki};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, RedirectUrl,
@@ -11,84 +13,8 @@ use openidconnect::{
 };
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// aiosmtpd with its debugging handler: every received message is printed on its stdout.
-struct SmtpServer {
-    child: Child,
-    port: u16,
-    lines: mpsc::Receiver<String>,
-}
-
-impl SmtpServer {
-    fn start() -> SmtpServer {
-        let port = free_port();
-        let mut child = Command::new("python3")
-            .args([
-                "-u",
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 with aiosmtpd (installed by the README's test command)");
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "aiosmtpd did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        SmtpServer { child, port, lines }
-    }
-
-    /// Waits for a message to `to` and returns the 6-digit code in it.
-    fn code_for(&self, to: &str) -> String {
-        let mut seen_to = false;
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-        {
-            if line.starts_with("To:") && line.contains(to) {
-                seen_to = true;
-            }
-            if seen_to && line.contains("sign-in code.") {
-                return line.trim()[..6].to_owned();
-            }
-        }
-        panic!("no email with a code reached {to}");
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One request received by the fake Twilio: (path, Authorization header, form body).
 type Received = (String, String, String);
@@ -188,14 +114,9 @@ fn finish(
     (amr, claims.auth_context_ref().unwrap().as_str().to_owned())
 }
 
-#[test]
-fn email_code_over_real_smtp_completes_the_login() {
-    let smtp = SmtpServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("padlock.toml"), format!("[email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nfrom = \"Padlock <no-reply@acme.example>\"\n", smtp.port)).unwrap();
-    let p = provider_serving(dir.path(), CB, BYE, &["-c", "padlock.toml"]);
-    enable_2fa(dir.path());
-    let client = rp(&p);
+/// Starts a login as `email` through the relying party and passes the password step; returns the
+/// flow, its cookie, where the password step led (or the error page) and the nonce.
+fn sign_in(p: &Provider, client: &Rp, email: &str) -> (String, String, String, Nonce) {
     let (url, _, nonce) = client
         .authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
@@ -203,33 +124,153 @@ fn email_code_over_real_smtp_completes_the_login() {
             Nonce::new_random,
         )
         .url();
-    let (flow, cookie, loc) = password_step(&p.server.url, url.as_str(), "ann@acme.example");
+    let (flow, cookie, loc) = password_step(&p.server.url, url.as_str(), email);
+    (flow, cookie, loc, nonce)
+}
+
+/// A Padlock with 2FA on for Acme, sending email through the SMTP server on `port` with `extra`
+/// lines in its `[email]` section (and whatever sections follow them).
+fn provider_mailing(dir: &Path, port: u16, extra: &str) -> Provider {
+    let config = format!(
+        "[email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nfrom = \"Padlock <no-reply@acme.example>\"\n{extra}"
+    );
+    std::fs::write(dir.join("padlock.toml"), config).unwrap();
+    let p = provider_serving(dir, CB, BYE, &["-c", "padlock.toml"]);
+    enable_2fa(dir);
+    p
+}
+
+#[test]
+fn email_code_over_real_smtp_completes_the_login() {
+    let smtp = SmtpServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let templates = "[messages]\nemail_subject = \"{company} sign-in\"\nemail_body = \"{code} lets you in to {company} for {minutes} min.\"\n";
+    let p = provider_mailing(dir.path(), smtp.port, templates);
+    let client = rp(&p);
+    let (flow, cookie, loc, nonce) = sign_in(&p, &client, "ann@acme.example");
     assert!(loc.starts_with("/login/factor?flow="), "{loc}");
-    let code = smtp.code_for("ann@acme.example");
+    let (code, mail) = smtp.code_for("ann@acme.example");
+    // The operator's templates, with the company name and the code's lifetime filled in.
+    assert_eq!(mail.subject, "Acme sign-in");
+    assert_eq!(
+        mail.body.trim_end(),
+        format!("{code} lets you in to Acme for 2 min.")
+    );
+    assert!(!mail.tls && mail.user.is_none());
     let (amr, acr) = finish(&p, &client, &flow, &cookie, &code, &nonce);
     assert_eq!(amr, ["pwd", "email"]);
     assert_eq!(acr, "padlock:2fa");
 }
 
 #[test]
-fn dead_smtp_server_gives_a_clear_message() {
+fn starttls_with_auth_and_a_private_ca_completes_the_login() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("padlock.toml"), format!("[email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nfrom = \"Padlock <no-reply@acme.example>\"\n", free_port())).unwrap();
-    let p = provider_serving(dir.path(), CB, BYE, &["-c", "padlock.toml"]);
-    enable_2fa(dir.path());
-    let client = rp(&p);
-    let (url, _, _) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .url();
-    let (_, _, loc) = password_step(&p.server.url, url.as_str(), "ann@acme.example");
-    assert!(
-        loc.starts_with("(status 502") && loc.contains("could not send the code"),
-        "{loc}"
+    let pki = TestPki::create(dir.path());
+    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+    let smtp = SmtpServer::start(&[
+        "--mode",
+        "starttls",
+        "--cert",
+        cert,
+        "--key",
+        key,
+        "--user",
+        "padlock",
+        "--password",
+        "smtp-secret",
+    ]);
+    std::fs::write(dir.path().join("smtp-password"), "smtp-secret\n").unwrap();
+    let extra = format!(
+        "tls = \"starttls\"\nusername = \"padlock\"\npassword_file = \"smtp-password\"\nca_file = \"{}\"\n",
+        pki.ca.display()
     );
+    let p = provider_mailing(dir.path(), smtp.port, &extra);
+    let client = rp(&p);
+    let (flow, cookie, loc, nonce) = sign_in(&p, &client, "ann@acme.example");
+    assert!(loc.starts_with("/login/factor?flow="), "{loc}");
+    let (code, mail) = smtp.code_for("ann@acme.example");
+    assert!(mail.tls, "the message came over a plain connection");
+    assert_eq!(mail.user.as_deref(), Some("padlock"));
+    assert_eq!(mail.subject, "Acme: your sign-in code");
+    let (amr, _) = finish(&p, &client, &flow, &cookie, &code, &nonce);
+    assert_eq!(amr, ["pwd", "email"]);
+}
+
+#[test]
+fn implicit_tls_delivers_the_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::create(dir.path());
+    let smtp = SmtpServer::start(&[
+        "--mode",
+        "smtps",
+        "--cert",
+        pki.cert.to_str().unwrap(),
+        "--key",
+        pki.key.to_str().unwrap(),
+    ]);
+    let extra = format!("tls = \"tls\"\nca_file = \"{}\"\n", pki.ca.display());
+    let p = provider_mailing(dir.path(), smtp.port, &extra);
+    let client = rp(&p);
+    let (flow, cookie, _, nonce) = sign_in(&p, &client, "ann@acme.example");
+    let (code, mail) = smtp.code_for("ann@acme.example");
+    assert!(mail.tls);
+    let (amr, _) = finish(&p, &client, &flow, &cookie, &code, &nonce);
+    assert_eq!(amr, ["pwd", "email"]);
+}
+
+/// A dead server, a certificate Padlock does not trust, a server without STARTTLS when it is
+/// required and a refused password each stop the login at the factor step with the same clear
+/// message, and nothing reaches the mailbox.
+#[test]
+fn smtp_failures_give_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::create(dir.path());
+    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+    let untrusted = SmtpServer::start(&["--mode", "starttls", "--cert", cert, "--key", key]);
+    let plain = SmtpServer::start(&[]);
+    let strict = SmtpServer::start(&[
+        "--mode",
+        "starttls",
+        "--cert",
+        cert,
+        "--key",
+        key,
+        "--user",
+        "padlock",
+        "--password",
+        "right",
+    ]);
+    let wrong = dir.path().join("wrong-password");
+    std::fs::write(&wrong, "wrong\n").unwrap();
+    let ca = format!("ca_file = \"{}\"\n", pki.ca.display());
+    let cases = [
+        ("dead server", free_port(), String::new()),
+        (
+            "untrusted certificate",
+            untrusted.port,
+            "tls = \"starttls\"\n".to_owned(),
+        ),
+        (
+            "wrong password",
+            strict.port,
+            format!(
+                "tls = \"starttls\"\n{ca}username = \"padlock\"\npassword_file = \"{}\"\n",
+                wrong.display()
+            ),
+        ),
+    ];
+    for (case, port, extra) in cases {
+        let case_dir = tempfile::tempdir_in(dir.path()).unwrap();
+        let p = provider_mailing(case_dir.path(), port, &extra);
+        let (_, _, loc, _) = sign_in(&p, &rp(&p), "ann@acme.example");
+        assert!(
+            loc.starts_with("(status 502") && loc.contains("could not send the code"),
+            "{case}: {loc}"
+        );
+    }
+    for server in [untrusted, plain, strict] {
+        assert!(server.got_nothing(), "a message got through");
+    }
 }
 
 #[test]

@@ -1,18 +1,10 @@
 //! The runnable examples against a real server: the relying panel signs a user in and shows the
 //! verified claims; the service client gets a token by client credentials and calls the API.
 
-use crate::harness::{Server, artefact, http, operator};
+use crate::harness::{Server, artefact, free_port, http, operator};
 use crate::oidc::{PW, browser_login, provider_with};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Child(std::process::Child);
 impl Drop for Child {

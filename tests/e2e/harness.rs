@@ -149,6 +149,15 @@ impl Drop for Server {
 }
 
 /// A blocking HTTP client that does not follow redirects.
+/// A loopback port that was free a moment ago (for peers that need a port before they start).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

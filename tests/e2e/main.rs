@@ -11,3 +11,4 @@ mod harness;
 mod oidc;
 mod pam;
 mod serve;
+mod smtp;

@@ -1,7 +1,7 @@
 //! SMS/Email one-time codes: drawn from the system CSPRNG (uniform over 000000–999999), kept only
 //! as an HMAC under the master key bound to the login flow, delivered by SMS or email.
 
-use crate::delivery::{DeliveryError, Message};
+use crate::delivery::{CodeMessage, DeliveryError};
 use crate::state::AppState;
 use padlock_policy::code::{CodeDigest, code_from_random};
 use padlock_policy::decision::Channel;
@@ -36,17 +36,13 @@ pub async fn send_new(
     channel: &Channel,
 ) -> Result<CodeDigest, DeliveryError> {
     let code = new_code();
-    let subject = format!("{company}: your sign-in code");
-    let body = format!(
-        "{code} is your {company} sign-in code. It expires in 2 minutes. If you did not try to sign in, tell your administrator."
-    );
     state
         .delivery
         .send(
             channel,
-            &Message {
-                subject: &subject,
-                body: &body,
+            &CodeMessage {
+                code: &code,
+                company,
             },
         )
         .await?;

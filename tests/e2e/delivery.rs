@@ -1,7 +1,7 @@
 //! Second-factor codes delivered for real: a real SMTP server process (aiosmtpd; plain, STARTTLS
-//! and implicit TLS, with AUTH) on loopback and a
-//! local receiver of Twilio's Messages API; the test reads the code where a user would and finishes
-//! the login through the `openidconnect` relying party.
+//! and implicit TLS, with AUTH) on loopback and a local receiver of Twilio's Messages API; the test
+//! reads the code where a user would and finishes the login through the `openidconnect` relying
+//! party.
 
 use crate::harness::{free_port, http, operator};
 use crate::oidc::{BYE, CB, PW, Provider, Rp, password_step, provider_serving, rp_http};

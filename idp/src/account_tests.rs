@@ -228,6 +228,11 @@ async fn totp_enrolment_is_saved_only_with_a_valid_code() {
         r.body.contains(&format!("<code>{secret}</code>")),
         "the secret is shown as text too"
     );
+    assert_eq!(
+        qr_text(&r.body),
+        uri.replace("&#38;", "&").replace("&amp;", "&"),
+        "the QR code holds the otpauth URI"
+    );
 
     let now = w.clock.now();
     let good = padlock_policy::totp::code_at(seed.as_ref(), now).unwrap();
@@ -282,4 +287,25 @@ async fn totp_enrolment_is_saved_only_with_a_valid_code() {
             .status,
         StatusCode::SEE_OTHER
     );
+}
+
+/// Decodes the page's QR image (a PNG data URI) back to its text, as a phone camera would.
+fn qr_text(body: &str) -> String {
+    use base64::Engine as _;
+    let start = body.find("data:image/png;base64,").expect("QR data URI") + 22;
+    let b64 = &body[start..start + body[start..].find('"').unwrap()];
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let image = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
+        .expect("a PNG")
+        .to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(
+        image.width() as usize,
+        image.height() as usize,
+        |x, y| image.get_pixel(x as u32, y as u32)[0],
+    );
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the image");
+    grids[0].decode().expect("a readable QR code").1
 }

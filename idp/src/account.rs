@@ -212,6 +212,17 @@ pub(crate) struct CsrfForm {
     code: Option<String>,
 }
 
+/// The answer when another request changed the session first (its try or code is not spent).
+fn race(state: &AppState, c: &Context) -> Result<Response, AppError> {
+    render(
+        state,
+        c,
+        StatusCode::CONFLICT,
+        None,
+        Some("This page changed in another window. Try again.".into()),
+    )
+}
+
 /// Step-up: without `code`, sends one by SMS/Email; with it, checks it and marks the session fresh.
 pub(crate) async fn step_up(
     State(state): State<AppState>,
@@ -221,6 +232,8 @@ pub(crate) async fn step_up(
 ) -> Result<Response, AppError> {
     let mut c = context(&state, &headers).await?;
     check_csrf(&state, &c, &f.csrf)?;
+    // Every write below replaces the session only if it is still the one read here.
+    let before = c.session.clone();
     let ip = ip.as_deref();
     let now = state.clock.now();
     if let Some(until) = state
@@ -249,37 +262,47 @@ pub(crate) async fn step_up(
             );
         }
         let channel = code_channel(&subject(&c.user));
-        match sms_email::send_new(&state, &c.digest, &c.tenant.name, &channel).await {
-            Ok(d) => {
-                c.session.step_up = Some(CodeChallenge::issue(d, now));
-                state.store.put_session(&c.digest, &c.session).await?;
-                return render(
-                    &state,
-                    &c,
-                    StatusCode::OK,
-                    Some(format!("We sent a code {}.", sms_email::masked(&channel))),
-                    None,
-                );
-            }
-            Err(e) => {
-                tracing::error!(error = %e, user = %c.user.id, "could not send a step-up code");
-                state
-                    .audit(Audit::by_user(
-                        &c.user,
-                        "second_factor.send",
-                        Outcome::Failure,
-                        ip,
-                    ))
-                    .await?;
-                return render(
-                    &state,
-                    &c,
-                    StatusCode::BAD_GATEWAY,
-                    None,
-                    Some(crate::factor::SEND_FAILED.into()),
-                );
-            }
+        // Record the code first, then send it: parallel requests cannot send more codes than
+        // the challenge counts. A failed send restores the session as it was.
+        let fresh = sms_email::draw(&state, &c.digest);
+        c.session.step_up = Some(CodeChallenge::issue(fresh.digest, now));
+        if !state
+            .store
+            .swap_session(&c.digest, &before, &c.session)
+            .await?
+        {
+            return race(&state, &c);
         }
+        if let Err(e) = sms_email::send(&state, &c.tenant.name, &channel, &fresh).await {
+            tracing::error!(error = %e, user = %c.user.id, "could not send a step-up code");
+            state
+                .store
+                .swap_session(&c.digest, &c.session, &before)
+                .await?;
+            c.session = before;
+            state
+                .audit(Audit::by_user(
+                    &c.user,
+                    "second_factor.send",
+                    Outcome::Failure,
+                    ip,
+                ))
+                .await?;
+            return render(
+                &state,
+                &c,
+                StatusCode::BAD_GATEWAY,
+                None,
+                Some(crate::factor::SEND_FAILED.into()),
+            );
+        }
+        return render(
+            &state,
+            &c,
+            StatusCode::OK,
+            Some(format!("We sent a code {}.", sms_email::masked(&channel))),
+            None,
+        );
     };
     let (Some(mut ch), Some(typed)) = (c.session.step_up.clone(), normalize_code(typed)) else {
         return render(
@@ -298,7 +321,13 @@ pub(crate) async fn step_up(
     if outcome == CodeOutcome::Accepted {
         c.session.step_up = None;
         c.session.second_factor_at = Some(now);
-        state.store.put_session(&c.digest, &c.session).await?;
+        if !state
+            .store
+            .swap_session(&c.digest, &before, &c.session)
+            .await?
+        {
+            return race(&state, &c);
+        }
         state.store.record_second_factor_success(&c.user.id).await?;
         state
             .audit(Audit::by_user(
@@ -316,12 +345,22 @@ pub(crate) async fn step_up(
             None,
         );
     }
-    state.store.put_session(&c.digest, &c.session).await?;
+    if !state
+        .store
+        .swap_session(&c.digest, &before, &c.session)
+        .await?
+    {
+        return race(&state, &c);
+    }
+    let mut message = crate::factor::code_message(outcome);
     if outcome.is_failed_guess() {
-        state
+        let after = state
             .store
             .record_failed_attempt(&c.user.id, now, &state.lockout)
             .await?;
+        if let Some(until) = after.locked_until(now, &state.lockout) {
+            message = crate::login::deny_message(padlock_policy::DenyReason::LockedOut { until });
+        }
     }
     state
         .audit(Audit::by_user(
@@ -331,13 +370,7 @@ pub(crate) async fn step_up(
             ip,
         ))
         .await?;
-    render(
-        &state,
-        &c,
-        StatusCode::UNAUTHORIZED,
-        None,
-        Some("That code is not right, or it expired. Ask for a new one if needed.".into()),
-    )
+    render(&state, &c, StatusCode::UNAUTHORIZED, None, Some(message))
 }
 
 /// The signed-in user of a form post that changes settings: CSRF checked, and the session fresh

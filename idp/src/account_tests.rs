@@ -103,6 +103,7 @@ async fn changes_need_a_fresh_second_factor() {
     )
     .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("4 more tries for this code"), "{}", r.body);
     assert_eq!(
         w.state.store.lockout_state(&w.user).await.unwrap().failures,
         1,

@@ -65,8 +65,23 @@ fn page(
     (status, p).into_response()
 }
 
-/// After a correct password, when the policy asks for `factor`: send the code (if any) and move
-/// the flow to the factor step. A failed send leaves the flow at the password step.
+/// What the user reads after submitting an SMS/Email code that was not accepted.
+pub(crate) fn code_message(outcome: CodeOutcome) -> String {
+    match outcome {
+        CodeOutcome::Accepted => String::new(),
+        CodeOutcome::Wrong { tries_left } => format!(
+            "That code is not right. {tries_left} more {} for this code.",
+            if tries_left == 1 { "try" } else { "tries" }
+        ),
+        CodeOutcome::Expired => "This code has expired. Send a new code.".into(),
+        CodeOutcome::TooManyTries => "Too many wrong codes. Send a new code.".into(),
+        _ => "This code was already used.".into(),
+    }
+}
+
+/// After a correct password, when the policy asks for `factor`: move the flow to the factor step
+/// and send the code (if any). The flow moves first, so of two parallel password posts only one
+/// sends; a failed send moves it back to the password step.
 pub(crate) async fn begin(
     state: &AppState,
     flow_id: &str,
@@ -77,29 +92,8 @@ pub(crate) async fn begin(
     ip: Option<&str>,
 ) -> Result<Response, AppError> {
     let flow_digest = session::digest(flow_id);
-    let code = match &factor {
-        Factor::Code { channel } => {
-            match sms_email::send_new(state, &flow_digest, &tenant.name, channel).await {
-                Ok(d) => Some(CodeChallenge::issue(d, state.clock.now())),
-                Err(e) => {
-                    tracing::error!(error = %e, user = %user.id, "could not send a sign-in code");
-                    state
-                        .audit(Audit::by_user(
-                            user,
-                            "second_factor.send",
-                            Outcome::Failure,
-                            ip,
-                        ))
-                        .await?;
-                    return Ok(crate::login::again(
-                        flow_id.to_owned(),
-                        user.email.clone(),
-                        SEND_FAILED,
-                        StatusCode::BAD_GATEWAY,
-                    ));
-                }
-            }
-        }
+    let fresh = match &factor {
+        Factor::Code { channel } => Some((channel.clone(), sms_email::draw(state, &flow_digest))),
         Factor::Totp => None,
         // Duo is not part of this build: fail closed.
         Factor::Duo => {
@@ -112,7 +106,9 @@ pub(crate) async fn begin(
         step: LoginStep::Factor {
             user_id: user.id.clone(),
             factor,
-            code,
+            code: fresh
+                .as_ref()
+                .map(|(_, c)| CodeChallenge::issue(c.digest, state.clock.now())),
         },
         ..flow.clone()
     };
@@ -122,6 +118,30 @@ pub(crate) async fn begin(
         .await?
     {
         return Err(AppError::Forbidden(NO_FLOW.into()));
+    }
+    if let Some((channel, code)) = &fresh
+        && let Err(e) = sms_email::send(state, &tenant.name, channel, code).await
+    {
+        tracing::error!(error = %e, user = %user.id, "could not send a sign-in code");
+        // Spend nothing: back to the password step (unless another request moved it since).
+        state
+            .store
+            .swap_login_flow(&flow_digest, &next, &flow)
+            .await?;
+        state
+            .audit(Audit::by_user(
+                user,
+                "second_factor.send",
+                Outcome::Failure,
+                ip,
+            ))
+            .await?;
+        return Ok(crate::login::again(
+            flow_id.to_owned(),
+            user.email.clone(),
+            SEND_FAILED,
+            StatusCode::BAD_GATEWAY,
+        ));
     }
     state
         .audit(Audit::by_user(user, "login.password", Outcome::Success, ip))
@@ -213,17 +233,25 @@ pub(crate) async fn submit(
         .await?
         .ok_or_else(|| anyhow::anyhow!("user {} has no company", user.id))?;
     let flow_digest = session::digest(&f.flow);
-    let store_challenge = |ch: CodeChallenge| {
-        let next = LoginFlow {
-            step: LoginStep::Factor {
-                user_id: user.id.clone(),
-                factor: factor.clone(),
-                code: Some(ch),
-            },
-            ..flow.clone()
-        };
-        let (state, flow, flow_digest) = (&state, &flow, flow_digest);
-        async move { state.store.swap_login_flow(&flow_digest, flow, &next).await }
+    // The flow with `ch` as its code challenge.
+    let flow_with = |ch: CodeChallenge| LoginFlow {
+        step: LoginStep::Factor {
+            user_id: user.id.clone(),
+            factor: factor.clone(),
+            code: Some(ch),
+        },
+        ..flow.clone()
+    };
+    // Replaces `expected` by the flow with `ch`, if no other request changed it first.
+    let store_challenge = |expected: &LoginFlow, ch: CodeChallenge| {
+        let next = flow_with(ch);
+        let (state, expected, flow_digest) = (&state, expected.clone(), flow_digest);
+        async move {
+            state
+                .store
+                .swap_login_flow(&flow_digest, &expected, &next)
+                .await
+        }
     };
     const RACE: &str = "This sign-in changed in another window. Try again.";
 
@@ -258,28 +286,31 @@ pub(crate) async fn submit(
                 ),
             )),
         }
-        let digest = match sms_email::send_new(&state, &flow_digest, &tenant.name, channel).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, user = %user.id, "could not resend a sign-in code");
-                state
-                    .audit(Audit::by_user(
-                        &user,
-                        "second_factor.send",
-                        Outcome::Failure,
-                        ip,
-                    ))
-                    .await?;
-                return Ok(reply(
-                    StatusCode::BAD_GATEWAY,
-                    None,
-                    Some(SEND_FAILED.into()),
-                ));
-            }
-        };
-        let _ = ch.advance(CodeInput::Resend(digest), now);
-        if !store_challenge(ch).await? {
+        // Record the new code first, then send it: parallel resends cannot send more codes than
+        // the challenge counts. A failed send puts the previous challenge back.
+        let fresh = sms_email::draw(&state, &flow_digest);
+        let previous = ch.clone();
+        let _ = ch.advance(CodeInput::Resend(fresh.digest), now);
+        if !store_challenge(&flow, ch.clone()).await? {
             return Ok(reply(StatusCode::CONFLICT, None, Some(RACE.into())));
+        }
+        if let Err(e) = sms_email::send(&state, &tenant.name, channel, &fresh).await {
+            tracing::error!(error = %e, user = %user.id, "could not resend a sign-in code");
+            let recorded = flow_with(ch);
+            store_challenge(&recorded, previous).await?;
+            state
+                .audit(Audit::by_user(
+                    &user,
+                    "second_factor.send",
+                    Outcome::Failure,
+                    ip,
+                ))
+                .await?;
+            return Ok(reply(
+                StatusCode::BAD_GATEWAY,
+                None,
+                Some(SEND_FAILED.into()),
+            ));
         }
         return Ok(reply(
             StatusCode::OK,
@@ -302,23 +333,13 @@ pub(crate) async fn submit(
                 CodeInput::Submit(sms_email::digest(&state, &flow_digest, &typed)),
                 now,
             );
-            if !store_challenge(ch).await? {
+            if !store_challenge(&flow, ch).await? {
                 return Ok(reply(StatusCode::CONFLICT, None, Some(RACE.into())));
             }
-            let message = match outcome {
-                CodeOutcome::Accepted => String::new(),
-                CodeOutcome::Wrong { tries_left } => format!(
-                    "That code is not right. {tries_left} more {} for this code.",
-                    if tries_left == 1 { "try" } else { "tries" }
-                ),
-                CodeOutcome::Expired => "This code has expired. Send a new code.".into(),
-                CodeOutcome::TooManyTries => "Too many wrong codes. Send a new code.".into(),
-                _ => "This code was already used.".into(),
-            };
             (
                 outcome == CodeOutcome::Accepted,
                 outcome.is_failed_guess(),
-                message,
+                code_message(outcome),
             )
         }
         (Factor::Totp, _) => {

@@ -28,25 +28,39 @@ pub fn digest(state: &AppState, flow_digest: &[u8; 32], code: &str) -> CodeDiges
     )
 }
 
-/// Draws a code, sends it over `channel` and returns its digest; nothing is stored if sending fails.
-pub async fn send_new(
+/// A freshly drawn code: the digest is stored, the code itself only ever goes to the user.
+pub struct NewCode {
+    code: String,
+    /// What the store keeps.
+    pub digest: CodeDigest,
+}
+
+/// Draws a code for the flow (or session) whose id digests to `flow_digest`. Callers record its
+/// digest first and send it after, so parallel requests cannot send more codes than are recorded.
+#[must_use]
+pub fn draw(state: &AppState, flow_digest: &[u8; 32]) -> NewCode {
+    let code = new_code();
+    let digest = digest(state, flow_digest, &code);
+    NewCode { code, digest }
+}
+
+/// Sends `code` over `channel`, worded by the `[messages]` templates.
+pub async fn send(
     state: &AppState,
-    flow_digest: &[u8; 32],
     company: &str,
     channel: &Channel,
-) -> Result<CodeDigest, DeliveryError> {
-    let code = new_code();
+    code: &NewCode,
+) -> Result<(), DeliveryError> {
     state
         .delivery
         .send(
             channel,
             &CodeMessage {
-                code: &code,
+                code: &code.code,
                 company,
             },
         )
-        .await?;
-    Ok(digest(state, flow_digest, &code))
+        .await
 }
 
 /// Where the code went, for the page: `+••• ••• 1234` or `a•••@example.com`.

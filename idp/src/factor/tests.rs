@@ -316,4 +316,37 @@ async fn a_dead_sms_gateway_is_reported_and_spends_nothing() {
             .iter()
             .any(|e| e.action == "second_factor.send" && e.outcome == Outcome::Failure)
     );
+    // The flow went back to the password step: the page asks for the password again.
+    let field = "name=\"flow\" value=\"";
+    let at = r.body.find(field).expect("flow field") + field.len();
+    let flow = &r.body[at..at + r.body[at..].find('"').unwrap()];
+    let stored = w
+        .state
+        .store
+        .get_login_flow(&crate::session::digest(flow))
+        .await
+        .unwrap()
+        .expect("the flow is kept");
+    assert_eq!(stored.step, crate::domain::LoginStep::Password);
+}
+
+/// A resend that cannot be delivered puts the previous code back: it still works.
+#[tokio::test]
+async fn a_failed_resend_keeps_the_previous_code() {
+    let (mut w, dir) = world_2fa(&[Method::SmsEmail]).await;
+    let (flow, cookie) = to_factor(&w).await;
+    let (_, _, first) = last_code(&dir);
+    let outbox = w.state.delivery.clone();
+    let dead = Config::parse(
+        "[email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = 9\nfrom = \"Padlock <p@acme.example>\"\n",
+    )
+    .unwrap();
+    w.state.delivery = Arc::new(Delivery::from_config(&dead, &dir).unwrap());
+    w.clock.advance(31);
+    let r = submit(&w, &flow, &cookie, "resend=1").await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.body);
+    assert!(r.body.contains("could not send the code"), "{}", r.body);
+    w.state.delivery = outbox;
+    let r = submit(&w, &flow, &cookie, &format!("code={first}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
 }

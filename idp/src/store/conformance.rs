@@ -427,7 +427,36 @@ fn session(expires_at: u64) -> Session {
 pub async fn sessions_and_flows_round_trip(s: Arc<dyn Store>) {
     s.put_session(&[1; 32], &session(100)).await.unwrap();
     assert_eq!(s.get_session(&[1; 32]).await.unwrap(), Some(session(100)));
+    let fresh = Session {
+        second_factor_at: Some(7),
+        ..session(100)
+    };
+    assert!(
+        !s.swap_session(&[1; 32], &session(99), &fresh)
+            .await
+            .unwrap(),
+        "a stale expectation changes nothing"
+    );
+    assert!(
+        s.swap_session(&[1; 32], &session(100), &fresh)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.swap_session(&[1; 32], &session(100), &session(300))
+            .await
+            .unwrap(),
+        "the second of two racing posts loses"
+    );
+    assert_eq!(s.get_session(&[1; 32]).await.unwrap(), Some(fresh.clone()));
     s.delete_session(&[1; 32]).await.unwrap();
+    assert_eq!(s.get_session(&[1; 32]).await.unwrap(), None);
+    assert!(
+        !s.swap_session(&[1; 32], &fresh, &session(300))
+            .await
+            .unwrap(),
+        "an ended session is not brought back"
+    );
     assert_eq!(s.get_session(&[1; 32]).await.unwrap(), None);
     s.put_login_flow(&[2; 32], &flow(100)).await.unwrap();
     assert_eq!(s.get_login_flow(&[2; 32]).await.unwrap(), Some(flow(100)));

@@ -241,6 +241,21 @@ impl Store for MemoryStore {
         Ok(self.with(|i| i.sessions.get(digest).cloned()))
     }
 
+    async fn swap_session(
+        &self,
+        digest: &Digest,
+        expected: &Session,
+        new: &Session,
+    ) -> StoreResult<bool> {
+        Ok(self.with(|i| match i.sessions.get_mut(digest) {
+            Some(current) if current == expected => {
+                *current = new.clone();
+                true
+            }
+            _ => false,
+        }))
+    }
+
     async fn delete_session(&self, digest: &Digest) -> StoreResult<()> {
         self.with(|i| i.sessions.remove(digest));
         Ok(())

@@ -98,6 +98,14 @@ pub trait Store: Send + Sync + 'static {
     async fn put_session(&self, digest: &Digest, session: &Session) -> StoreResult<()>;
     /// A session.
     async fn get_session(&self, digest: &Digest) -> StoreResult<Option<Session>>;
+    /// Replaces a session only if it still equals `expected` (step-up code tries on the padlock
+    /// page: two posts at once cannot both spend the same try).
+    async fn swap_session(
+        &self,
+        digest: &Digest,
+        expected: &Session,
+        new: &Session,
+    ) -> StoreResult<bool>;
     /// Ends a session.
     async fn delete_session(&self, digest: &Digest) -> StoreResult<()>;
 

@@ -379,6 +379,19 @@ impl Store for SledStore {
         get(&self.sessions, "session", digest)
     }
 
+    async fn swap_session(
+        &self,
+        digest: &Digest,
+        expected: &Session,
+        new: &Session,
+    ) -> StoreResult<bool> {
+        Ok(self
+            .sessions
+            .compare_and_swap(digest, Some(encode(expected)?), Some(encode(new)?))
+            .map_err(backend)?
+            .is_ok())
+    }
+
     async fn delete_session(&self, digest: &Digest) -> StoreResult<()> {
         self.sessions.remove(digest).map_err(backend)?;
         Ok(())

@@ -1,10 +1,11 @@
 //! Interactive login cost, in-process through the real router (no sockets): the full sequence
-//! (authorize → password (argon2id) → TOTP factor → code exchange with ID token) and the factor
-//! step alone. Run: `cargo bench -p padlock-idp --bench login`.
+//! (authorize → password (argon2id) → TOTP factor → code exchange with ID token), two of them at
+//! once (logins per second on two cores), and the factor step alone.
+//! Run: `cargo bench -p padlock-idp --bench login`.
 
 use axum::body::Body;
 use axum::http::{Request, header};
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use padlock_idp::clock::{Clock, ManualClock};
 use padlock_idp::config::{Config, TokensConfig};
 use padlock_idp::crypto::{MasterKey, sha256};
@@ -25,6 +26,8 @@ use tower::ServiceExt;
 
 const SEED: &[u8] = b"0123456789abcdefghij";
 const CB: &str = "https://panel.example.com/cb";
+/// One user per parallel lane (a TOTP step is accepted once per user).
+const EMAILS: [&str; 2] = ["ann@acme.example", "bob@acme.example"];
 
 async fn state(clock: Arc<ManualClock>) -> AppState {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
@@ -46,28 +49,30 @@ async fn state(clock: Arc<ManualClock>) -> AppState {
         created_at: 0,
     };
     store.create_tenant(&tenant).await.unwrap();
-    let user = User {
-        id: UserId::generate(),
-        tenant: tenant.id.clone(),
-        email: "ann@acme.example".into(),
-        mobile: None,
-        password_hash: passwords
-            .hash(Password::new("correct-horse-battery".into()))
-            .await
-            .unwrap(),
-        roles: vec![],
-        preferred_method: Some(Method::Totp),
-        totp: Some(TotpEnrolment {
-            seed: master.seal(TOTP_SEED_PURPOSE, SEED).unwrap(),
-            enrolled_at: 0,
-        }),
-        duo: None,
-        api_account: false,
-        unix_name: None,
-        disabled: false,
-        created_at: 0,
-    };
-    store.create_user(&user).await.unwrap();
+    for email in EMAILS {
+        let user = User {
+            id: UserId::generate(),
+            tenant: tenant.id.clone(),
+            email: email.into(),
+            mobile: None,
+            password_hash: passwords
+                .hash(Password::new("correct-horse-battery".into()))
+                .await
+                .unwrap(),
+            roles: vec![],
+            preferred_method: Some(Method::Totp),
+            totp: Some(TotpEnrolment {
+                seed: master.seal(TOTP_SEED_PURPOSE, SEED).unwrap(),
+                enrolled_at: 0,
+            }),
+            duo: None,
+            api_account: false,
+            unix_name: None,
+            disabled: false,
+            created_at: 0,
+        };
+        store.create_user(&user).await.unwrap();
+    }
     store
         .put_client(&Client {
             id: ClientId::from_string("c_panel".into()),
@@ -120,7 +125,7 @@ fn form(uri: &str, cookie: &str, body: String) -> Request<Body> {
 }
 
 /// authorize + password: returns (flow id, cookie), the flow waiting for the factor.
-async fn to_factor(s: &AppState) -> (String, String) {
+async fn to_factor(s: &AppState, email: &str) -> (String, String) {
     let uri = format!(
         "/authorize?response_type=code&client_id=c_panel&redirect_uri={}&scope=openid&nonce=n",
         CB.replace(':', "%3A").replace('/', "%2F")
@@ -134,7 +139,10 @@ async fn to_factor(s: &AppState) -> (String, String) {
         form(
             "/login",
             &cookie,
-            format!("flow={flow}&email=ann%40acme.example&password=correct-horse-battery"),
+            format!(
+                "flow={flow}&email={}&password=correct-horse-battery",
+                email.replace('@', "%40")
+            ),
         ),
     )
     .await;
@@ -166,6 +174,22 @@ async fn factor(s: &AppState, clock: &ManualClock, flow: &str, cookie: &str) -> 
         .to_owned()
 }
 
+/// The whole interactive login of `email`, ending with the code exchange.
+async fn full_login(s: &AppState, clock: &ManualClock, email: &str) {
+    let (flow, cookie) = to_factor(s, email).await;
+    let code = factor(s, clock, &flow, &cookie).await;
+    let body = format!(
+        "grant_type=authorization_code&code={code}&redirect_uri={}",
+        CB.replace(':', "%3A").replace('/', "%2F")
+    );
+    let req = Request::post("/token")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::AUTHORIZATION, "Basic Y19wYW5lbDpwYW5lbC1zZWNyZXQ=")
+        .body(Body::from(body))
+        .unwrap();
+    assert_eq!(send(s, req).await.status(), 200);
+}
+
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -177,26 +201,27 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("login");
     group.sample_size(20);
     group.bench_function("full_password_totp_code_exchange", |b| {
+        b.iter(|| rt.block_on(full_login(&s, &clock, EMAILS[0])))
+    });
+    // Two logins at once, one per core: the throughput a 2-core machine reaches.
+    group.throughput(Throughput::Elements(EMAILS.len() as u64));
+    group.bench_function("full_login_2_parallel", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let (flow, cookie) = to_factor(&s).await;
-                let code = factor(&s, &clock, &flow, &cookie).await;
-                let body = format!(
-                    "grant_type=authorization_code&code={code}&redirect_uri={}",
-                    CB.replace(':', "%3A").replace('/', "%2F")
-                );
-                let req = Request::post("/token")
-                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .header(header::AUTHORIZATION, "Basic Y19wYW5lbDpwYW5lbC1zZWNyZXQ=")
-                    .body(Body::from(body))
-                    .unwrap();
-                assert_eq!(send(&s, req).await.status(), 200);
+                let lanes = EMAILS.map(|email| {
+                    let (s, clock) = (s.clone(), clock.clone());
+                    tokio::spawn(async move { full_login(&s, &clock, email).await })
+                });
+                for lane in lanes {
+                    lane.await.unwrap();
+                }
             })
         })
     });
+    group.throughput(Throughput::Elements(1));
     group.bench_function("factor_step_totp", |b| {
         b.iter_batched(
-            || rt.block_on(to_factor(&s)),
+            || rt.block_on(to_factor(&s, EMAILS[0])),
             |(flow, cookie)| rt.block_on(factor(&s, &clock, &flow, &cookie)),
             BatchSize::PerIteration,
         )

@@ -116,9 +116,8 @@ pub enum SmtpTls {
 pub struct EmailConfig {
     /// SMTP server.
     pub smtp_host: String,
-    /// SMTP port.
-    #[serde(default = "default_smtp_port")]
-    pub smtp_port: u16,
+    /// SMTP port; default by TLS mode (see [`EmailConfig::port`]).
+    pub smtp_port: Option<u16>,
     /// TLS mode.
     #[serde(default = "default_tls")]
     pub tls: SmtpTls,
@@ -132,8 +131,17 @@ pub struct EmailConfig {
     pub ca_file: Option<PathBuf>,
 }
 
-fn default_smtp_port() -> u16 {
-    25
+impl EmailConfig {
+    /// The port: as configured, else 25 without TLS, 587 (submission) for STARTTLS and 465
+    /// (submissions) for implicit TLS.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.smtp_port.unwrap_or(match self.tls {
+            SmtpTls::None => 25,
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+        })
+    }
 }
 
 fn default_tls() -> SmtpTls {
@@ -331,7 +339,7 @@ impl Config {
             if email.smtp_host.trim().is_empty() {
                 errors.push(err("email.smtp_host", "must not be empty"));
             }
-            if email.smtp_port == 0 {
+            if email.smtp_port == Some(0) {
                 errors.push(err("email.smtp_port", "must not be 0"));
             }
             if !email.from.contains('@') {
@@ -552,6 +560,21 @@ mod tests {
         }
         let webhook = Config::parse("[sms]\nprovider = \"webhook\"\n").unwrap();
         assert_eq!(webhook.validate()[0].path, "sms.webhook_url");
+    }
+
+    #[test]
+    fn smtp_port_follows_the_tls_mode_unless_set() {
+        let port = |extra: &str| {
+            let c = Config::parse(&format!(
+                "[email]\nsmtp_host = \"h\"\nfrom = \"a@b\"\n{extra}"
+            ))
+            .unwrap();
+            c.email.unwrap().port()
+        };
+        assert_eq!(port(""), 25);
+        assert_eq!(port("tls = \"starttls\"\n"), 587);
+        assert_eq!(port("tls = \"tls\"\n"), 465);
+        assert_eq!(port("tls = \"tls\"\nsmtp_port = 2465\n"), 2465);
     }
 
     #[test]

@@ -117,7 +117,7 @@ impl Delivery {
                 };
                 let builder =
                     AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.smtp_host).tls(tls);
-                let mut builder = builder.port(e.smtp_port).timeout(Some(SEND_TIMEOUT));
+                let mut builder = builder.port(e.port()).timeout(Some(SEND_TIMEOUT));
                 if let Some(user) = &e.username {
                     let password = secret_from(e.password_file.as_deref(), "PADLOCK_SMTP_PASSWORD")?.ok_or("email.password_file (or PADLOCK_SMTP_PASSWORD) is required with email.username")?;
                     builder = builder

@@ -3,7 +3,9 @@
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::delivery::Delivery;
-use crate::factor::tests::{last_code, submit, to_factor, world_2fa};
+use crate::factor::tests::{
+    give_ann_a_mobile, last_code, slow_sms_gateway, submit, to_factor, world_2fa,
+};
 use crate::oauth::flow_tests::{PW, World, authorize_uri, login, set_cookie, with_cookie, world};
 use crate::testing::{Reply, call, get, post_form};
 use axum::http::StatusCode;
@@ -309,4 +311,46 @@ fn qr_text(body: &str) -> String {
     let grids = prepared.detect_grids();
     assert_eq!(grids.len(), 1, "one QR code in the image");
     grids[0].decode().expect("a readable QR code").1
+}
+
+/// Four step-up code requests at once while the gateway is slow: the code is recorded in the
+/// session before it is sent, so one message goes out and the others are told to retry or wait.
+#[tokio::test]
+async fn parallel_step_up_requests_send_one_message() {
+    let mut w = world().await;
+    let (config, sent) = slow_sms_gateway(300);
+    w.state.delivery =
+        Arc::new(Delivery::from_config(&config, &crate::state::test_outbox()).unwrap());
+    give_ann_a_mobile(&w).await;
+    let (_, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
+    let cookie = format!("padlock_session={session}");
+    let token = csrf(&page(&w, &cookie).await);
+    let posts: Vec<_> = (0..4)
+        .map(|_| {
+            let state = w.state.clone();
+            let request = with_cookie(
+                post_form("/account/security/step-up", format!("csrf={token}")),
+                &cookie,
+            );
+            tokio::spawn(async move { call(&state, request).await.status })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for p in posts {
+        answers.push(p.await.unwrap());
+    }
+    assert_eq!(
+        sent.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "answers: {answers:?}"
+    );
+    assert!(
+        answers.iter().all(|s| [
+            StatusCode::OK,
+            StatusCode::CONFLICT,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+        .contains(s)),
+        "{answers:?}"
+    );
 }

@@ -144,9 +144,7 @@ async fn email_code_completes_the_login_with_second_factor_claims() {
 #[tokio::test]
 async fn sms_when_the_user_has_a_valid_mobile() {
     let (w, dir) = world_2fa(&[Method::SmsEmail]).await;
-    let mut u = w.state.store.get_user(&w.user).await.unwrap().unwrap();
-    u.mobile = Some(E164::parse("+15551234567").unwrap());
-    w.state.store.update_user(&u).await.unwrap();
+    give_ann_a_mobile(&w).await;
     let (flow, cookie) = to_factor(&w).await;
     let (file, to, code) = last_code(&dir);
     assert!(file.ends_with("-sms.txt"));
@@ -299,9 +297,7 @@ async fn a_dead_sms_gateway_is_reported_and_spends_nothing() {
             .unwrap();
     w.state.delivery =
         Arc::new(Delivery::from_config(&config, &crate::state::test_outbox()).unwrap());
-    let mut u = w.state.store.get_user(&w.user).await.unwrap().unwrap();
-    u.mobile = Some(E164::parse("+15551234567").unwrap());
-    w.state.store.update_user(&u).await.unwrap();
+    give_ann_a_mobile(&w).await;
     let (r, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
     assert!(r.body.contains("could not send the code"), "{}", r.body);
@@ -349,4 +345,134 @@ async fn a_failed_resend_keeps_the_previous_code() {
     w.state.delivery = outbox;
     let r = submit(&w, &flow, &cookie, &format!("code={first}")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+}
+
+/// An SMS webhook that takes `delay_ms` to answer each request; counts the messages it got.
+pub(crate) fn slow_sms_gateway(delay_ms: u64) -> (Config, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':')
+                        && k.eq_ignore_ascii_case("content-length")
+                    {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                );
+            });
+        }
+    });
+    let config = Config::parse(&format!(
+        "[sms]\nprovider = \"webhook\"\nwebhook_url = \"http://127.0.0.1:{port}/send\"\n"
+    ))
+    .unwrap();
+    (config, count)
+}
+
+/// Gives Ann a mobile number, so that her codes go through the SMS delivery.
+pub(crate) async fn give_ann_a_mobile(w: &World) {
+    let mut u = w.state.store.get_user(&w.user).await.unwrap().unwrap();
+    u.mobile = Some(E164::parse("+15551234567").unwrap());
+    w.state.store.update_user(&u).await.unwrap();
+}
+
+/// "Send a new code" posted four times at once while the gateway is slow: the new code is recorded
+/// before it is sent, so exactly one more message goes out.
+#[tokio::test]
+async fn parallel_resends_send_one_message() {
+    let (mut w, _) = world_2fa(&[Method::SmsEmail]).await;
+    let (config, sent) = slow_sms_gateway(300);
+    w.state.delivery =
+        Arc::new(Delivery::from_config(&config, &crate::state::test_outbox()).unwrap());
+    give_ann_a_mobile(&w).await;
+    let (flow, cookie) = to_factor(&w).await;
+    assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 1);
+    w.clock.advance(31);
+    let posts: Vec<_> = (0..4)
+        .map(|_| {
+            let state = w.state.clone();
+            let request = with_cookie(
+                post_form("/login/factor", format!("flow={flow}&resend=1")),
+                &cookie,
+            );
+            tokio::spawn(async move { call(&state, request).await.status })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for p in posts {
+        answers.push(p.await.unwrap());
+    }
+    assert_eq!(
+        sent.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "answers: {answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{answers:?}"
+    );
+}
+
+/// The same password form posted three times at once: the flow moves to the factor step before
+/// the code is sent, so one code goes out and the other posts find the flow already moved on.
+#[tokio::test]
+async fn parallel_password_posts_send_one_code() {
+    let (mut w, _) = world_2fa(&[Method::SmsEmail]).await;
+    let (config, sent) = slow_sms_gateway(300);
+    w.state.delivery =
+        Arc::new(Delivery::from_config(&config, &crate::state::test_outbox()).unwrap());
+    give_ann_a_mobile(&w).await;
+    let r = call(&w.state, get(&authorize_uri(&w.panel, ""))).await;
+    let (flow, _) = set_cookie(&r, "padlock_flow").expect("flow cookie");
+    let posts: Vec<_> = (0..3)
+        .map(|_| {
+            let state = w.state.clone();
+            let request = with_cookie(
+                post_form(
+                    "/login",
+                    format!("flow={flow}&email=ann%40acme.example&password={PW}"),
+                ),
+                &format!("padlock_flow={flow}"),
+            );
+            tokio::spawn(async move { call(&state, request).await.status })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for p in posts {
+        answers.push(p.await.unwrap());
+    }
+    assert_eq!(
+        sent.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "answers: {answers:?}"
+    );
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|s| **s == StatusCode::SEE_OTHER)
+            .count(),
+        1,
+        "{answers:?}"
+    );
 }

@@ -49,19 +49,36 @@ impl E164 {
         &self.0
     }
 
-    /// The number with all but the last four digits hidden, for showing where a code went.
+    /// The country calling code (ITU-T E.164 assignments: `1` and `7` have one digit, the codes
+    /// below have two, every other code has three).
+    #[must_use]
+    pub fn country_code(&self) -> &str {
+        const TWO_DIGIT: [&str; 44] = [
+            "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45",
+            "46", "47", "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61",
+            "62", "63", "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94",
+            "95", "98",
+        ];
+        let digits = &self.0[1..];
+        let len = if digits.starts_with(['1', '7']) {
+            1
+        } else if TWO_DIGIT.contains(&&digits[..2]) {
+            2
+        } else {
+            3
+        };
+        &digits[..len]
+    }
+
+    /// The country code and the last four digits, the rest hidden, for showing where a code
+    /// went: `+1 ••• ••• 4567`.
     #[must_use]
     pub fn masked(&self) -> String {
-        let tail: String = self
-            .0
-            .chars()
-            .rev()
-            .take(4)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        format!("+\u{2022}\u{2022}\u{2022} \u{2022}\u{2022}\u{2022} {tail}")
+        let tail = &self.0[self.0.len() - 4..];
+        format!(
+            "+{} \u{2022}\u{2022}\u{2022} \u{2022}\u{2022}\u{2022} {tail}",
+            self.country_code()
+        )
     }
 }
 
@@ -121,11 +138,26 @@ mod tests {
     }
 
     #[test]
-    fn masks_all_but_last_four() {
+    fn masks_all_but_the_country_code_and_last_four() {
         let n = E164::parse("+15551234567").unwrap();
-        assert!(n.masked().ends_with(" 4567"));
+        assert_eq!(
+            n.masked(),
+            "+1 \u{2022}\u{2022}\u{2022} \u{2022}\u{2022}\u{2022} 4567"
+        );
         assert!(!n.masked().contains("555"));
         assert!(!format!("{n:?}").contains("555"));
+        for (number, code) in [
+            ("+442079460958", "44"),
+            ("+79161234567", "7"),
+            ("+8613812345678", "86"),
+            ("+353871234567", "353"),
+            ("+2348031234567", "234"),
+        ] {
+            let n = E164::parse(number).unwrap();
+            assert_eq!(n.country_code(), code, "{number}");
+            assert!(n.masked().starts_with(&format!("+{code} ")), "{number}");
+            assert!(n.masked().ends_with(&number[number.len() - 4..]));
+        }
     }
 
     proptest! {

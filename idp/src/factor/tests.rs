@@ -156,7 +156,7 @@ async fn sms_when_the_user_has_a_valid_mobile() {
     .await;
     assert!(
         page.body
-            .contains("by SMS to +\u{2022}\u{2022}\u{2022} \u{2022}\u{2022}\u{2022} 4567")
+            .contains("by SMS to +1 \u{2022}\u{2022}\u{2022} \u{2022}\u{2022}\u{2022} 4567")
     );
     let r = submit(&w, &flow, &cookie, &format!("code={code}")).await;
     assert_eq!(id_claims(&w, &r).await.amr, ["pwd", "sms"]);

@@ -263,9 +263,11 @@ pub(crate) async fn submit(
                 Some("There is no code to resend.".into()),
             ));
         };
-        // Check the limits before sending anything, then send, then record.
-        let mut probe = ch.clone();
-        match probe.advance(CodeInput::Resend([0; 32]), now) {
+        // Record the new code first, then send it: parallel resends cannot send more codes than
+        // the challenge counts. A failed send puts the previous challenge back.
+        let fresh = sms_email::draw(&state, &flow_digest);
+        let previous = ch.clone();
+        match ch.advance(CodeInput::Resend(fresh.digest), now) {
             CodeOutcome::Resent { .. } => {}
             CodeOutcome::ResendTooSoon { retry_at } => {
                 return Ok(reply(
@@ -286,11 +288,6 @@ pub(crate) async fn submit(
                 ),
             )),
         }
-        // Record the new code first, then send it: parallel resends cannot send more codes than
-        // the challenge counts. A failed send puts the previous challenge back.
-        let fresh = sms_email::draw(&state, &flow_digest);
-        let previous = ch.clone();
-        let _ = ch.advance(CodeInput::Resend(fresh.digest), now);
         if !store_challenge(&flow, ch.clone()).await? {
             return Ok(reply(StatusCode::CONFLICT, None, Some(RACE.into())));
         }

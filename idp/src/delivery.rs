@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The header of a PEM certificate.
+const CERT_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----";
+
 /// How long one delivery attempt may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -100,10 +103,14 @@ impl Delivery {
                 let tls = || -> Result<TlsParameters, String> {
                     let mut params = TlsParameters::builder(e.smtp_host.clone());
                     if let Some(file) = &e.ca_file {
-                        let pem = std::fs::read(file)
-                            .map_err(|err| format!("email.ca_file: {}: {err}", file.display()))?;
-                        let cert = Certificate::from_pem(&pem)
-                            .map_err(|err| format!("email.ca_file: {}: {err}", file.display()))?;
+                        let problem = |err: &dyn std::fmt::Display| {
+                            format!("email.ca_file: {}: {err}", file.display())
+                        };
+                        let pem = std::fs::read(file).map_err(|e| problem(&e))?;
+                        if !pem.windows(CERT_PEM.len()).any(|w| w == CERT_PEM) {
+                            return Err(problem(&"holds no PEM certificate"));
+                        }
+                        let cert = Certificate::from_pem(&pem).map_err(|e| problem(&e))?;
                         params = params.add_root_certificate(cert);
                     }
                     params
@@ -303,5 +310,36 @@ impl Delivery {
         .map_err(fail)?;
         tracing::warn!(to, file = %path.display(), body = %m.body, "development outbox: message not sent");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_ca_file(content: &str) -> Result<Delivery, String> {
+        let dir = crate::state::test_outbox();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, content).unwrap();
+        let config = Config::parse(&format!(
+            "[email]\nsmtp_host = \"mail.example\"\ntls = \"starttls\"\nfrom = \"a@b\"\nca_file = \"{}\"\n",
+            ca.display()
+        ))
+        .unwrap();
+        Delivery::from_config(&config, &dir)
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let err = with_ca_file("").err().expect("refused");
+        assert!(
+            err.starts_with("email.ca_file: ") && err.ends_with("holds no PEM certificate"),
+            "{err}"
+        );
+        let err =
+            with_ca_file("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n")
+                .err()
+                .expect("refused");
+        assert!(err.starts_with("email.ca_file: "), "{err}");
     }
 }

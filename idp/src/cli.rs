@@ -679,14 +679,29 @@ fn check(arg: &ConfigFileArg) -> ExitCode {
     };
     let name = path.map_or_else(|| "(defaults)".to_owned(), |p| p.display().to_string());
     let problems = config.validate();
-    if problems.is_empty() {
-        println!("{name}: OK");
-        return ExitCode::SUCCESS;
+    if !problems.is_empty() {
+        for p in problems {
+            eprintln!("{name}: {p}");
+        }
+        return ExitCode::FAILURE;
     }
-    for p in problems {
-        eprintln!("{name}: {p}");
+    // Build the senders as `serve` does, so that certificate files, addresses and secrets that
+    // would stop it are reported here too.
+    let senders = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(async {
+                crate::delivery::Delivery::from_config(&config, &config.data_dir).map(drop)
+            })
+        });
+    if let Err(e) = senders {
+        eprintln!("{name}: {e}");
+        return ExitCode::FAILURE;
     }
-    ExitCode::FAILURE
+    println!("{name}: OK");
+    ExitCode::SUCCESS
 }
 
 fn serve(args: ServeArgs) -> ExitCode {

@@ -307,6 +307,22 @@ fn config_example_checks_clean_and_errors_name_the_key() {
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("semantic.toml: sms.webhook_url: required")
     );
+
+    // What only building the senders finds (here: a CA file with no certificate in it) is
+    // reported by `config check` as it would stop `serve`.
+    std::fs::write(dir.path().join("empty-ca.pem"), "").unwrap();
+    std::fs::write(
+        dir.path().join("tls.toml"),
+        "[email]\nsmtp_host = \"mail\"\ntls = \"starttls\"\nfrom = \"a@b\"\nca_file = \"empty-ca.pem\"\n",
+    )
+    .unwrap();
+    let bad = padlock(&["config", "check", "-c", "tls.toml"], dir.path());
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("tls.toml: email.ca_file: empty-ca.pem: holds no PEM certificate"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use crate::factor::tests::{
     give_ann_a_mobile, last_code, slow_sms_gateway, submit, to_factor, world_2fa,
 };
 use crate::oauth::flow_tests::{PW, World, authorize_uri, login, set_cookie, with_cookie, world};
-use crate::testing::{Reply, call, get, post_form};
+use crate::testing::{Reply, call, call_parallel, get, post_form};
 use axum::http::StatusCode;
 use padlock_policy::Method;
 use std::sync::Arc;
@@ -325,20 +325,16 @@ async fn parallel_step_up_requests_send_one_message() {
     let (_, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
     let cookie = format!("padlock_session={session}");
     let token = csrf(&page(&w, &cookie).await);
-    let posts: Vec<_> = (0..4)
-        .map(|_| {
-            let state = w.state.clone();
-            let request = with_cookie(
-                post_form("/account/security/step-up", format!("csrf={token}")),
-                &cookie,
-            );
-            tokio::spawn(async move { call(&state, request).await.status })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for p in posts {
-        answers.push(p.await.unwrap());
-    }
+    let answers: Vec<StatusCode> = call_parallel(&w.state, 4, || {
+        with_cookie(
+            post_form("/account/security/step-up", format!("csrf={token}")),
+            &cookie,
+        )
+    })
+    .await
+    .into_iter()
+    .map(|r| r.status)
+    .collect();
     assert_eq!(
         sent.load(std::sync::atomic::Ordering::SeqCst),
         1,
@@ -353,4 +349,55 @@ async fn parallel_step_up_requests_send_one_message() {
         .contains(s)),
         "{answers:?}"
     );
+}
+
+/// Four wrong step-up codes posted at once, all reading the session before any writes it: the
+/// session compare-and-swap lets one try through, so the right code still works after.
+#[tokio::test]
+async fn parallel_step_up_guesses_spend_each_try_once() {
+    let mut w = world().await;
+    let dir = crate::state::test_outbox();
+    w.state.delivery = Arc::new(Delivery::from_config(&Config::default(), &dir).unwrap());
+    let (_, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
+    let cookie = format!("padlock_session={session}");
+    let token = csrf(&page(&w, &cookie).await);
+    let r = post(
+        &w,
+        &cookie,
+        "/account/security/step-up",
+        &format!("csrf={token}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let (_, _, code) = last_code(&dir);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    w.memory.hold_reads(4);
+    let mut checked = 0;
+    for r in call_parallel(&w.state, 4, || {
+        with_cookie(
+            post_form(
+                "/account/security/step-up",
+                format!("csrf={token}&code={wrong}"),
+            ),
+            &cookie,
+        )
+    })
+    .await
+    {
+        if r.body.contains("That code is not right. 4 more tries") {
+            checked += 1;
+        } else {
+            assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        }
+    }
+    assert_eq!(checked, 1, "guesses checked against the same try");
+    let r = post(
+        &w,
+        &cookie,
+        "/account/security/step-up",
+        &format!("csrf={token}&code={code}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Preferred method"));
 }

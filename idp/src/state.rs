@@ -94,7 +94,15 @@ impl AppState {
 /// An in-memory state with a manual clock, for handler tests.
 #[cfg(test)]
 pub(crate) async fn test_state() -> (AppState, Arc<crate::clock::ManualClock>) {
-    let store: Arc<dyn Store> = Arc::new(crate::store::memory::MemoryStore::new());
+    test_state_on(Arc::new(crate::store::memory::MemoryStore::new())).await
+}
+
+/// [`test_state`] on a given in-memory store (for tests that use its hooks).
+#[cfg(test)]
+pub(crate) async fn test_state_on(
+    memory: Arc<crate::store::memory::MemoryStore>,
+) -> (AppState, Arc<crate::clock::ManualClock>) {
+    let store: Arc<dyn Store> = memory;
     let master = MasterKey::generate().expect("master key");
     let clock = Arc::new(crate::clock::ManualClock::at(1_800_000_000));
     let keys = crate::keys::Keys::load_or_create(store.as_ref(), &master, clock.now())

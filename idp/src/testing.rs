@@ -36,6 +36,25 @@ pub async fn call(state: &AppState, req: Request<Body>) -> Reply {
     }
 }
 
+/// Sends `n` requests made by `make` at once (each in its own task) and returns the replies in order.
+pub async fn call_parallel(
+    state: &AppState,
+    n: usize,
+    make: impl Fn() -> Request<Body>,
+) -> Vec<Reply> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (state, req) = (state.clone(), make());
+            tokio::spawn(async move { call(&state, req).await })
+        })
+        .collect();
+    let mut replies = Vec::with_capacity(n);
+    for t in tasks {
+        replies.push(t.await.unwrap());
+    }
+    replies
+}
+
 pub fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }

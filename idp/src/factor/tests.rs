@@ -10,7 +10,7 @@ use crate::oauth::flow_tests::{
     CB, PW, World, authorize_uri, exchange, location, login, query, set_cookie, with_cookie, world,
 };
 use crate::oauth::tokens::IdClaims;
-use crate::testing::{Reply, call, get, post_form};
+use crate::testing::{Reply, call, call_parallel, get, post_form};
 use axum::http::StatusCode;
 use padlock_policy::mobile::E164;
 use padlock_policy::{Method, Methods};
@@ -408,20 +408,16 @@ async fn parallel_resends_send_one_message() {
     let (flow, cookie) = to_factor(&w).await;
     assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 1);
     w.clock.advance(31);
-    let posts: Vec<_> = (0..4)
-        .map(|_| {
-            let state = w.state.clone();
-            let request = with_cookie(
-                post_form("/login/factor", format!("flow={flow}&resend=1")),
-                &cookie,
-            );
-            tokio::spawn(async move { call(&state, request).await.status })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for p in posts {
-        answers.push(p.await.unwrap());
-    }
+    let answers: Vec<StatusCode> = call_parallel(&w.state, 4, || {
+        with_cookie(
+            post_form("/login/factor", format!("flow={flow}&resend=1")),
+            &cookie,
+        )
+    })
+    .await
+    .into_iter()
+    .map(|r| r.status)
+    .collect();
     assert_eq!(
         sent.load(std::sync::atomic::Ordering::SeqCst),
         2,
@@ -445,23 +441,19 @@ async fn parallel_password_posts_send_one_code() {
     give_ann_a_mobile(&w).await;
     let r = call(&w.state, get(&authorize_uri(&w.panel, ""))).await;
     let (flow, _) = set_cookie(&r, "padlock_flow").expect("flow cookie");
-    let posts: Vec<_> = (0..3)
-        .map(|_| {
-            let state = w.state.clone();
-            let request = with_cookie(
-                post_form(
-                    "/login",
-                    format!("flow={flow}&email=ann%40acme.example&password={PW}"),
-                ),
-                &format!("padlock_flow={flow}"),
-            );
-            tokio::spawn(async move { call(&state, request).await.status })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for p in posts {
-        answers.push(p.await.unwrap());
-    }
+    let answers: Vec<StatusCode> = call_parallel(&w.state, 3, || {
+        with_cookie(
+            post_form(
+                "/login",
+                format!("flow={flow}&email=ann%40acme.example&password={PW}"),
+            ),
+            &format!("padlock_flow={flow}"),
+        )
+    })
+    .await
+    .into_iter()
+    .map(|r| r.status)
+    .collect();
     assert_eq!(
         sent.load(std::sync::atomic::Ordering::SeqCst),
         1,
@@ -475,4 +467,38 @@ async fn parallel_password_posts_send_one_code() {
         1,
         "{answers:?}"
     );
+}
+
+/// DESIGN.md §9.3 under parallel requests: four wrong codes posted at once, all reading the flow
+/// before any writes it. The compare-and-swap lets one try through and turns the others away, so
+/// one try is spent and the right code still works.
+#[tokio::test]
+async fn parallel_guesses_spend_each_try_once() {
+    let (w, dir) = world_2fa(&[Method::SmsEmail]).await;
+    let (flow, cookie) = to_factor(&w).await;
+    let (_, _, code) = last_code(&dir);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    w.memory.hold_reads(4);
+    let mut checked = 0;
+    for r in call_parallel(&w.state, 4, || {
+        with_cookie(
+            post_form("/login/factor", format!("flow={flow}&code={wrong}")),
+            &cookie,
+        )
+    })
+    .await
+    {
+        if r.body.contains("That code is not right. 4 more tries") {
+            checked += 1;
+        } else {
+            assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        }
+    }
+    assert_eq!(checked, 1, "guesses checked against the same try");
+    assert_eq!(
+        w.state.store.lockout_state(&w.user).await.unwrap().failures,
+        1
+    );
+    let r = submit(&w, &flow, &cookie, &format!("code={code}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
 }

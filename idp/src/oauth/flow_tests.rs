@@ -6,7 +6,7 @@ use crate::domain::{Client, ClientKind, SigningAlg, Tenant, User};
 use crate::jwt::{self, TYP_JWT};
 use crate::oauth::tokens::IdClaims;
 use crate::secret::{ClientId, Password, TenantId, UserId};
-use crate::state::{AppState, test_state};
+use crate::state::{AppState, test_state, test_state_on};
 use crate::testing::{Reply, call, get, post_form, post_form_basic};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -21,6 +21,8 @@ pub(crate) const PW: &str = "correct-horse-battery";
 
 pub(crate) struct World {
     pub state: AppState,
+    /// The state's store, for its test hooks.
+    pub memory: std::sync::Arc<crate::store::memory::MemoryStore>,
     pub clock: std::sync::Arc<crate::clock::ManualClock>,
     pub panel: String,
     pub spa: String,
@@ -46,7 +48,8 @@ pub(crate) fn client(id: &str, public: bool) -> Client {
 }
 
 pub(crate) async fn world() -> World {
-    let (state, clock) = test_state().await;
+    let memory = std::sync::Arc::new(crate::store::memory::MemoryStore::new());
+    let (state, clock) = test_state_on(memory.clone()).await;
     let tenant = Tenant {
         id: TenantId::generate(),
         name: "Acme".into(),
@@ -87,6 +90,7 @@ pub(crate) async fn world() -> World {
         .await
         .unwrap();
     World {
+        memory,
         state,
         clock,
         panel: "c_panel".into(),

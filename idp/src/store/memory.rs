@@ -38,6 +38,9 @@ struct Inner {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Test hook (see [`MemoryStore::hold_reads`]): a barrier and how many reads it still holds.
+    #[cfg(test)]
+    held_reads: Mutex<Option<(std::sync::Arc<tokio::sync::Barrier>, usize)>>,
 }
 
 impl MemoryStore {
@@ -45,6 +48,32 @@ impl MemoryStore {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes the next `n` session and login-flow reads wait for each other after reading: `n`
+    /// parallel requests then all hold the same record before any of them writes, a race that is
+    /// otherwise left to the scheduler.
+    #[cfg(test)]
+    pub(crate) fn hold_reads(&self, n: usize) {
+        *self.held_reads.lock().unwrap() =
+            Some((std::sync::Arc::new(tokio::sync::Barrier::new(n)), n));
+    }
+
+    #[cfg(test)]
+    async fn pass_hold(&self) {
+        let barrier = {
+            let mut held = self.held_reads.lock().unwrap();
+            let Some((barrier, left)) = held.as_mut() else {
+                return;
+            };
+            let barrier = barrier.clone();
+            *left -= 1;
+            if *left == 0 {
+                *held = None;
+            }
+            barrier
+        };
+        barrier.wait().await;
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
@@ -238,7 +267,10 @@ impl Store for MemoryStore {
     }
 
     async fn get_session(&self, digest: &Digest) -> StoreResult<Option<Session>> {
-        Ok(self.with(|i| i.sessions.get(digest).cloned()))
+        let session = self.with(|i| i.sessions.get(digest).cloned());
+        #[cfg(test)]
+        self.pass_hold().await;
+        Ok(session)
     }
 
     async fn swap_session(
@@ -267,7 +299,10 @@ impl Store for MemoryStore {
     }
 
     async fn get_login_flow(&self, digest: &Digest) -> StoreResult<Option<LoginFlow>> {
-        Ok(self.with(|i| i.flows.get(digest).cloned()))
+        let flow = self.with(|i| i.flows.get(digest).cloned());
+        #[cfg(test)]
+        self.pass_hold().await;
+        Ok(flow)
     }
 
     async fn swap_login_flow(

@@ -316,6 +316,69 @@ impl Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::HttpPeer;
+    use padlock_policy::mobile::E164;
+    use std::sync::atomic::Ordering;
+
+    /// Sends one code by SMS through a Twilio-shaped peer answering `answers` in turn; returns the
+    /// result and how many requests the peer got.
+    async fn twilio(answers: Vec<(u16, &'static str)>) -> (Result<(), DeliveryError>, usize) {
+        let peer = HttpPeer::start(answers, 0);
+        let dir = crate::state::test_outbox();
+        std::fs::write(dir.join("token"), "tw-token").unwrap();
+        let config = Config::parse(&format!(
+            "[sms]\nprovider = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"AC1\"\nauth_token_file = \"{}\"\nfrom = \"+15550000000\"\n",
+            peer.url,
+            dir.join("token").display()
+        ))
+        .unwrap();
+        let delivery = Delivery::from_config(&config, &dir).unwrap();
+        let to = Channel::Sms(E164::parse("+15551234567").unwrap());
+        let sent = delivery
+            .send(
+                &to,
+                &CodeMessage {
+                    code: "123456",
+                    company: "Acme",
+                },
+            )
+            .await;
+        (sent, peer.requests.load(Ordering::SeqCst))
+    }
+
+    const QUEUED: &str = r#"{"sid":"SM1","status":"queued"}"#;
+
+    #[tokio::test]
+    async fn twilio_is_retried_once_on_429_and_5xx() {
+        let (sent, requests) = twilio(vec![
+            (429, r#"{"code":20429,"message":"Too Many Requests"}"#),
+            (201, QUEUED),
+        ])
+        .await;
+        assert!(sent.is_ok(), "{sent:?}");
+        assert_eq!(requests, 2);
+        let (sent, requests) = twilio(vec![(503, "{}"), (503, "{}"), (201, QUEUED)]).await;
+        let err = sent.unwrap_err().to_string();
+        assert!(err.contains("503"), "{err}");
+        assert_eq!(requests, 2, "one retry, not more");
+    }
+
+    #[tokio::test]
+    async fn twilio_refusals_are_reported_with_its_code_and_not_retried() {
+        let (sent, requests) = twilio(vec![(
+            400,
+            r#"{"code":21211,"message":"The 'To' number is not a valid phone number.","status":400}"#,
+        )])
+        .await;
+        let err = sent.unwrap_err().to_string();
+        assert!(
+            err.contains("400")
+                && err.contains("21211")
+                && err.contains("not a valid phone number"),
+            "{err}"
+        );
+        assert_eq!(requests, 1);
+    }
 
     fn with_ca_file(content: &str) -> Result<Delivery, String> {
         let dir = crate::state::test_outbox();

@@ -137,3 +137,54 @@ pub async fn token(state: &AppState, id: &str, secret: &str) -> String {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     r.json()["access_token"].as_str().unwrap().to_owned()
 }
+
+/// An HTTP server on loopback (a stand-in for an SMS gateway) that answers its requests in turn
+/// with `answers` (status, JSON body; the last one repeats), each after `delay_ms`.
+pub struct HttpPeer {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// How many requests came in.
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl HttpPeer {
+    pub fn start(answers: Vec<(u16, &'static str)>, delay_ms: u64) -> HttpPeer {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                let (status, body) = answers[n.min(answers.len() - 1)];
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut len = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = line.split_once(':')
+                            && k.eq_ignore_ascii_case("content-length")
+                        {
+                            len = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut request_body = vec![0; len];
+                    let _ = reader.read_exact(&mut request_body);
+                    std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
+            }
+        });
+        HttpPeer { url, requests }
+    }
+}

@@ -349,44 +349,13 @@ async fn a_failed_resend_keeps_the_previous_code() {
 
 /// An SMS webhook that takes `delay_ms` to answer each request; counts the messages it got.
 pub(crate) fn slow_sms_gateway(delay_ms: u64) -> (Config, Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let seen = count.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let seen = seen.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut len = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = line.split_once(':')
-                        && k.eq_ignore_ascii_case("content-length")
-                    {
-                        len = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; len];
-                reader.read_exact(&mut body).unwrap();
-                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
-                );
-            });
-        }
-    });
+    let peer = crate::testing::HttpPeer::start(vec![(200, "{}")], delay_ms);
     let config = Config::parse(&format!(
-        "[sms]\nprovider = \"webhook\"\nwebhook_url = \"http://127.0.0.1:{port}/send\"\n"
+        "[sms]\nprovider = \"webhook\"\nwebhook_url = \"{}/send\"\n",
+        peer.url
     ))
     .unwrap();
-    (config, count)
+    (config, peer.requests)
 }
 
 /// Gives Ann a mobile number, so that her codes go through the SMS delivery.

@@ -1,6 +1,7 @@
 //! Sending one-time codes: email over SMTP (lettre), SMS through a Twilio-Messages-shaped gateway or
 //! a JSON webhook (reqwest), or — until those are configured — the development outbox
-//! (`<data_dir>/outbox/` and the log, with a warning). A failure is returned, never dropped.
+//! (files in `<data_dir>/outbox/`, named in the log, with a warning). A failure is returned, never
+//! dropped.
 
 use crate::config::{Config, MessagesConfig, SmsProvider, SmtpTls};
 use crate::secret::ClientSecret;
@@ -170,7 +171,7 @@ impl Delivery {
             },
         };
         if matches!(email, Email::Outbox(_)) || matches!(sms, Sms::Outbox(_)) {
-            tracing::warn!(outbox = %data_dir.join("outbox").display(), "codes without an [email] or [sms] section go to the development outbox and the log: configure SMTP and SMS before production use");
+            tracing::warn!(outbox = %data_dir.join("outbox").display(), "codes without an [email] or [sms] section go to files in the development outbox: configure SMTP and SMS before production use");
         }
         Ok(Delivery {
             email,
@@ -293,7 +294,7 @@ impl Delivery {
         }
     }
 
-    /// Development outbox: one file per message and a warning in the log.
+    /// Development outbox: one file per message, and a warning in the log that names the file.
     fn outbox(&self, dir: &Path, kind: &str, to: &str, m: &Text) -> Result<(), DeliveryError> {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         let stamp = std::time::SystemTime::now()
@@ -308,7 +309,8 @@ impl Delivery {
             format!("To: {to}\nSubject: {}\n\n{}\n", m.subject, m.body),
         )
         .map_err(fail)?;
-        tracing::warn!(to, file = %path.display(), body = %m.body, "development outbox: message not sent");
+        // The file holds the code; the log says only where it is (codes are secrets).
+        tracing::warn!(to, file = %path.display(), "development outbox: message written to a file, not sent");
         Ok(())
     }
 }

@@ -108,8 +108,13 @@ fn user_enrols_an_authenticator_app_and_signs_in_with_it() {
     );
 
     let (flow, cookie) = password(&p);
-    let r = factor(&p, &flow, &cookie, &outbox_code(dir.path()));
+    let code = outbox_code(dir.path());
+    let r = factor(&p, &flow, &cookie, &code);
     assert_eq!(r.status(), 303);
+    // DESIGN.md §9.12: the development outbox logs where the message went, never the code.
+    let log = p.server.stderr();
+    assert!(log.contains("development outbox"), "{log}");
+    assert!(!log.contains(&format!("{code} is your")), "{log}");
     let session = r
         .headers()
         .get_all("set-cookie")

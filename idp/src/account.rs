@@ -246,26 +246,32 @@ pub(crate) async fn step_up(
         return render(&state, &c, StatusCode::FORBIDDEN, None, Some(m));
     }
     let Some(typed) = f.code.as_deref() else {
-        if let Some(ch) = &c.session.step_up
-            && let CodeOutcome::ResendTooSoon { retry_at } =
-                ch.clone().advance(CodeInput::Resend([0; 32]), now)
-        {
-            return render(
-                &state,
-                &c,
-                StatusCode::TOO_MANY_REQUESTS,
-                None,
-                Some(format!(
-                    "Wait {} seconds before asking for a new code.",
-                    retry_at - now
-                )),
-            );
-        }
         let channel = code_channel(&subject(&c.user));
         // Record the code first, then send it: parallel requests cannot send more codes than
         // the challenge counts. A failed send restores the session as it was.
+        // The first code starts a challenge; later ones count against its limits (30 s apart, at
+        // most 5) until a step-up succeeds.
         let fresh = sms_email::draw(&state, &c.digest);
-        c.session.step_up = Some(CodeChallenge::issue(fresh.digest, now));
+        let challenge = match c.session.step_up.clone() {
+            None => CodeChallenge::issue(fresh.digest, now),
+            Some(mut ch) => {
+                if let Some(refusal) = crate::factor::resend_refusal(
+                    ch.advance(CodeInput::Resend(fresh.digest), now),
+                    now,
+                    "No more codes for now. Sign out, sign in again, then confirm it is you.",
+                ) {
+                    return render(
+                        &state,
+                        &c,
+                        StatusCode::TOO_MANY_REQUESTS,
+                        None,
+                        Some(refusal),
+                    );
+                }
+                ch
+            }
+        };
+        c.session.step_up = Some(challenge);
         if !state
             .store
             .swap_session(&c.digest, &before, &c.session)

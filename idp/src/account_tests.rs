@@ -401,3 +401,42 @@ async fn parallel_step_up_guesses_spend_each_try_once() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("Preferred method"));
 }
+
+/// Step-up codes follow the login's limits: 30 seconds apart, at most 5, until one is confirmed.
+#[tokio::test]
+async fn step_up_codes_are_limited() {
+    let mut w = world().await;
+    let dir = crate::state::test_outbox();
+    w.state.delivery = Arc::new(Delivery::from_config(&Config::default(), &dir).unwrap());
+    let (_, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
+    let cookie = format!("padlock_session={session}");
+    let token = csrf(&page(&w, &cookie).await);
+    let ask = format!("csrf={token}");
+    let send = || post(&w, &cookie, "/account/security/step-up", &ask);
+    assert_eq!(send().await.status, StatusCode::OK);
+    let r = send().await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.body.contains("Wait 30 seconds"), "{}", r.body);
+    for _ in 1..padlock_policy::code::MAX_SENDS {
+        w.clock.advance(31);
+        let r = send().await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    w.clock.advance(31);
+    let r = send().await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.body.contains("No more codes for now"), "{}", r.body);
+    let sent = std::fs::read_dir(dir.join("outbox")).unwrap().count();
+    assert_eq!(sent, usize::from(padlock_policy::code::MAX_SENDS));
+    // The last code sent still confirms the session.
+    let (_, _, code) = last_code(&dir);
+    let r = post(
+        &w,
+        &cookie,
+        "/account/security/step-up",
+        &format!("csrf={token}&code={code}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Preferred method"));
+}

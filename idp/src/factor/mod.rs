@@ -79,6 +79,19 @@ pub(crate) fn code_message(outcome: CodeOutcome) -> String {
     }
 }
 
+/// Why a new code cannot be sent (`None`: it was resent), for the user; `at_limit` is the answer
+/// once the challenge sent its last code.
+pub(crate) fn resend_refusal(outcome: CodeOutcome, now: u64, at_limit: &str) -> Option<String> {
+    match outcome {
+        CodeOutcome::Resent { .. } => None,
+        CodeOutcome::ResendTooSoon { retry_at } => Some(format!(
+            "Wait {} seconds before asking for a new code.",
+            retry_at - now
+        )),
+        _ => Some(at_limit.to_owned()),
+    }
+}
+
 /// After a correct password, when the policy asks for `factor`: move the flow to the factor step
 /// and send the code (if any). The flow moves first, so of two parallel password posts only one
 /// sends; a failed send moves it back to the password step.
@@ -267,26 +280,12 @@ pub(crate) async fn submit(
         // the challenge counts. A failed send puts the previous challenge back.
         let fresh = sms_email::draw(&state, &flow_digest);
         let previous = ch.clone();
-        match ch.advance(CodeInput::Resend(fresh.digest), now) {
-            CodeOutcome::Resent { .. } => {}
-            CodeOutcome::ResendTooSoon { retry_at } => {
-                return Ok(reply(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    None,
-                    Some(format!(
-                        "Wait {} seconds before asking for a new code.",
-                        retry_at - now
-                    )),
-                ));
-            }
-            _ => return Ok(reply(
-                StatusCode::TOO_MANY_REQUESTS,
-                None,
-                Some(
-                    "No more codes for this sign-in. Go back to the application and start again."
-                        .into(),
-                ),
-            )),
+        if let Some(refusal) = resend_refusal(
+            ch.advance(CodeInput::Resend(fresh.digest), now),
+            now,
+            "No more codes for this sign-in. Go back to the application and start again.",
+        ) {
+            return Ok(reply(StatusCode::TOO_MANY_REQUESTS, None, Some(refusal)));
         }
         if !store_challenge(&flow, ch.clone()).await? {
             return Ok(reply(StatusCode::CONFLICT, None, Some(RACE.into())));

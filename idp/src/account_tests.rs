@@ -43,6 +43,16 @@ async fn fresh_session(methods: &[Method]) -> (World, std::path::PathBuf, String
     (w, dir, format!("padlock_session={session}"))
 }
 
+/// A world whose codes go to a fresh outbox, and Ann signed in with her password only (2FA off):
+/// returns the outbox directory and her session cookie.
+async fn password_only_session() -> (World, std::path::PathBuf, String) {
+    let mut w = world().await;
+    let dir = crate::state::test_outbox();
+    w.state.delivery = Arc::new(Delivery::from_config(&Config::default(), &dir).unwrap());
+    let (_, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
+    (w, dir, format!("padlock_session={session}"))
+}
+
 #[tokio::test]
 async fn the_page_needs_a_session() {
     let w = world().await;
@@ -54,11 +64,7 @@ async fn the_page_needs_a_session() {
 /// DESIGN.md §9.6: changing one's own 2FA settings needs a second factor within the last 5 minutes.
 #[tokio::test]
 async fn changes_need_a_fresh_second_factor() {
-    let mut w = world().await;
-    let dir = crate::state::test_outbox();
-    w.state.delivery = Arc::new(Delivery::from_config(&Config::default(), &dir).unwrap());
-    let (_, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
-    let cookie = format!("padlock_session={session}");
+    let (w, dir, cookie) = password_only_session().await;
     let p = page(&w, &cookie).await;
     assert_eq!(p.status, StatusCode::OK);
     assert!(p.body.contains("Confirm it is you") && !p.body.contains("Preferred method"));
@@ -355,11 +361,7 @@ async fn parallel_step_up_requests_send_one_message() {
 /// session compare-and-swap lets one try through, so the right code still works after.
 #[tokio::test]
 async fn parallel_step_up_guesses_spend_each_try_once() {
-    let mut w = world().await;
-    let dir = crate::state::test_outbox();
-    w.state.delivery = Arc::new(Delivery::from_config(&Config::default(), &dir).unwrap());
-    let (_, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
-    let cookie = format!("padlock_session={session}");
+    let (w, dir, cookie) = password_only_session().await;
     let token = csrf(&page(&w, &cookie).await);
     let r = post(
         &w,
@@ -405,11 +407,7 @@ async fn parallel_step_up_guesses_spend_each_try_once() {
 /// Step-up codes follow the login's limits: 30 seconds apart, at most 5, until one is confirmed.
 #[tokio::test]
 async fn step_up_codes_are_limited() {
-    let mut w = world().await;
-    let dir = crate::state::test_outbox();
-    w.state.delivery = Arc::new(Delivery::from_config(&Config::default(), &dir).unwrap());
-    let (_, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
-    let cookie = format!("padlock_session={session}");
+    let (w, dir, cookie) = password_only_session().await;
     let token = csrf(&page(&w, &cookie).await);
     let ask = format!("csrf={token}");
     let send = || post(&w, &cookie, "/account/security/step-up", &ask);

@@ -7,7 +7,7 @@ use crate::factor::tests::{
     give_ann_a_mobile, last_code, slow_sms_gateway, submit, to_factor, world_2fa,
 };
 use crate::oauth::flow_tests::{PW, World, authorize_uri, login, set_cookie, with_cookie, world};
-use crate::testing::{Reply, call, call_parallel, get, post_form};
+use crate::testing::{Reply, call, call_parallel, get, post_form, statuses_parallel};
 use axum::http::StatusCode;
 use padlock_policy::Method;
 use std::sync::Arc;
@@ -23,6 +23,20 @@ fn csrf(page: &Reply) -> String {
 
 async fn page(w: &World, cookie: &str) -> Reply {
     call(&w.state, with_cookie(get("/account/security"), cookie)).await
+}
+
+/// Ann as stored now.
+async fn ann(w: &World) -> crate::domain::User {
+    w.state.store.get_user(&w.user).await.unwrap().unwrap()
+}
+
+/// Asks for a step-up code (`code` = `None`) or confirms one.
+async fn step_up(w: &World, cookie: &str, csrf: &str, code: Option<&str>) -> Reply {
+    let body = match code {
+        Some(code) => format!("csrf={csrf}&code={code}"),
+        None => format!("csrf={csrf}"),
+    };
+    post(w, cookie, "/account/security/step-up", &body).await
 }
 
 async fn post(w: &World, cookie: &str, path: &str, body: &str) -> Reply {
@@ -81,35 +95,14 @@ async fn changes_need_a_fresh_second_factor() {
         StatusCode::FORBIDDEN,
         "a password-only session cannot change settings"
     );
-    assert!(
-        w.state
-            .store
-            .get_user(&w.user)
-            .await
-            .unwrap()
-            .unwrap()
-            .mobile
-            .is_none()
-    );
+    assert!(ann(&w).await.mobile.is_none());
 
-    let r = post(
-        &w,
-        &cookie,
-        "/account/security/step-up",
-        &format!("csrf={token}"),
-    )
-    .await;
+    let r = step_up(&w, &cookie, &token, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let (_, to, code) = last_code(&dir);
     assert_eq!(to, "ann@acme.example");
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let r = post(
-        &w,
-        &cookie,
-        "/account/security/step-up",
-        &format!("csrf={token}&code={wrong}"),
-    )
-    .await;
+    let r = step_up(&w, &cookie, &token, Some(wrong)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.body.contains("4 more tries for this code"), "{}", r.body);
     assert_eq!(
@@ -117,13 +110,7 @@ async fn changes_need_a_fresh_second_factor() {
         1,
         "step-up failures count toward the lockout"
     );
-    let r = post(
-        &w,
-        &cookie,
-        "/account/security/step-up",
-        &format!("csrf={token}&code={code}"),
-    )
-    .await;
+    let r = step_up(&w, &cookie, &token, Some(&code)).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("Preferred method"));
     let r = post(
@@ -134,18 +121,7 @@ async fn changes_need_a_fresh_second_factor() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(
-        w.state
-            .store
-            .get_user(&w.user)
-            .await
-            .unwrap()
-            .unwrap()
-            .mobile
-            .unwrap()
-            .as_str(),
-        "+15551234567"
-    );
+    assert_eq!(ann(&w).await.mobile.unwrap().as_str(), "+15551234567");
 
     w.clock.advance(301);
     let r = post(
@@ -156,16 +132,7 @@ async fn changes_need_a_fresh_second_factor() {
     )
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "stale after 5 minutes");
-    assert!(
-        w.state
-            .store
-            .get_user(&w.user)
-            .await
-            .unwrap()
-            .unwrap()
-            .mobile
-            .is_some()
-    );
+    assert!(ann(&w).await.mobile.is_some());
     let r = post(
         &w,
         &cookie,
@@ -198,7 +165,7 @@ async fn bad_input_leaves_the_settings_untouched() {
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert!(r.body.contains(message), "{}", r.body);
     }
-    let u = w.state.store.get_user(&w.user).await.unwrap().unwrap();
+    let u = ann(&w).await;
     assert!(u.mobile.is_none() && u.preferred_method.is_none() && u.totp.is_none());
 }
 
@@ -254,17 +221,7 @@ async fn totp_enrolment_is_saved_only_with_a_valid_code() {
     )
     .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        w.state
-            .store
-            .get_user(&w.user)
-            .await
-            .unwrap()
-            .unwrap()
-            .totp
-            .is_none(),
-        "a wrong code saves nothing"
-    );
+    assert!(ann(&w).await.totp.is_none(), "a wrong code saves nothing");
     let r = post(
         &w,
         &cookie,
@@ -273,7 +230,7 @@ async fn totp_enrolment_is_saved_only_with_a_valid_code() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let u = w.state.store.get_user(&w.user).await.unwrap().unwrap();
+    let u = ann(&w).await;
     assert!(u.totp.is_some());
     assert_eq!(u.preferred_method, Some(Method::Totp));
     let audit = w.state.store.list_audit(None, None, 30).await.unwrap();
@@ -331,16 +288,13 @@ async fn parallel_step_up_requests_send_one_message() {
     let (_, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
     let cookie = format!("padlock_session={session}");
     let token = csrf(&page(&w, &cookie).await);
-    let answers: Vec<StatusCode> = call_parallel(&w.state, 4, || {
+    let answers = statuses_parallel(&w.state, 4, || {
         with_cookie(
             post_form("/account/security/step-up", format!("csrf={token}")),
             &cookie,
         )
     })
-    .await
-    .into_iter()
-    .map(|r| r.status)
-    .collect();
+    .await;
     assert_eq!(
         sent.load(std::sync::atomic::Ordering::SeqCst),
         1,
@@ -363,13 +317,7 @@ async fn parallel_step_up_requests_send_one_message() {
 async fn parallel_step_up_guesses_spend_each_try_once() {
     let (w, dir, cookie) = password_only_session().await;
     let token = csrf(&page(&w, &cookie).await);
-    let r = post(
-        &w,
-        &cookie,
-        "/account/security/step-up",
-        &format!("csrf={token}"),
-    )
-    .await;
+    let r = step_up(&w, &cookie, &token, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let (_, _, code) = last_code(&dir);
     let wrong = if code == "000000" { "111111" } else { "000000" };
@@ -393,13 +341,7 @@ async fn parallel_step_up_guesses_spend_each_try_once() {
         }
     }
     assert_eq!(checked, 1, "guesses checked against the same try");
-    let r = post(
-        &w,
-        &cookie,
-        "/account/security/step-up",
-        &format!("csrf={token}&code={code}"),
-    )
-    .await;
+    let r = step_up(&w, &cookie, &token, Some(&code)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("Preferred method"));
 }
@@ -409,8 +351,7 @@ async fn parallel_step_up_guesses_spend_each_try_once() {
 async fn step_up_codes_are_limited() {
     let (w, dir, cookie) = password_only_session().await;
     let token = csrf(&page(&w, &cookie).await);
-    let ask = format!("csrf={token}");
-    let send = || post(&w, &cookie, "/account/security/step-up", &ask);
+    let send = || step_up(&w, &cookie, &token, None);
     assert_eq!(send().await.status, StatusCode::OK);
     let r = send().await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
@@ -428,13 +369,7 @@ async fn step_up_codes_are_limited() {
     assert_eq!(sent, usize::from(padlock_policy::code::MAX_SENDS));
     // The last code sent still confirms the session.
     let (_, _, code) = last_code(&dir);
-    let r = post(
-        &w,
-        &cookie,
-        "/account/security/step-up",
-        &format!("csrf={token}&code={code}"),
-    )
-    .await;
+    let r = step_up(&w, &cookie, &token, Some(&code)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("Preferred method"));
 }

@@ -55,6 +55,19 @@ pub async fn call_parallel(
     replies
 }
 
+/// The statuses of [`call_parallel`]'s replies.
+pub async fn statuses_parallel(
+    state: &AppState,
+    n: usize,
+    make: impl Fn() -> Request<Body>,
+) -> Vec<StatusCode> {
+    call_parallel(state, n, make)
+        .await
+        .into_iter()
+        .map(|r| r.status)
+        .collect()
+}
+
 pub fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }

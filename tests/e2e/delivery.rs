@@ -166,19 +166,7 @@ fn email_code_over_real_smtp_completes_the_login() {
 fn starttls_with_auth_and_a_private_ca_completes_the_login() {
     let dir = tempfile::tempdir().unwrap();
     let pki = TestPki::create(dir.path());
-    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
-    let smtp = SmtpServer::start(&[
-        "--mode",
-        "starttls",
-        "--cert",
-        cert,
-        "--key",
-        key,
-        "--user",
-        "padlock",
-        "--password",
-        "smtp-secret",
-    ]);
+    let smtp = SmtpServer::start_tls(&pki, "starttls", Some(("padlock", "smtp-secret")));
     std::fs::write(dir.path().join("smtp-password"), "smtp-secret\n").unwrap();
     let extra = format!(
         "tls = \"starttls\"\nusername = \"padlock\"\npassword_file = \"smtp-password\"\nca_file = \"{}\"\n",
@@ -200,14 +188,7 @@ fn starttls_with_auth_and_a_private_ca_completes_the_login() {
 fn implicit_tls_delivers_the_code() {
     let dir = tempfile::tempdir().unwrap();
     let pki = TestPki::create(dir.path());
-    let smtp = SmtpServer::start(&[
-        "--mode",
-        "smtps",
-        "--cert",
-        pki.cert.to_str().unwrap(),
-        "--key",
-        pki.key.to_str().unwrap(),
-    ]);
+    let smtp = SmtpServer::start_tls(&pki, "smtps", None);
     let extra = format!("tls = \"tls\"\nca_file = \"{}\"\n", pki.ca.display());
     let p = provider_mailing(dir.path(), smtp.port, &extra);
     let client = rp(&p);
@@ -225,21 +206,9 @@ fn implicit_tls_delivers_the_code() {
 fn smtp_failures_give_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let pki = TestPki::create(dir.path());
-    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
-    let untrusted = SmtpServer::start(&["--mode", "starttls", "--cert", cert, "--key", key]);
+    let untrusted = SmtpServer::start_tls(&pki, "starttls", None);
     let plain = SmtpServer::start(&[]);
-    let strict = SmtpServer::start(&[
-        "--mode",
-        "starttls",
-        "--cert",
-        cert,
-        "--key",
-        key,
-        "--user",
-        "padlock",
-        "--password",
-        "right",
-    ]);
+    let strict = SmtpServer::start_tls(&pki, "starttls", Some(("padlock", "right")));
     let wrong = dir.path().join("wrong-password");
     std::fs::write(&wrong, "wrong\n").unwrap();
     let ca = format!("ca_file = \"{}\"\n", pki.ca.display());

@@ -55,6 +55,17 @@ impl SmtpServer {
         server
     }
 
+    /// Starts the server in `mode` ("starttls" or "smtps") with `pki`'s certificate, requiring
+    /// AUTH as `auth` = (user, password) when given.
+    pub fn start_tls(pki: &TestPki, mode: &str, auth: Option<(&str, &str)>) -> SmtpServer {
+        let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+        let mut args = vec!["--mode", mode, "--cert", cert, "--key", key];
+        if let Some((user, password)) = auth {
+            args.extend(["--user", user, "--password", password]);
+        }
+        SmtpServer::start(&args)
+    }
+
     fn next_line(&self) -> Option<String> {
         self.lines.recv_timeout(Duration::from_secs(20)).ok()
     }

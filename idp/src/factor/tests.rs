@@ -10,7 +10,7 @@ use crate::oauth::flow_tests::{
     CB, PW, World, authorize_uri, exchange, location, login, query, set_cookie, with_cookie, world,
 };
 use crate::oauth::tokens::IdClaims;
-use crate::testing::{Reply, call, call_parallel, get, post_form};
+use crate::testing::{Reply, call, call_parallel, get, post_form, statuses_parallel};
 use axum::http::StatusCode;
 use padlock_policy::mobile::E164;
 use padlock_policy::{Method, Methods};
@@ -377,16 +377,13 @@ async fn parallel_resends_send_one_message() {
     let (flow, cookie) = to_factor(&w).await;
     assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 1);
     w.clock.advance(31);
-    let answers: Vec<StatusCode> = call_parallel(&w.state, 4, || {
+    let answers = statuses_parallel(&w.state, 4, || {
         with_cookie(
             post_form("/login/factor", format!("flow={flow}&resend=1")),
             &cookie,
         )
     })
-    .await
-    .into_iter()
-    .map(|r| r.status)
-    .collect();
+    .await;
     assert_eq!(
         sent.load(std::sync::atomic::Ordering::SeqCst),
         2,
@@ -410,7 +407,7 @@ async fn parallel_password_posts_send_one_code() {
     give_ann_a_mobile(&w).await;
     let r = call(&w.state, get(&authorize_uri(&w.panel, ""))).await;
     let (flow, _) = set_cookie(&r, "padlock_flow").expect("flow cookie");
-    let answers: Vec<StatusCode> = call_parallel(&w.state, 3, || {
+    let answers = statuses_parallel(&w.state, 3, || {
         with_cookie(
             post_form(
                 "/login",
@@ -419,10 +416,7 @@ async fn parallel_password_posts_send_one_code() {
             &format!("padlock_flow={flow}"),
         )
     })
-    .await
-    .into_iter()
-    .map(|r| r.status)
-    .collect();
+    .await;
     assert_eq!(
         sent.load(std::sync::atomic::Ordering::SeqCst),
         1,

@@ -97,6 +97,14 @@ impl Acr {
             Acr::TwoFactor => "padlock:2fa",
         }
     }
+
+    /// Parses a claim value written by [`Acr::as_str`].
+    #[must_use]
+    pub fn parse(value: &str) -> Option<Acr> {
+        [Acr::OneFactor, Acr::TwoFactor]
+            .into_iter()
+            .find(|a| a.as_str() == value)
+    }
 }
 
 /// Why an interactive login is refused.
@@ -222,6 +230,21 @@ pub fn code_channel(subject: &Subject<'_>) -> Channel {
         Some(number) => Channel::Sms(number.clone()),
         None => Channel::Email(subject.email.to_owned()),
     }
+}
+
+/// Whether a credential minted at `acr` (a browser session, a refresh token, an access token)
+/// may still be used under the company's current `policy`: once a company turns its second
+/// factor on, nothing minted with a password alone opens anything. `second_factor_requested` is
+/// true when the relying panel asked for `padlock:2fa`. Every path that grants or uses access
+/// (SSO, the code and refresh grants, `/userinfo`, the admin API, the padlock page) asks this.
+#[must_use]
+pub fn credential_allowed(
+    policy: &TwoFactorPolicy,
+    acr: Acr,
+    second_factor_requested: bool,
+) -> bool {
+    let needs_2fa = policy.enabled || second_factor_requested;
+    !needs_2fa || acr == Acr::TwoFactor
 }
 
 /// The `amr`/`acr` of a login that passed the password and then `factor`.
@@ -387,6 +410,17 @@ mod tests {
         );
         let d = decide(&p, &subject(None), &state, &lp, false, 100 + lp.lock_secs());
         assert!(matches!(d, Decision::Challenge(_)));
+    }
+
+    #[test]
+    fn one_factor_credentials_die_when_the_company_turns_2fa_on() {
+        let off = TwoFactorPolicy::default();
+        let on = on(&[Method::SmsEmail]);
+        assert!(credential_allowed(&off, Acr::OneFactor, false));
+        assert!(!credential_allowed(&off, Acr::OneFactor, true));
+        assert!(!credential_allowed(&on, Acr::OneFactor, false));
+        assert!(credential_allowed(&on, Acr::TwoFactor, false));
+        assert!(credential_allowed(&off, Acr::TwoFactor, true));
     }
 
     #[test]

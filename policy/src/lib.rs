@@ -13,6 +13,12 @@
 //! - [`code::CodeChallenge`]: the SMS/Email one-time-code state machine.
 //! - [`lockout::LockoutState`]: consecutive-failure counter and lock.
 //! - [`totp::verify`]: RFC 6238 check with skew and replay protection.
+//! - [`decision::credential_allowed`]: whether a session, refresh token or access token minted
+//!   earlier still meets the company's current policy.
+//! - [`lockout::LockoutState::admit`], [`throttle::ThrottleState::admit`],
+//!   [`rate::RateWindow::admit`]: count-then-check admission of second-factor tries, password
+//!   tries, and messages or failures per window.
+//! - [`permission::effective`]: admin rights = token scopes ∩ the user's roles.
 //! - [`step_up::freshness`]: whether a session passed a second factor recently enough to change
 //!   second-factor settings.
 //!
@@ -30,8 +36,11 @@ pub mod code;
 pub mod decision;
 pub mod lockout;
 pub mod mobile;
+pub mod permission;
+pub mod rate;
 pub mod step_up;
 pub mod tenant;
+pub mod throttle;
 pub mod totp;
 
 pub use decision::{Decision, DenyReason, Factor, decide};

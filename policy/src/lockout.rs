@@ -106,6 +106,38 @@ impl LockoutState {
     pub fn record_success(self) -> LockoutState {
         LockoutState::default()
     }
+
+    /// Lets one attempt at the second factor be checked at `now`, or refuses it while locked.
+    ///
+    /// An admitted attempt is counted as a failure *before* its answer is checked, so the check and
+    /// the count are one step: parallel guesses can never have more than
+    /// [`LockoutPolicy::max_failures`] answers checked. A passed attempt then resets the count with
+    /// [`LockoutState::record_success`]. Returns the state to store and the verdict.
+    pub fn admit(self, now: u64, policy: &LockoutPolicy) -> (LockoutState, Attempt) {
+        if let Some(until) = self.locked_until(now, policy) {
+            return (self, Attempt::Locked { until });
+        }
+        let next = self.record_failure(now, policy);
+        let locks_until = next.locked_until(now, policy);
+        (next, Attempt::Admitted { locks_until })
+    }
+}
+
+/// The verdict of [`LockoutState::admit`].
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Check the answer. It already counts as a failure; `locks_until` is set when this attempt
+    /// reached the threshold, so a wrong answer locks the second factor until then.
+    Admitted {
+        /// End of the lock that begins if this attempt fails (seconds since the epoch).
+        locks_until: Option<u64>,
+    },
+    /// Locked until `until` (seconds since the epoch): do not check the answer.
+    Locked {
+        /// End of the lock.
+        until: u64,
+    },
 }
 
 #[cfg(test)]
@@ -161,7 +193,44 @@ mod tests {
         assert_eq!(s.record_success(), LockoutState::default());
     }
 
+    #[test]
+    fn admission_counts_before_the_check_and_refuses_while_locked() {
+        let p = LockoutPolicy::new(3, 60).unwrap();
+        let s = LockoutState::default();
+        let (s, a) = s.admit(10, &p);
+        assert_eq!(a, Attempt::Admitted { locks_until: None });
+        let (s, _) = s.admit(10, &p);
+        let (s, a) = s.admit(10, &p);
+        assert_eq!(
+            a,
+            Attempt::Admitted {
+                locks_until: Some(70)
+            }
+        );
+        let (s2, a) = s.admit(11, &p);
+        assert_eq!(a, Attempt::Locked { until: 70 });
+        assert_eq!(s2, s);
+        // The lock ends at exactly 70: admitted again, with a fresh count.
+        let (s, a) = s.admit(70, &p);
+        assert_eq!(a, Attempt::Admitted { locks_until: None });
+        assert_eq!(s.failures, 1);
+    }
+
     proptest! {
+        /// However many attempts arrive within one lock period, at most `max` are admitted.
+        #[test]
+        fn at_most_max_admitted_per_lock(max in 1u32..=100, n in 0usize..300) {
+            let p = LockoutPolicy::new(max, 900).unwrap();
+            let mut s = LockoutState::default();
+            let mut admitted = 0u32;
+            for _ in 0..n {
+                let (next, a) = s.admit(5, &p);
+                s = next;
+                if matches!(a, Attempt::Admitted { .. }) { admitted += 1; }
+            }
+            prop_assert!(admitted <= max);
+        }
+
         /// Whatever the sequence, `max` consecutive failures with no success in between always lock.
         #[test]
         fn consecutive_failures_always_lock(max in 1u32..=100, events in proptest::collection::vec(any::<bool>(), 0..300)) {

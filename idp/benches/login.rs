@@ -98,7 +98,7 @@ async fn state(clock: Arc<ManualClock>) -> AppState {
         clock,
         passwords,
         issuer: "http://padlock.bench".into(),
-        lockout: Default::default(),
+        limits: Default::default(),
         tokens: TokensConfig::default(),
         discovery: padlock_idp::oauth::discovery::document("http://padlock.bench"),
         delivery: Arc::new(Delivery::from_config(&Config::default(), &outbox).unwrap()),

@@ -1,8 +1,11 @@
 //! `/account/security`: the padlock page. A signed-in user chooses their preferred method among
 //! those the company offers, sets a mobile number and enrols an authenticator app (QR code, saved
 //! only once a code from it is right). Any change needs a second factor passed within the last
-//! 5 minutes (`padlock_policy::step_up`); the step-up uses the built-in SMS/Email code. Every form
-//! carries a CSRF token bound to the session.
+//! 5 minutes (`padlock_policy::step_up`); the step-up asks for the user's current second factor,
+//! the one their sign-in would ask for (a code by SMS/email, or their authenticator app). Every
+//! form carries a CSRF token bound to the session. A session minted under a weaker policy than the
+//! company's current one (password only, then the company turned its second factor on) opens
+//! nothing here.
 
 use crate::domain::{Outcome, Session, TOTP_SEED_PURPOSE, Tenant, TotpEnrolment, User};
 use crate::error::AppError;
@@ -16,9 +19,11 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use padlock_policy::Factor;
 use padlock_policy::Method;
 use padlock_policy::code::{CodeChallenge, CodeInput, CodeOutcome, normalize_code};
-use padlock_policy::decision::{Subject, code_channel};
+use padlock_policy::decision::{Subject, credential_allowed, resolve_factor};
+use padlock_policy::lockout::Attempt;
 use padlock_policy::mobile::E164;
 use padlock_policy::step_up::{Freshness, freshness};
 use padlock_policy::totp::{SECRET_LEN, TotpOutcome, verify};
@@ -40,7 +45,7 @@ struct AccountPage {
     company_2fa: bool,
     csrf: String,
     fresh: bool,
-    step_up_target: String,
+    step_up: StepUp,
     step_up_sent: bool,
     methods: Vec<(&'static str, &'static str, bool)>,
     mobile: String,
@@ -49,6 +54,16 @@ struct AccountPage {
     totp_setup: Option<TotpSetup>,
     notice: Option<String>,
     error: Option<String>,
+}
+
+/// How the page asks the user to confirm it is them.
+enum StepUp {
+    /// A code sent over this channel (the text says where).
+    Code(String),
+    /// A code from the authenticator app.
+    Totp,
+    /// No way here (Duo, or no usable method): the sentence says why.
+    Unavailable(&'static str),
 }
 
 /// The signed-in user of a request.
@@ -61,6 +76,7 @@ struct Context {
 
 const SIGN_IN_FIRST: &str =
     "Sign in through one of your company's applications first, then open this page again.";
+const SIGN_IN_AGAIN: &str = "Your company now requires a second factor. Sign in again through one of your company's applications, then open this page again.";
 
 async fn context(state: &AppState, headers: &HeaderMap) -> Result<Context, AppError> {
     let (digest, session) = session::current(state, headers)
@@ -77,6 +93,9 @@ async fn context(state: &AppState, headers: &HeaderMap) -> Result<Context, AppEr
         .get_tenant(&user.tenant)
         .await?
         .ok_or_else(|| anyhow::anyhow!("user {} has no company", user.id))?;
+    if !credential_allowed(&tenant.two_factor, session.acr, false) {
+        return Err(AppError::Unauthorized(SIGN_IN_AGAIN.into()));
+    }
     Ok(Context {
         digest,
         session,
@@ -106,6 +125,16 @@ fn check_csrf(state: &AppState, c: &Context, presented: &str) -> Result<(), AppE
 fn is_fresh(state: &AppState, s: &Session) -> bool {
     freshness(s.second_factor_at, state.clock.now()) == Freshness::Fresh
 }
+
+/// The factor the step-up asks for: the one the user's sign-in would ask for now.
+fn step_up_factor(c: &Context) -> Option<Factor> {
+    resolve_factor(&c.tenant.two_factor, &subject(&c.user))
+}
+
+const DUO_UNAVAILABLE: &str =
+    "Your second factor is Duo, which this Padlock cannot check yet. Contact your administrator.";
+const NO_METHOD: &str =
+    "Your company requires a second factor you have not set up. Contact your administrator.";
 
 fn subject(user: &User) -> Subject<'_> {
     Subject {
@@ -180,7 +209,12 @@ fn render(
         company_2fa: c.tenant.two_factor.enabled,
         csrf: csrf_token(state, &c.digest),
         fresh: is_fresh(state, &c.session),
-        step_up_target: sms_email::masked(&code_channel(&subject(&c.user))),
+        step_up: match step_up_factor(c) {
+            Some(Factor::Code { channel }) => StepUp::Code(sms_email::masked(&channel)),
+            Some(Factor::Totp) => StepUp::Totp,
+            Some(Factor::Duo) => StepUp::Unavailable(DUO_UNAVAILABLE),
+            None => StepUp::Unavailable(NO_METHOD),
+        },
         step_up_sent: c.session.step_up.is_some(),
         methods,
         mobile: c
@@ -223,32 +257,64 @@ fn race(state: &AppState, c: &Context) -> Result<Response, AppError> {
     )
 }
 
-/// Step-up: without `code`, sends one by SMS/Email; with it, checks it and marks the session fresh.
+/// Step-up: confirms it is the user with their current second factor. For a code by SMS/email,
+/// a post without `code` sends one and a post with it checks it; for TOTP the post carries the
+/// app's code. A passed step-up marks the session fresh for 5 minutes.
 pub(crate) async fn step_up(
     State(state): State<AppState>,
     headers: HeaderMap,
     ClientIp(ip): ClientIp,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, AppError> {
+    let ip = ip.as_deref();
+    if let Some(retry_after_secs) = state.refuse_source(ip, "account.step_up").await? {
+        return Err(AppError::TooManyRequests {
+            message: crate::factor::TOO_MANY_FROM_HERE.into(),
+            retry_after_secs,
+        });
+    }
     let mut c = context(&state, &headers).await?;
     check_csrf(&state, &c, &f.csrf)?;
     // Every write below replaces the session only if it is still the one read here.
     let before = c.session.clone();
-    let ip = ip.as_deref();
     let now = state.clock.now();
+    let locked = |c: &Context, until| {
+        let m = crate::login::locked_message(until);
+        render(&state, c, StatusCode::FORBIDDEN, None, Some(m))
+    };
     if let Some(until) = state
         .store
         .lockout_state(&c.user.id)
         .await?
-        .locked_until(now, &state.lockout)
+        .locked_until(now, &state.limits.lockout)
     {
-        let m = crate::login::deny_message(padlock_policy::DenyReason::LockedOut { until });
-        return render(&state, &c, StatusCode::FORBIDDEN, None, Some(m));
+        return locked(&c, until);
     }
+    let channel = match step_up_factor(&c) {
+        Some(Factor::Code { channel }) => channel,
+        Some(Factor::Totp) => return step_up_totp(&state, c, f.code.as_deref(), ip).await,
+        Some(Factor::Duo) => {
+            return render(
+                &state,
+                &c,
+                StatusCode::FORBIDDEN,
+                None,
+                Some(DUO_UNAVAILABLE.into()),
+            );
+        }
+        None => {
+            return render(
+                &state,
+                &c,
+                StatusCode::FORBIDDEN,
+                None,
+                Some(NO_METHOD.into()),
+            );
+        }
+    };
     let Some(typed) = f.code.as_deref() else {
-        let channel = code_channel(&subject(&c.user));
         // Record the code first, then send it: parallel requests cannot send more codes than
-        // the challenge counts. A failed send restores the session as it was.
+        // the challenge counts. A refused or failed send restores the session as it was.
         // The first code starts a challenge; later ones count against its limits (30 s apart, at
         // most 5) until a step-up succeeds.
         let fresh = sms_email::draw(&state, &c.digest);
@@ -279,28 +345,16 @@ pub(crate) async fn step_up(
         {
             return race(&state, &c);
         }
-        if let Err(e) = sms_email::send(&state, &c.tenant.name, &channel, &fresh).await {
-            tracing::error!(error = %e, user = %c.user.id, "could not send a step-up code");
+        if let Err(undelivered) =
+            sms_email::deliver(&state, &c.user, &c.tenant.name, &channel, &fresh, ip).await?
+        {
             state
                 .store
                 .swap_session(&c.digest, &c.session, &before)
                 .await?;
             c.session = before;
-            state
-                .audit(Audit::by_user(
-                    &c.user,
-                    "second_factor.send",
-                    Outcome::Failure,
-                    ip,
-                ))
-                .await?;
-            return render(
-                &state,
-                &c,
-                StatusCode::BAD_GATEWAY,
-                None,
-                Some(crate::factor::SEND_FAILED.into()),
-            );
+            let (status, message) = undelivered.answer(now);
+            return render(&state, &c, status, None, Some(message));
         }
         return render(
             &state,
@@ -323,34 +377,10 @@ pub(crate) async fn step_up(
         CodeInput::Submit(sms_email::digest(&state, &c.digest, &typed)),
         now,
     );
+    let accepted = outcome == CodeOutcome::Accepted;
     c.session.step_up = Some(ch);
-    if outcome == CodeOutcome::Accepted {
-        c.session.step_up = None;
-        c.session.second_factor_at = Some(now);
-        if !state
-            .store
-            .swap_session(&c.digest, &before, &c.session)
-            .await?
-        {
-            return race(&state, &c);
-        }
-        state.store.record_second_factor_success(&c.user.id).await?;
-        state
-            .audit(Audit::by_user(
-                &c.user,
-                "account.step_up",
-                Outcome::Success,
-                ip,
-            ))
-            .await?;
-        return render(
-            &state,
-            &c,
-            StatusCode::OK,
-            Some("Confirmed. You can change your settings for the next 5 minutes.".into()),
-            None,
-        );
-    }
+    // The try is spent on the session first (one winner per try), then counted; the session turns
+    // fresh only once the lockout admitted the try.
     if !state
         .store
         .swap_session(&c.digest, &before, &c.session)
@@ -358,25 +388,118 @@ pub(crate) async fn step_up(
     {
         return race(&state, &c);
     }
-    let mut message = crate::factor::code_message(outcome);
-    if outcome.is_failed_guess() {
-        let after = state
+    if !accepted && !outcome.is_failed_guess() {
+        let message = crate::factor::code_message(outcome);
+        return render(&state, &c, StatusCode::UNAUTHORIZED, None, Some(message));
+    }
+    let locks_until = match crate::factor::attempt::admit(&state, &c.user).await? {
+        Attempt::Admitted { locks_until } => locks_until,
+        Attempt::Locked { until } => return locked(&c, until),
+    };
+    if accepted {
+        let spent = c.session.clone();
+        c.session.step_up = None;
+        c.session.second_factor_at = Some(now);
+        if !state
             .store
-            .record_failed_attempt(&c.user.id, now, &state.lockout)
-            .await?;
-        if let Some(until) = after.locked_until(now, &state.lockout) {
-            message = crate::login::deny_message(padlock_policy::DenyReason::LockedOut { until });
+            .swap_session(&c.digest, &spent, &c.session)
+            .await?
+        {
+            return race(&state, &c);
         }
     }
+    finish_step_up(
+        &state,
+        c,
+        accepted,
+        crate::factor::code_message(outcome),
+        locks_until,
+        ip,
+    )
+    .await
+}
+
+/// The step-up with the authenticator app: counted against the lockout before the code is
+/// checked (a check also spends the time step).
+async fn step_up_totp(
+    state: &AppState,
+    mut c: Context,
+    typed: Option<&str>,
+    ip: Option<&str>,
+) -> Result<Response, AppError> {
+    let Some(typed) = typed.and_then(normalize_code) else {
+        return render(
+            state,
+            &c,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some("Enter the 6-digit code from your authenticator app.".into()),
+        );
+    };
+    let locks_until = match crate::factor::attempt::admit(state, &c.user).await? {
+        Attempt::Admitted { locks_until } => locks_until,
+        Attempt::Locked { until } => {
+            let m = crate::login::locked_message(until);
+            return render(state, &c, StatusCode::FORBIDDEN, None, Some(m));
+        }
+    };
+    let outcome =
+        crate::factor::totp::check(state, &c.user, c.tenant.two_factor.totp_skew_steps, &typed)
+            .await?;
+    let passed = matches!(outcome, TotpOutcome::Accepted { .. });
+    let message = match outcome {
+        TotpOutcome::Replayed => "This code was already used. Wait for the next code in your app.",
+        _ => "That code is not right.",
+    };
+    if passed {
+        let before = c.session.clone();
+        c.session.second_factor_at = Some(state.clock.now());
+        c.session.step_up = None;
+        if !state
+            .store
+            .swap_session(&c.digest, &before, &c.session)
+            .await?
+        {
+            return race(state, &c);
+        }
+    }
+    finish_step_up(state, c, passed, message.into(), locks_until, ip).await
+}
+
+/// Settles a checked step-up try (lockout count, lock notice), audits it and answers.
+async fn finish_step_up(
+    state: &AppState,
+    c: Context,
+    passed: bool,
+    message: String,
+    locks_until: Option<u64>,
+    ip: Option<&str>,
+) -> Result<Response, AppError> {
+    let lock =
+        crate::factor::attempt::settle(state, &c.user, &c.tenant.name, passed, locks_until, ip)
+            .await?;
+    let outcome = if passed {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
     state
-        .audit(Audit::by_user(
-            &c.user,
-            "account.step_up",
-            Outcome::Failure,
-            ip,
-        ))
+        .audit(Audit::by_user(&c.user, "account.step_up", outcome, ip))
         .await?;
-    render(&state, &c, StatusCode::UNAUTHORIZED, None, Some(message))
+    if passed {
+        return render(
+            state,
+            &c,
+            StatusCode::OK,
+            Some("Confirmed. You can change your settings for the next 5 minutes.".into()),
+            None,
+        );
+    }
+    let message = match lock {
+        Some(until) => crate::login::locked_message(until),
+        None => message,
+    };
+    render(state, &c, StatusCode::UNAUTHORIZED, None, Some(message))
 }
 
 /// The signed-in user of a form post that changes settings: CSRF checked, and the session fresh

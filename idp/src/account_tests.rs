@@ -373,3 +373,54 @@ async fn step_up_codes_are_limited() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("Preferred method"));
 }
+
+/// The step-up asks for the user's current second factor — the one their sign-in asks for — so a
+/// code by email can never stand in for the authenticator app it would let them replace.
+#[tokio::test]
+async fn step_up_asks_for_the_users_current_factor() {
+    use crate::domain::{TOTP_SEED_PURPOSE, TotpEnrolment};
+    let (w, dir) = world_2fa(&[Method::SmsEmail, Method::Totp]).await;
+    let seed = b"0123456789abcdefghij";
+    let mut u = ann(&w).await;
+    u.totp = Some(TotpEnrolment {
+        seed: w.state.master.seal(TOTP_SEED_PURPOSE, seed).unwrap(),
+        enrolled_at: 0,
+    });
+    u.preferred_method = Some(Method::Totp);
+    w.state.store.update_user(&u).await.unwrap();
+    let (flow, cookie) = to_factor(&w).await;
+    let code = padlock_policy::totp::code_at(seed, w.clock.now()).unwrap();
+    let r = submit(&w, &flow, &cookie, &format!("code={code}")).await;
+    let session = format!(
+        "padlock_session={}",
+        set_cookie(&r, "padlock_session").unwrap().0
+    );
+    w.clock.advance(301);
+    let p = page(&w, &session).await;
+    assert!(
+        p.body.contains("code from your authenticator app"),
+        "{}",
+        p.body
+    );
+    assert!(!p.body.contains("Send me a code"));
+    let token = csrf(&p);
+    // Asking for a code sends nothing.
+    let r = step_up(&w, &session, &token, None).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let next = padlock_policy::totp::code_at(seed, w.clock.now()).unwrap();
+    let wrong = if next == "000000" { "111111" } else { "000000" };
+    let r = step_up(&w, &session, &token, Some(wrong)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        w.state.store.lockout_state(&w.user).await.unwrap().failures,
+        1,
+        "a wrong app code counts toward the lockout"
+    );
+    let r = step_up(&w, &session, &token, Some(&next)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Preferred method"));
+    assert!(
+        !dir.join("outbox").exists() || std::fs::read_dir(dir.join("outbox")).unwrap().count() == 0,
+        "no code was sent by SMS or email"
+    );
+}

@@ -186,7 +186,7 @@ struct OperatorFile<'a> {
 }
 
 /// The scope of the operator credential.
-pub const OPERATOR_SCOPE: &str = "padlock.admin";
+pub const OPERATOR_SCOPE: &str = padlock_policy::permission::SCOPE_OPERATOR;
 
 /// Creates `operator.json` (0600) and its client if the file does not exist.
 pub async fn ensure_operator(

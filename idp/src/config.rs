@@ -6,6 +6,8 @@
 use crate::template::{Template, Var};
 use padlock_policy::lockout::LockoutPolicy;
 use padlock_policy::mobile::E164;
+use padlock_policy::rate::RateLimit;
+use padlock_policy::throttle::ThrottlePolicy;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Issuer URL; default `http://<listen>`.
     pub issuer: Option<String>,
+    /// Peers (addresses or CIDR networks) whose `Forwarded` / `X-Forwarded-For` header names the
+    /// client's address; everyone else is identified by the socket's peer address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Master key file; default `<data_dir>/master.key`.
     pub master_key_file: Option<PathBuf>,
     /// Storage backend.
@@ -53,22 +58,52 @@ pub enum Storage {
     Sled,
 }
 
-/// Lockout of the second factor after consecutive failures.
+/// Lockout of the second factor, throttling of passwords, and limits on messages and on failures
+/// per source address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LockoutConfig {
-    /// Consecutive failures that lock (1 to 100).
+    /// Consecutive failed second-factor tries that lock (1 to 100).
     pub max_failures: u32,
     /// Lock duration in minutes.
     pub lock_minutes: u64,
+    /// Codes sent to one user (SMS or email, by any path) per `message_window_minutes`.
+    pub max_messages_per_user: u32,
+    /// The window of `max_messages_per_user`, minutes.
+    pub message_window_minutes: u64,
+    /// Wrong passwords for one login name before tries are delayed.
+    pub password_free_failures: u32,
+    /// Longest delay between two password tries after failures, seconds.
+    pub password_max_delay_secs: u64,
+    /// Consecutive wrong passwords that lock password sign-in (at most 100).
+    pub password_max_failures: u32,
+    /// How long that lock lasts, minutes.
+    pub password_lock_minutes: u64,
+    /// Failures (wrong passwords, client secrets, codes) allowed from one source address per
+    /// `source_window_minutes`.
+    pub source_max_failures: u32,
+    /// Sign-in flows one source address may start per `source_window_minutes`.
+    pub source_max_flows: u32,
+    /// The window of the per-source limits, minutes.
+    pub source_window_minutes: u64,
 }
 
 impl Default for LockoutConfig {
     fn default() -> Self {
         let p = LockoutPolicy::default();
+        let t = ThrottlePolicy::default();
         LockoutConfig {
             max_failures: p.max_failures(),
             lock_minutes: p.lock_secs() / 60,
+            max_messages_per_user: 10,
+            message_window_minutes: 15,
+            password_free_failures: 5,
+            password_max_delay_secs: 300,
+            password_max_failures: t.max_failures(),
+            password_lock_minutes: t.lock_secs() / 60,
+            source_max_failures: 100,
+            source_max_flows: 600,
+            source_window_minutes: 10,
         }
     }
 }
@@ -83,8 +118,12 @@ pub struct TokensConfig {
     pub access_token_ttl_secs: u64,
     /// ID token lifetime, seconds.
     pub id_token_ttl_secs: u64,
-    /// Refresh token lifetime, days.
+    /// Refresh token idle lifetime, days: a refresh token unused this long expires; each rotation
+    /// starts it again, up to `refresh_token_max_days`.
     pub refresh_token_ttl_days: u64,
+    /// Absolute refresh lifetime, days, counted from the sign-in (`auth_time`); rotation never
+    /// extends it.
+    pub refresh_token_max_days: u64,
 }
 
 impl Default for TokensConfig {
@@ -94,6 +133,7 @@ impl Default for TokensConfig {
             access_token_ttl_secs: 600,
             id_token_ttl_secs: 600,
             refresh_token_ttl_days: 30,
+            refresh_token_max_days: 30,
         }
     }
 }
@@ -220,6 +260,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./padlock-data"),
             issuer: None,
+            trusted_proxies: Vec::new(),
             master_key_file: None,
             storage: Storage::Sled,
             cache_mb: 64,
@@ -296,13 +337,28 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("master.key"))
     }
 
-    /// The lockout policy.
-    pub fn lockout_policy(&self) -> Result<LockoutPolicy, ConfigError> {
-        LockoutPolicy::new(
-            self.lockout.max_failures,
-            self.lockout.lock_minutes.saturating_mul(60),
-        )
-        .map_err(|e| err("lockout", e.to_string()))
+    /// The lockout, throttling and rate limits of `[lockout]`.
+    pub fn limits(&self) -> Result<crate::limits::Limits, ConfigError> {
+        let l = &self.lockout;
+        let minutes = |m: u64| m.saturating_mul(60);
+        Ok(crate::limits::Limits::new(
+            LockoutPolicy::new(l.max_failures, minutes(l.lock_minutes))
+                .map_err(|e| err("lockout.max_failures", e.to_string()))?,
+            RateLimit::new(l.max_messages_per_user, minutes(l.message_window_minutes))
+                .map_err(|e| err("lockout.max_messages_per_user", e.to_string()))?,
+            ThrottlePolicy::new(
+                l.password_free_failures,
+                l.password_max_delay_secs,
+                l.password_max_failures,
+                minutes(l.password_lock_minutes),
+            )
+            .map_err(|e| err("lockout.password_max_failures", e.to_string()))?,
+            RateLimit::new(l.source_max_failures, minutes(l.source_window_minutes))
+                .map_err(|e| err("lockout.source_max_failures", e.to_string()))?,
+            RateLimit::new(l.source_max_flows, minutes(l.source_window_minutes))
+                .map_err(|e| err("lockout.source_max_flows", e.to_string()))?,
+            self.trusted_proxies.clone(),
+        ))
     }
 
     /// Every problem a parsed configuration has (empty when it is usable).
@@ -320,6 +376,36 @@ impl Config {
         if let Err(e) = LockoutPolicy::new(self.lockout.max_failures, 60) {
             errors.push(err("lockout.max_failures", e.to_string()));
         }
+        let l = &self.lockout;
+        for (key, minutes) in [
+            ("lockout.message_window_minutes", l.message_window_minutes),
+            ("lockout.password_lock_minutes", l.password_lock_minutes),
+            ("lockout.source_window_minutes", l.source_window_minutes),
+        ] {
+            if minutes == 0 {
+                errors.push(err(key, "must be at least 1"));
+            }
+        }
+        for (key, n) in [
+            ("lockout.max_messages_per_user", l.max_messages_per_user),
+            ("lockout.source_max_failures", l.source_max_failures),
+            ("lockout.source_max_flows", l.source_max_flows),
+        ] {
+            if let Err(e) = RateLimit::new(n, 60) {
+                errors.push(err(key, e.to_string()));
+            }
+        }
+        if let Err(e) = ThrottlePolicy::new(
+            l.password_free_failures,
+            l.password_max_delay_secs.max(1),
+            l.password_max_failures,
+            60,
+        ) {
+            errors.push(err("lockout.password_max_failures", e.to_string()));
+        }
+        if l.password_max_delay_secs == 0 {
+            errors.push(err("lockout.password_max_delay_secs", "must be at least 1"));
+        }
         if !(30..=86_400).contains(&self.tokens.access_token_ttl_secs) {
             errors.push(err("tokens.access_token_ttl_secs", "must be 30 to 86400"));
         }
@@ -328,6 +414,17 @@ impl Config {
         }
         if !(1..=365).contains(&self.tokens.refresh_token_ttl_days) {
             errors.push(err("tokens.refresh_token_ttl_days", "must be 1 to 365"));
+        }
+        if !(1..=365).contains(&self.tokens.refresh_token_max_days) {
+            errors.push(err("tokens.refresh_token_max_days", "must be 1 to 365"));
+        } else if self.tokens.refresh_token_ttl_days > self.tokens.refresh_token_max_days {
+            errors.push(err(
+                "tokens.refresh_token_ttl_days",
+                format!(
+                    "the idle lifetime ({} days) must not exceed tokens.refresh_token_max_days ({} days)",
+                    self.tokens.refresh_token_ttl_days, self.tokens.refresh_token_max_days
+                ),
+            ));
         }
         if self.lockout.lock_minutes == 0 {
             errors.push(err("lockout.lock_minutes", "must be at least 1"));

@@ -206,6 +206,15 @@ impl Delivery {
         }
     }
 
+    /// Sends a plain notice (no code) by email to `to`, e.g. that sign-in is locked.
+    pub async fn notice(&self, to: &str, subject: &str, body: &str) -> Result<(), DeliveryError> {
+        let text = Text {
+            subject: subject.to_owned(),
+            body: body.to_owned(),
+        };
+        self.email(to, &text).await
+    }
+
     async fn email(&self, to: &str, m: &Text) -> Result<(), DeliveryError> {
         match &self.email {
             Email::Outbox(dir) => self.outbox(dir, "email", to, m),

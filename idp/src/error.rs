@@ -30,6 +30,14 @@ pub enum AppError {
     /// Malformed, with a message the user may see.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// Too many requests or failures; retry after the given seconds (`Retry-After`).
+    #[error("too many requests: {message}")]
+    TooManyRequests {
+        /// What the user may read.
+        message: String,
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
     /// The request body is over [`crate::server::MAX_BODY_BYTES`].
     #[error("request body too large")]
     TooLarge,
@@ -46,6 +54,7 @@ impl From<crate::store::StoreError> for AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        let mut retry_after = None;
         let (status, title, message) = match self {
             AppError::NotFound => (
                 StatusCode::NOT_FOUND,
@@ -55,6 +64,13 @@ impl IntoResponse for AppError {
             AppError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "Sign in first", m),
             AppError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m),
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad request", m),
+            AppError::TooManyRequests {
+                message,
+                retry_after_secs,
+            } => {
+                retry_after = Some(retry_after_secs);
+                (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", message)
+            }
             AppError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Request too large",
@@ -70,6 +86,11 @@ impl IntoResponse for AppError {
                 )
             }
         };
-        (status, ErrorPage { title, message }).into_response()
+        let mut resp = (status, ErrorPage { title, message }).into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }

@@ -1,6 +1,7 @@
 //! Extractors whose rejections are Padlock errors (same page format as every other error).
 
 use crate::error::AppError;
+use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -26,18 +27,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Form<T> {
     }
 }
 
-/// The peer address, when the server runs with connect info (absent in in-process tests).
+/// The client's address: the socket peer, or the address a trusted proxy forwarded
+/// ([`crate::limits::Limits::client_addr`]). Absent when the server runs without connect info
+/// (in-process tests), unless a test sets a [`ConnectInfo`] extension.
 pub struct ClientIp(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
+            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| {
+                state
+                    .limits
+                    .client_addr(c.0.ip(), &parts.headers)
+                    .to_string()
+            }),
         ))
     }
 }

@@ -33,6 +33,7 @@ pub(crate) mod factor;
 pub mod fsutil;
 pub mod jwt;
 pub mod keys;
+pub mod limits;
 mod login;
 pub mod oauth;
 pub mod password;

@@ -2,7 +2,7 @@
 //! its id is both in a cookie and in the form, so a post from another browser (login CSRF) fails.
 //! Steps: password → decision by `padlock-policy` (allow, challenge, deny) → session and code.
 
-use crate::domain::{LoginFlow, Outcome, Session, User};
+use crate::domain::{LoginFlow, LoginStep, Outcome, Session, User};
 use crate::error::AppError;
 use crate::extract::{ClientIp, Form};
 use crate::oauth::authorize::issue_code;
@@ -15,6 +15,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use padlock_policy::decision::{Decision, DenyReason, Subject, decide};
+use padlock_policy::throttle::Throttle;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -40,6 +41,7 @@ pub(crate) struct LoginForm {
 
 pub(crate) const NO_FLOW: &str = "This sign-in page was not opened by an application, or it expired. Go back to the application and sign in from there.";
 const WRONG: &str = "The email or the password is not right.";
+const OUT_OF_STEP: &str = "This sign-in already passed its password step. Continue on the code page, or start again from the application.";
 
 /// The flow named by `id`, if this browser started it and it has not expired.
 pub(crate) async fn flow_of(
@@ -90,66 +92,104 @@ pub(crate) async fn submit(
     ClientIp(ip): ClientIp,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, AppError> {
-    let flow = flow_of(&state, &headers, &f.flow).await?;
     let ip = ip.as_deref();
+    if let Some(retry_after_secs) = state.refuse_source(ip, "login.password").await? {
+        return Err(AppError::TooManyRequests {
+            message: crate::factor::TOO_MANY_FROM_HERE.into(),
+            retry_after_secs,
+        });
+    }
+    let flow = flow_of(&state, &headers, &f.flow).await?;
+    // A password posted to a flow past its password step (say, to draw another code) is refused.
+    if flow.step != LoginStep::Password {
+        return Ok(again(f.flow, f.email, OUT_OF_STEP, StatusCode::CONFLICT));
+    }
+    let now = state.clock.now();
+    // Counted before the password is checked, by login name, whether or not the account exists.
+    match state
+        .store
+        .admit_password_attempt(&f.email, now, &state.limits.passwords)
+        .await?
+    {
+        Throttle::Admitted => {}
+        Throttle::Wait { retry_at } => {
+            let m = format!(
+                "Too many wrong passwords for this email. Wait {} seconds, then try again.",
+                retry_at.saturating_sub(now).max(1)
+            );
+            return Ok(again(f.flow, f.email, &m, StatusCode::TOO_MANY_REQUESTS));
+        }
+        Throttle::Locked { until } => {
+            let m = format!(
+                "Too many wrong passwords: signing in with this email is locked until {}.",
+                crate::domain::format_time(until)
+            );
+            return Ok(again(f.flow, f.email, &m, StatusCode::TOO_MANY_REQUESTS));
+        }
+    }
     let user = state.store.find_user_by_email(&f.email).await?;
     // The same argon2 work whether or not the user exists; API accounts have no usable hash.
     let ok = state
         .passwords
         .verify(user.as_ref().map(|u| u.password_hash.as_str()), f.password)
         .await;
-    let Some(user) = user.filter(|_| ok) else {
-        state
-            .audit(Audit {
-                tenant: None,
-                actor: &f.email,
-                action: "login.password",
-                target: &f.email,
-                outcome: Outcome::Failure,
-                source_ip: ip,
-            })
-            .await?;
-        return Ok(again(f.flow, f.email, WRONG, StatusCode::UNAUTHORIZED));
+    let (user, action) = match user {
+        Some(u) if ok => {
+            let (decision, tenant) =
+                decide_for(&state, &u, flow.request.second_factor_requested).await?;
+            match decision {
+                Decision::Allow { amr, acr } => {
+                    state.store.reset_password_failures(&f.email).await?;
+                    state
+                        .audit(Audit::by_user(&u, "login.password", Outcome::Success, ip))
+                        .await?;
+                    let s = Session {
+                        user_id: u.id.clone(),
+                        auth_time: now,
+                        amr,
+                        acr,
+                        second_factor_at: None,
+                        expires_at: now + SESSION_TTL_SECS,
+                        step_up: None,
+                        totp_pending: None,
+                    };
+                    return complete(&state, &f.flow, flow, s).await;
+                }
+                Decision::Challenge(factor) => {
+                    state.store.reset_password_failures(&f.email).await?;
+                    return crate::factor::begin(&state, &f.flow, flow, &u, &tenant, factor, ip)
+                        .await;
+                }
+                // An account that may not sign in here gets the answer a wrong password gets, so
+                // the answer never tells that the password was right; the audit says why.
+                Decision::Deny(reason) => (Some(u), deny_action(reason)),
+            }
+        }
+        other => (other, "login.password"),
     };
-    let (decision, tenant) =
-        decide_for(&state, &user, flow.request.second_factor_requested).await?;
-    match decision {
-        Decision::Allow { amr, acr } => {
-            state
-                .audit(Audit::by_user(
-                    &user,
-                    "login.password",
-                    Outcome::Success,
-                    ip,
-                ))
-                .await?;
-            let now = state.clock.now();
-            let s = Session {
-                user_id: user.id.clone(),
-                auth_time: now,
-                amr,
-                acr,
-                second_factor_at: None,
-                expires_at: now + SESSION_TTL_SECS,
-                step_up: None,
-                totp_pending: None,
-            };
-            complete(&state, &f.flow, flow, s).await
-        }
-        Decision::Deny(reason) => {
-            state
-                .audit(Audit::by_user(&user, "login.denied", Outcome::Failure, ip))
-                .await?;
-            Ok(again(
-                f.flow,
-                f.email,
-                &deny_message(reason),
-                StatusCode::FORBIDDEN,
-            ))
-        }
-        Decision::Challenge(factor) => {
-            crate::factor::begin(&state, &f.flow, flow, &user, &tenant, factor, ip).await
-        }
+    state.limits.record_source_failure(ip, now);
+    let event = match &user {
+        Some(u) => Audit::by_user(u, action, Outcome::Failure, ip),
+        None => Audit {
+            tenant: None,
+            actor: &f.email,
+            action,
+            target: &f.email,
+            outcome: Outcome::Failure,
+            source_ip: ip,
+        },
+    };
+    state.audit(event).await?;
+    Ok(again(f.flow, f.email, WRONG, StatusCode::UNAUTHORIZED))
+}
+
+/// The audit action of a refused sign-in with a right password.
+fn deny_action(reason: DenyReason) -> &'static str {
+    match reason {
+        DenyReason::ApiAccount => "login.denied.api_account",
+        DenyReason::Disabled => "login.denied.disabled",
+        DenyReason::LockedOut { .. } => "login.denied.locked",
+        DenyReason::NoUsableMethod => "login.denied.no_method",
     }
 }
 
@@ -179,7 +219,7 @@ async fn decide_for(
             &tenant.two_factor,
             &subject,
             &lockout,
-            &state.lockout,
+            &state.limits.lockout,
             second_factor_requested,
             state.clock.now(),
         ),
@@ -187,13 +227,12 @@ async fn decide_for(
     ))
 }
 
-pub(crate) fn deny_message(reason: DenyReason) -> String {
-    match reason {
-        DenyReason::ApiAccount => "This is an API account: it cannot sign in here. API accounts authenticate with their client credentials only.".into(),
-        DenyReason::Disabled => "This account is disabled. Contact your administrator.".into(),
-        DenyReason::LockedOut { until } => format!("Too many failed attempts: sign-in is locked until {}.", crate::domain::format_time(until)),
-        DenyReason::NoUsableMethod => "Your company requires a second factor you have not set up. Contact your administrator.".into(),
-    }
+/// What a user past the password step reads while their second factor is locked.
+pub(crate) fn locked_message(until: u64) -> String {
+    format!(
+        "Too many failed attempts: sign-in is locked until {}.",
+        crate::domain::format_time(until)
+    )
 }
 
 /// Ends the flow: starts the session, clears the flow cookie, answers the application.
@@ -224,3 +263,7 @@ pub(crate) async fn complete(
     );
     Ok(resp)
 }
+
+#[cfg(test)]
+#[path = "login_tests.rs"]
+mod tests;

@@ -29,6 +29,7 @@ pub enum PasswordError {
 pub struct Passwords {
     permits: Arc<Semaphore>,
     dummy: Arc<str>,
+    verifications: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Passwords {
@@ -38,6 +39,7 @@ impl Passwords {
         Ok(Passwords {
             permits: Arc::new(Semaphore::new(parallel.max(1))),
             dummy: dummy.into(),
+            verifications: Arc::default(),
         })
     }
 
@@ -53,14 +55,19 @@ impl Passwords {
             .map_err(|_| PasswordError::Interrupted)?
     }
 
-    /// Verifies `password` against `phc`; with `None` (unknown user) it does the same work and fails.
+    /// Verifies `password` against `phc`. With `None` (unknown user) or a stored value that is
+    /// not a hash (API accounts have none) it does the same argon2 work against a dummy hash and
+    /// fails: every refusal costs exactly one verification.
     pub async fn verify(&self, phc: Option<&str>, password: Password) -> bool {
         let Ok(_permit) = self.permits.acquire().await else {
             return false;
         };
-        let known = phc.is_some();
-        let phc = phc.map_or_else(|| self.dummy.to_string(), str::to_owned);
+        let stored = phc.filter(|p| PasswordHash::new(p).is_ok());
+        let usable = stored.is_some();
+        let phc = stored.map_or_else(|| self.dummy.to_string(), str::to_owned);
+        let counter = self.verifications.clone();
         let ok = tokio::task::spawn_blocking(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             PasswordHash::new(&phc).is_ok_and(|h| {
                 Argon2::default()
                     .verify_password(password.secret().as_bytes(), &h)
@@ -69,7 +76,14 @@ impl Passwords {
         })
         .await
         .unwrap_or(false);
-        ok && known
+        ok && usable
+    }
+
+    /// How many argon2 verifications this hasher ran (for tests and metrics).
+    #[must_use]
+    pub fn verifications(&self) -> u64 {
+        self.verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

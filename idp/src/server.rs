@@ -75,8 +75,8 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
                 .join("; "),
         ));
     }
-    let lockout = config
-        .lockout_policy()
+    let limits = config
+        .limits()
         .map_err(|e| StartError::Config(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -109,7 +109,7 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
         clock,
         passwords,
         issuer: issuer.clone().into(),
-        lockout,
+        limits: Arc::new(limits),
         tokens: config.tokens,
         discovery: crate::oauth::discovery::document(&issuer),
         delivery: Arc::new(

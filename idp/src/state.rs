@@ -9,7 +9,6 @@ use crate::keys::KeyRing;
 use crate::password::Passwords;
 use crate::secret::TenantId;
 use crate::store::{Store, StoreResult};
-use padlock_policy::lockout::LockoutPolicy;
 use std::sync::Arc;
 
 /// Shared state of the HTTP handlers.
@@ -27,8 +26,8 @@ pub struct AppState {
     pub passwords: Passwords,
     /// Issuer URL, without a trailing slash.
     pub issuer: Arc<str>,
-    /// Second-factor lockout policy.
-    pub lockout: LockoutPolicy,
+    /// Lockout, throttling and rate limits.
+    pub limits: Arc<crate::limits::Limits>,
     /// Token algorithms and lifetimes.
     pub tokens: TokensConfig,
     /// The discovery document, serialised once.
@@ -74,21 +73,54 @@ impl<'a> Audit<'a> {
 }
 
 impl AppState {
+    /// Refuses a request from a source address that is over its failure limit, before anything
+    /// is checked; the refusal is audited. Returns the seconds to wait.
+    pub async fn refuse_source(&self, ip: Option<&str>, action: &str) -> StoreResult<Option<u64>> {
+        let now = self.clock.now();
+        let Some(retry_at) = self.limits.source_refused(ip, now) else {
+            return Ok(None);
+        };
+        let source = ip.unwrap_or("-");
+        self.audit(Audit {
+            tenant: None,
+            actor: source,
+            action: "ratelimit.source",
+            target: action,
+            outcome: Outcome::Failure,
+            source_ip: ip,
+        })
+        .await?;
+        Ok(Some(retry_at.saturating_sub(now).max(1)))
+    }
+
     /// Appends to the audit log (and mirrors it to the service log).
     pub async fn audit(&self, a: Audit<'_>) -> StoreResult<()> {
-        tracing::info!(target: "padlock::audit", actor = a.actor, action = a.action, target = a.target, outcome = ?a.outcome, ip = a.source_ip);
+        let (actor, target) = (bounded(a.actor), bounded(a.target));
+        tracing::info!(target: "padlock::audit", actor = actor, action = a.action, target = target, outcome = ?a.outcome, ip = a.source_ip);
         self.store
             .append_audit(&AuditEvent {
                 at: self.clock.now(),
                 tenant: a.tenant.cloned(),
-                actor: a.actor.to_owned(),
+                actor,
                 action: a.action.to_owned(),
-                target: a.target.to_owned(),
+                target,
                 outcome: a.outcome,
                 source_ip: a.source_ip.map(str::to_owned),
             })
             .await
     }
+}
+
+/// Longest actor or target an audit event keeps, in bytes (they may be typed by an attacker).
+pub const AUDIT_FIELD_MAX_BYTES: usize = 256;
+
+/// `text` cut to [`AUDIT_FIELD_MAX_BYTES`] on a character boundary.
+fn bounded(text: &str) -> String {
+    let mut end = text.len().min(AUDIT_FIELD_MAX_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }
 
 /// An in-memory state with a manual clock, for handler tests.
@@ -115,7 +147,7 @@ pub(crate) async fn test_state_on(
         clock: clock.clone(),
         passwords: Passwords::new(2).expect("passwords"),
         issuer: "http://padlock.test".into(),
-        lockout: LockoutPolicy::default(),
+        limits: Arc::default(),
         tokens: TokensConfig::default(),
         discovery: crate::oauth::discovery::document("http://padlock.test"),
         delivery: Arc::new(

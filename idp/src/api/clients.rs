@@ -11,6 +11,7 @@ use crate::state::{AppState, Audit};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use padlock_policy::permission::is_admin_scope;
 use serde::{Deserialize, Serialize};
 
 /// Scopes a relying panel gets when none are given.
@@ -86,10 +87,12 @@ pub(super) async fn create_relying_panel(
         .unwrap_or_else(|| DEFAULT_PANEL_SCOPES.map(String::from).to_vec());
     for s in &scopes {
         check_scope_token("scopes", s)?;
-        if s == SCOPE_OPERATOR {
+        if is_admin_scope(s) {
             return Err(ApiError::invalid(
                 "scopes",
-                "padlock.admin is reserved for the operator credential",
+                format!(
+                    "{s} is an admin scope: it is issued only to API accounts and the operator credential, never through a relying panel"
+                ),
             ));
         }
     }

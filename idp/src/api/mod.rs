@@ -1,6 +1,11 @@
 //! `/api/v1`: the admin REST API (JSON). Bearer access tokens issued by Padlock itself:
 //! `padlock.admin` (the operator) for everything, `tenant.admin` for one's own company.
 //! The `padlock` command line uses this API.
+//!
+//! For a token whose subject is a user, rights are the token's scopes ∩ the permissions of the
+//! user's roles *now* ([`padlock_policy::permission::effective`]), and a token minted at a lower
+//! `acr` than the company now requires opens nothing. Admin scopes come from client credentials
+//! only (API accounts and the operator credential).
 
 mod audit;
 mod clients;
@@ -18,11 +23,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post, put};
+use padlock_policy::permission::{Permission, Permissions, effective};
 
-/// Scope of the operator credential: everything.
-pub const SCOPE_OPERATOR: &str = "padlock.admin";
-/// Scope of a company administrator: their own company.
-pub const SCOPE_TENANT_ADMIN: &str = "tenant.admin";
+pub use padlock_policy::permission::{SCOPE_OPERATOR, SCOPE_TENANT_ADMIN};
 
 /// The API's routes, relative to `/api/v1`.
 pub fn routes() -> Router<AppState> {
@@ -164,8 +167,9 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
     }
 }
 
-/// The caller, proven by a bearer access token Padlock issued.
-pub struct Principal(pub AccessClaims);
+/// The caller, proven by a bearer access token Padlock issued, with the company permissions it
+/// holds now.
+pub struct Principal(pub AccessClaims, Permissions);
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
@@ -183,8 +187,25 @@ impl FromRequestParts<AppState> for Principal {
         let claims = verify_access(state, token.trim())
             .await
             .map_err(|_| ApiError::unauthorized())?;
-        Ok(Principal(claims))
+        let rights = rights(state, &claims).await?;
+        Ok(Principal(claims, rights))
     }
+}
+
+/// The company permissions of a verified token now: none for the operator credential (no user,
+/// no company; its scope decides); for a user's token, its scopes ∩ the user's roles — if the token
+/// may still be used ([`crate::oauth::tokens::token_user`]), else 401.
+async fn rights(state: &AppState, claims: &AccessClaims) -> Result<Permissions, ApiError> {
+    if claims.tenant.is_none() {
+        return Ok(Permissions::NONE);
+    }
+    let user = crate::oauth::tokens::token_user(state, claims)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok(effective(
+        claims.scope.split(' '),
+        user.roles.iter().map(String::as_str),
+    ))
 }
 
 impl Principal {
@@ -199,10 +220,10 @@ impl Principal {
         }
     }
 
-    /// The operator, or an administrator of `tenant`.
+    /// The operator, or a token of `tenant` whose scopes and roles both carry `company.manage`.
     pub fn require_tenant_admin(&self, tenant: &TenantId) -> Result<(), ApiError> {
         if self.0.has_scope(SCOPE_OPERATOR)
-            || (self.0.has_scope(SCOPE_TENANT_ADMIN)
+            || (self.1.has(Permission::CompanyManage)
                 && self.0.tenant.as_deref() == Some(tenant.as_str()))
         {
             Ok(())

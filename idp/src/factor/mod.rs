@@ -3,13 +3,14 @@
 //! `amr`/`acr` saying what was used. Every try is written with a compare-and-swap on the flow, so
 //! parallel posts cannot spend the same try twice.
 
+pub(crate) mod attempt;
 pub mod sms_email;
 pub mod totp;
 
 use crate::domain::{LoginFlow, LoginStep, Outcome, Session, Tenant, User};
 use crate::error::AppError;
 use crate::extract::{ClientIp, Form};
-use crate::login::{NO_FLOW, complete, deny_message, flow_of};
+use crate::login::{NO_FLOW, complete, flow_of, locked_message};
 use crate::session::{self, SESSION_TTL_SECS};
 use crate::state::{AppState, Audit};
 use askama::Template;
@@ -19,7 +20,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use padlock_policy::Factor;
 use padlock_policy::code::{CodeChallenge, CodeInput, CodeOutcome, normalize_code};
-use padlock_policy::decision::{DenyReason, passed};
+use padlock_policy::decision::passed as passed_factor;
+use padlock_policy::lockout::Attempt;
 use padlock_policy::totp::TotpOutcome;
 use serde::Deserialize;
 
@@ -133,27 +135,20 @@ pub(crate) async fn begin(
         return Err(AppError::Forbidden(NO_FLOW.into()));
     }
     if let Some((channel, code)) = &fresh
-        && let Err(e) = sms_email::send(state, &tenant.name, channel, code).await
+        && let Err(undelivered) =
+            sms_email::deliver(state, user, &tenant.name, channel, code, ip).await?
     {
-        tracing::error!(error = %e, user = %user.id, "could not send a sign-in code");
-        // Spend nothing: back to the password step (unless another request moved it since).
+        // Back to the password step (unless another request moved it since).
         state
             .store
             .swap_login_flow(&flow_digest, &next, &flow)
             .await?;
-        state
-            .audit(Audit::by_user(
-                user,
-                "second_factor.send",
-                Outcome::Failure,
-                ip,
-            ))
-            .await?;
+        let (status, message) = undelivered.answer(state.clock.now());
         return Ok(crate::login::again(
             flow_id.to_owned(),
             user.email.clone(),
-            SEND_FAILED,
-            StatusCode::BAD_GATEWAY,
+            &message,
+            status,
         ));
     }
     state
@@ -218,28 +213,19 @@ pub(crate) async fn submit(
     ClientIp(ip): ClientIp,
     Form(f): Form<FactorForm>,
 ) -> Result<Response, AppError> {
-    let (flow, user, factor, code) = factor_flow(&state, &headers, &f.flow).await?;
     let ip = ip.as_deref();
+    if let Some(retry_after_secs) = state.refuse_source(ip, "login.second_factor").await? {
+        return Err(AppError::TooManyRequests {
+            message: TOO_MANY_FROM_HERE.into(),
+            retry_after_secs,
+        });
+    }
+    let (flow, user, factor, code) = factor_flow(&state, &headers, &f.flow).await?;
     let now = state.clock.now();
     let reply = |status, notice: Option<String>, error: Option<String>| {
         page(&f.flow, &factor, status, notice, error)
     };
-    let lockout = state.store.lockout_state(&user.id).await?;
-    if let Some(until) = lockout.locked_until(now, &state.lockout) {
-        state
-            .audit(Audit::by_user(
-                &user,
-                "login.second_factor",
-                Outcome::Failure,
-                ip,
-            ))
-            .await?;
-        return Ok(reply(
-            StatusCode::FORBIDDEN,
-            None,
-            Some(deny_message(DenyReason::LockedOut { until })),
-        ));
-    }
+    let locked = |until| reply(StatusCode::FORBIDDEN, None, Some(locked_message(until)));
     let tenant = state
         .store
         .get_tenant(&user.tenant)
@@ -277,7 +263,7 @@ pub(crate) async fn submit(
             ));
         };
         // Record the new code first, then send it: parallel resends cannot send more codes than
-        // the challenge counts. A failed send puts the previous challenge back.
+        // the challenge counts. A refused or failed send puts the previous challenge back.
         let fresh = sms_email::draw(&state, &flow_digest);
         let previous = ch.clone();
         if let Some(refusal) = resend_refusal(
@@ -290,23 +276,12 @@ pub(crate) async fn submit(
         if !store_challenge(&flow, ch.clone()).await? {
             return Ok(reply(StatusCode::CONFLICT, None, Some(RACE.into())));
         }
-        if let Err(e) = sms_email::send(&state, &tenant.name, channel, &fresh).await {
-            tracing::error!(error = %e, user = %user.id, "could not resend a sign-in code");
-            let recorded = flow_with(ch);
-            store_challenge(&recorded, previous).await?;
-            state
-                .audit(Audit::by_user(
-                    &user,
-                    "second_factor.send",
-                    Outcome::Failure,
-                    ip,
-                ))
-                .await?;
-            return Ok(reply(
-                StatusCode::BAD_GATEWAY,
-                None,
-                Some(SEND_FAILED.into()),
-            ));
+        if let Err(undelivered) =
+            sms_email::deliver(&state, &user, &tenant.name, channel, &fresh, ip).await?
+        {
+            store_challenge(&flow_with(ch), previous).await?;
+            let (status, message) = undelivered.answer(now);
+            return Ok(reply(status, None, Some(message)));
         }
         return Ok(reply(
             StatusCode::OK,
@@ -322,66 +297,90 @@ pub(crate) async fn submit(
             Some("Enter the 6 digits of the code.".into()),
         ));
     };
-    // (passed, counts toward the lockout, what to tell the user)
-    let (ok, counted, message) = match (&factor, code) {
-        (Factor::Code { .. }, Some(mut ch)) => {
-            let outcome = ch.advance(
-                CodeInput::Submit(sms_email::digest(&state, &flow_digest, &typed)),
-                now,
-            );
-            if !store_challenge(&flow, ch).await? {
-                return Ok(reply(StatusCode::CONFLICT, None, Some(RACE.into())));
+    // (passed, what to tell the user, the lock this try may begin); `None`: not a guess (an
+    // expired or spent code), nothing is counted.
+    let checked =
+        match (&factor, code) {
+            (Factor::Code { .. }, Some(mut ch)) => {
+                let outcome = ch.advance(
+                    CodeInput::Submit(sms_email::digest(&state, &flow_digest, &typed)),
+                    now,
+                );
+                // The try is spent on the flow first (one winner per try), then counted.
+                if !store_challenge(&flow, ch).await? {
+                    return Ok(reply(StatusCode::CONFLICT, None, Some(RACE.into())));
+                }
+                if outcome == CodeOutcome::Accepted || outcome.is_failed_guess() {
+                    match attempt::admit(&state, &user).await? {
+                        Attempt::Locked { until } => return Ok(locked(until)),
+                        Attempt::Admitted { locks_until } => Ok((
+                            outcome == CodeOutcome::Accepted,
+                            code_message(outcome),
+                            locks_until,
+                        )),
+                    }
+                } else {
+                    Err(code_message(outcome))
+                }
             }
-            (
-                outcome == CodeOutcome::Accepted,
-                outcome.is_failed_guess(),
-                code_message(outcome),
-            )
-        }
-        (Factor::Totp, _) => {
-            match totp::check(&state, &user, tenant.two_factor.totp_skew_steps, &typed).await? {
-                TotpOutcome::Accepted { .. } => (true, false, String::new()),
-                TotpOutcome::Replayed => (
-                    false,
-                    true,
-                    "This code was already used. Wait for the next code in your app.".into(),
-                ),
-                _ => (false, true, "That code is not right.".into()),
+            (Factor::Totp, _) => {
+                // Counted before the code is checked: a TOTP check also spends the time step.
+                let locks_until = match attempt::admit(&state, &user).await? {
+                    Attempt::Locked { until } => return Ok(locked(until)),
+                    Attempt::Admitted { locks_until } => locks_until,
+                };
+                let (passed, message) =
+                    match totp::check(&state, &user, tenant.two_factor.totp_skew_steps, &typed)
+                        .await?
+                    {
+                        TotpOutcome::Accepted { .. } => (true, String::new()),
+                        TotpOutcome::Replayed => (
+                            false,
+                            "This code was already used. Wait for the next code in your app."
+                                .into(),
+                        ),
+                        _ => (false, "That code is not right.".into()),
+                    };
+                Ok((passed, message, locks_until))
             }
-        }
-        _ => return Err(AppError::Forbidden(NO_FLOW.into())),
-    };
-    if !ok {
-        let mut message = message;
-        if counted {
-            let after = state
-                .store
-                .record_failed_attempt(&user.id, now, &state.lockout)
+            _ => return Err(AppError::Forbidden(NO_FLOW.into())),
+        };
+    let (passed, message, locks_until) = match checked {
+        Ok(c) => c,
+        // Not a guess: nothing counted.
+        Err(message) => {
+            state
+                .audit(Audit::by_user(
+                    &user,
+                    "login.second_factor",
+                    Outcome::Failure,
+                    ip,
+                ))
                 .await?;
-            if let Some(until) = after.locked_until(now, &state.lockout) {
-                message = deny_message(DenyReason::LockedOut { until });
-            }
+            return Ok(reply(StatusCode::UNAUTHORIZED, None, Some(message)));
         }
-        state
-            .audit(Audit::by_user(
-                &user,
-                "login.second_factor",
-                Outcome::Failure,
-                ip,
-            ))
-            .await?;
-        return Ok(reply(StatusCode::UNAUTHORIZED, None, Some(message)));
-    }
-    state.store.record_second_factor_success(&user.id).await?;
+    };
+    let lock = attempt::settle(&state, &user, &tenant.name, passed, locks_until, ip).await?;
     state
         .audit(Audit::by_user(
             &user,
             "login.second_factor",
-            Outcome::Success,
+            if passed {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
             ip,
         ))
         .await?;
-    let (amr, acr) = passed(&factor);
+    if !passed {
+        let message = match lock {
+            Some(until) => locked_message(until),
+            None => message,
+        };
+        return Ok(reply(StatusCode::UNAUTHORIZED, None, Some(message)));
+    }
+    let (amr, acr) = passed_factor(&factor);
     let s = Session {
         user_id: user.id.clone(),
         auth_time: now,
@@ -394,6 +393,10 @@ pub(crate) async fn submit(
     };
     complete(&state, &f.flow, flow, s).await
 }
+
+/// Shown when one source address failed too often.
+pub(crate) const TOO_MANY_FROM_HERE: &str =
+    "Too many failed attempts from your network. Wait a few minutes, then try again.";
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -244,10 +244,17 @@ async fn wrong_codes_exhaust_the_code_then_lock_the_user() {
         StatusCode::FORBIDDEN,
         "locked: even the right code is refused"
     );
-    // A new login is refused at the password step while the lock lasts, and works after it.
+    // A new login is refused at the password step while the lock lasts — with the answer a wrong
+    // password gets, so a guesser learns nothing — and works after it. The user was told by email.
     let (r, _) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.body.contains("locked until"));
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("The email or the password is not right."));
+    let notice = std::fs::read_dir(dir.join("outbox"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .filter(|m| m.contains("sign-in is locked") && m.contains("locked until"))
+        .count();
+    assert_eq!(notice, 1, "one notice per lock");
     w.clock.advance(15 * 60);
     to_factor(&w).await;
 }

@@ -3,15 +3,20 @@
 //! are known to be valid; before that, the browser gets an error page.
 
 use crate::crypto::random_token;
-use crate::domain::{AuthCodeGrant, AuthRequest, ClientKind, LoginFlow, LoginStep, Session};
+use crate::domain::{
+    AuthCodeGrant, AuthRequest, ClientKind, LoginFlow, LoginStep, Outcome, Session, User,
+};
 use crate::error::AppError;
+use crate::extract::ClientIp;
 use crate::secret::ClientId;
 use crate::session::{self, FLOW_COOKIE, FLOW_TTL_SECS};
-use crate::state::AppState;
+use crate::state::{AppState, Audit};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use padlock_policy::decision::Acr;
+use padlock_policy::decision::credential_allowed;
+use padlock_policy::permission::is_admin_scope;
+use padlock_policy::rate::RateAdmission;
 use serde::Deserialize;
 
 /// Authorization codes live at most this long.
@@ -74,23 +79,26 @@ fn valid_pkce_challenge(c: &str) -> bool {
 /// `GET /authorize`.
 pub async fn authorize_get(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Query(p): Query<AuthorizeParams>,
 ) -> Result<Response, AppError> {
-    authorize(state, headers, p).await
+    authorize(state, ip, headers, p).await
 }
 
 /// `POST /authorize` (form-encoded, same parameters).
 pub async fn authorize_post(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     crate::extract::Form(p): crate::extract::Form<AuthorizeParams>,
 ) -> Result<Response, AppError> {
-    authorize(state, headers, p).await
+    authorize(state, ip, headers, p).await
 }
 
 async fn authorize(
     state: AppState,
+    ip: Option<String>,
     headers: HeaderMap,
     p: AuthorizeParams,
 ) -> Result<Response, AppError> {
@@ -133,10 +141,11 @@ async fn authorize(
         .split(' ')
         .filter(|s| !s.is_empty())
         .collect();
+    // Admin scopes come from client credentials only, never from a sign-in through a panel.
     let scope: Vec<&str> = requested
         .iter()
         .copied()
-        .filter(|s| client.scopes.iter().any(|a| a == s))
+        .filter(|s| client.scopes.iter().any(|a| a == s) && !is_admin_scope(s))
         .collect();
     let mut req = AuthRequest {
         client_id: client.id.clone(),
@@ -264,21 +273,62 @@ async fn authorize(
     };
 
     let now = state.clock.now();
+    let mut session_user = None;
     if !prompts.contains(&"login")
         && let Some((_, s)) = session::current(&state, &headers).await?
     {
         let fresh_enough = max_age.is_none_or(|m| now.saturating_sub(s.auth_time) <= m);
-        if fresh_enough && session_satisfies(&state, &s, req.second_factor_requested).await? {
+        session_user = session_user_allowed(&state, &s, req.second_factor_requested).await?;
+        if let Some((user, true)) = &session_user
+            && fresh_enough
+        {
+            state
+                .audit(Audit {
+                    target: req.client_id.as_str(),
+                    ..Audit::by_user(user, "login.sso", Outcome::Success, ip.as_deref())
+                })
+                .await?;
             return issue_code(&state, &req, &s).await;
         }
     }
     if prompts.contains(&"none") {
+        let event = match &session_user {
+            Some((user, _)) => Audit {
+                target: req.client_id.as_str(),
+                ..Audit::by_user(user, "login.sso", Outcome::Failure, ip.as_deref())
+            },
+            None => Audit {
+                tenant: None,
+                actor: "-",
+                action: "login.sso",
+                target: req.client_id.as_str(),
+                outcome: Outcome::Failure,
+                source_ip: ip.as_deref(),
+            },
+        };
+        state.audit(event).await?;
         return Ok(error_redirect(
             &state,
             &req,
             "login_required",
             "the user must sign in",
         ));
+    }
+    if let RateAdmission::Refused { retry_at } = state.limits.admit_flow(ip.as_deref(), now) {
+        state
+            .audit(Audit {
+                tenant: None,
+                actor: ip.as_deref().unwrap_or("-"),
+                action: "ratelimit.source",
+                target: "authorize",
+                outcome: Outcome::Failure,
+                source_ip: ip.as_deref(),
+            })
+            .await?;
+        return Err(AppError::TooManyRequests {
+            message: "Too many sign-ins were started from your network. Wait a few minutes, then try again.".into(),
+            retry_after_secs: retry_at.saturating_sub(now).max(1),
+        });
     }
     let flow_id = random_token(32);
     let flow = LoginFlow {
@@ -299,24 +349,24 @@ async fn authorize(
         .into_response())
 }
 
-/// Whether an existing session may answer a new request without a new login: the user is still
-/// allowed in, and the session reached the second factor if the company or the panel now wants one.
-async fn session_satisfies(
+/// The session's user, and whether the session may answer a new request without a new login:
+/// the user is still allowed in, and the session meets the company's current policy (and the
+/// panel's request for a second factor).
+async fn session_user_allowed(
     state: &AppState,
     s: &Session,
     second_factor_requested: bool,
-) -> Result<bool, AppError> {
+) -> Result<Option<(User, bool)>, AppError> {
     let Some(user) = state.store.get_user(&s.user_id).await? else {
-        return Ok(false);
+        return Ok(None);
     };
     let Some(tenant) = state.store.get_tenant(&user.tenant).await? else {
-        return Ok(false);
+        return Ok(None);
     };
-    if user.api_account || user.disabled {
-        return Ok(false);
-    }
-    let needs_2fa = tenant.two_factor.enabled || second_factor_requested;
-    Ok(!needs_2fa || s.acr == Acr::TwoFactor)
+    let allowed = !user.api_account
+        && !user.disabled
+        && credential_allowed(&tenant.two_factor, s.acr, second_factor_requested);
+    Ok(Some((user, allowed)))
 }
 
 /// Issues an authorization code for `session`'s user and redirects to the client.

@@ -11,6 +11,7 @@ pub struct OAuthError {
     pub code: &'static str,
     description: Option<String>,
     challenge: Option<&'static str>,
+    retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -20,6 +21,23 @@ impl OAuthError {
             code,
             description: description.into(),
             challenge: None,
+            retry_after: None,
+        }
+    }
+
+    /// 429 with `Retry-After` (RFC 6585 §4): too many failures from this source address; nothing
+    /// was checked. The `error` code is `invalid_request`, the wait is in seconds.
+    #[must_use]
+    pub fn too_many_failures(retry_after_secs: u64) -> Self {
+        OAuthError {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "invalid_request",
+                format!(
+                    "too many failed requests from this address; retry after {retry_after_secs} seconds"
+                ),
+            )
         }
     }
 
@@ -132,6 +150,10 @@ impl IntoResponse for OAuthError {
         if let Some(c) = self.challenge {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp.headers_mut()
             .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));

@@ -648,14 +648,23 @@ async fn api_account_is_refused_at_login() {
     u.api_account = true;
     w.state.store.update_user(&u).await.unwrap();
     let (r, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.body.contains("API account"), "{}", r.body);
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        r.body.contains("The email or the password is not right."),
+        "{}",
+        r.body
+    );
     assert!(session.is_empty());
-    let audit = w.state.store.list_audit(None, None, 10).await.unwrap();
+    let audit = w
+        .state
+        .store
+        .list_audit(Some(&w.tenant), None, 10)
+        .await
+        .unwrap();
     assert!(
         audit
             .iter()
-            .any(|e| e.action == "login.denied" && e.target == "ann@acme.example")
+            .any(|e| e.action == "login.denied.api_account" && e.target == "ann@acme.example")
     );
 }
 

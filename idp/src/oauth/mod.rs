@@ -65,3 +65,6 @@ mod tests;
 
 #[cfg(test)]
 pub(crate) mod flow_tests;
+
+#[cfg(test)]
+mod recheck_tests;

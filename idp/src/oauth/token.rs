@@ -25,7 +25,8 @@ pub struct TokenRequest {
     refresh_token: Option<String>,
 }
 
-/// Authenticates the client of an OAuth endpoint request, auditing failures.
+/// Authenticates the client of an OAuth endpoint request, auditing failures. A source address over
+/// its failure limit is refused (429) before anything is checked; each failure counts against it.
 pub async fn client_of(
     state: &AppState,
     headers: &HeaderMap,
@@ -33,9 +34,13 @@ pub async fn client_of(
     secret: Option<&ClientSecret>,
     ip: Option<&str>,
 ) -> Result<Authenticated, OAuthError> {
+    if let Some(retry_after) = state.refuse_source(ip, "client.authenticate").await? {
+        return Err(OAuthError::too_many_failures(retry_after));
+    }
     match authenticate(state, headers, id, secret).await {
         Ok(c) => Ok(c),
         Err(e) => {
+            state.limits.record_source_failure(ip, state.clock.now());
             let actor = id.unwrap_or("(basic auth)");
             state
                 .audit(Audit {

@@ -227,6 +227,77 @@ pub fn sign_user_tokens(
     Ok((access, Some(jwt::sign(key, jwt::TYP_JWT, &id)?)))
 }
 
+/// The user of an interactive grant (authorization code or refresh token) if they may still get
+/// tokens: not disabled, not an API account, and the grant's `acr` meets their company's current
+/// policy (a grant minted with a password alone dies when the company turns its second factor on).
+/// Errors: `invalid_grant` for each refusal, `server_error` when storage fails.
+pub async fn grant_user(
+    state: &AppState,
+    user_id: &crate::secret::UserId,
+    acr: padlock_policy::decision::Acr,
+) -> Result<crate::domain::User, OAuthError> {
+    let user = state
+        .store
+        .get_user(user_id)
+        .await?
+        .filter(|u| !u.disabled && !u.api_account)
+        .ok_or_else(|| OAuthError::invalid_grant("the user can no longer sign in"))?;
+    let tenant = state
+        .store
+        .get_tenant(&user.tenant)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the user can no longer sign in"))?;
+    if !padlock_policy::decision::credential_allowed(&tenant.two_factor, acr, false) {
+        return Err(OAuthError::invalid_grant(
+            "the company now requires a second factor: the user must sign in again",
+        ));
+    }
+    Ok(user)
+}
+
+/// The user a verified access token speaks for, if the token may still be used at Padlock (as the
+/// resource server of `/userinfo` and `/api/v1`): the user exists and is not disabled, and the
+/// token's `acr` meets the company's current policy. A token without `acr` comes from client
+/// credentials and speaks only for an API account. `None` for every refusal and for tokens without
+/// a user (the operator credential).
+pub async fn token_user(
+    state: &AppState,
+    claims: &AccessClaims,
+) -> Result<Option<crate::domain::User>, crate::store::StoreError> {
+    use padlock_policy::decision::{Acr, credential_allowed};
+    let Some(user) = state
+        .store
+        .get_user(&crate::secret::UserId::from_string(claims.sub.clone()))
+        .await?
+        .filter(|u| !u.disabled && claims.tenant.as_deref() == Some(u.tenant.as_str()))
+    else {
+        return Ok(None);
+    };
+    let allowed = match claims.acr.as_deref() {
+        None => user.api_account,
+        Some(acr) => {
+            let acr = Acr::parse(acr).unwrap_or(Acr::OneFactor);
+            let policy = state
+                .store
+                .get_tenant(&user.tenant)
+                .await?
+                .map(|t| t.two_factor);
+            !user.api_account && policy.is_some_and(|p| credential_allowed(&p, acr, false))
+        }
+    };
+    Ok(allowed.then_some(user))
+}
+
+/// When a refresh token issued or rotated at `now` (seconds) for a sign-in at `auth_time` expires:
+/// `refresh_token_ttl_days` after `now` (idle lifetime), but never later than
+/// `refresh_token_max_days` after `auth_time` (absolute lifetime, which rotation cannot extend).
+#[must_use]
+pub fn refresh_expiry(tokens: &crate::config::TokensConfig, auth_time: u64, now: u64) -> u64 {
+    const DAY: u64 = 86_400;
+    now.saturating_add(tokens.refresh_token_ttl_days.saturating_mul(DAY))
+        .min(auth_time.saturating_add(tokens.refresh_token_max_days.saturating_mul(DAY)))
+}
+
 /// Verifies an access token presented to Padlock: signature, issuer, audience, expiry, and that
 /// neither the token nor its grant was revoked.
 pub async fn verify_access(state: &AppState, token: &str) -> Result<AccessClaims, OAuthError> {

@@ -1,8 +1,7 @@
 //! `GET|POST /userinfo` (OIDC Core §5.3): the bearer token's user, limited to its scopes.
 
 use super::error::OAuthError;
-use super::tokens::verify_access;
-use crate::secret::UserId;
+use super::tokens::{token_user, verify_access};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -57,12 +56,9 @@ async fn answer(
             "userinfo needs the openid scope",
         ));
     }
-    let user = state
-        .store
-        .get_user(&UserId::from_string(claims.sub.clone()))
-        .await?
-        .filter(|u| !u.disabled);
-    let Some(user) = user else {
+    // The user now, and the company's policy now: a token minted with less than it requires
+    // is refused like an invalid one.
+    let Some(user) = token_user(state, &claims).await? else {
         return Err(OAuthError::invalid_token());
     };
     let mut out = serde_json::json!({ "sub": user.id, "tenant": user.tenant, "roles": user.roles });

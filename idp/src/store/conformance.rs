@@ -12,7 +12,9 @@ use crate::domain::{
 use crate::secret::{ClientId, TenantId, UserId};
 use padlock_policy::TwoFactorPolicy;
 use padlock_policy::decision::{Acr, Amr};
-use padlock_policy::lockout::LockoutPolicy;
+use padlock_policy::lockout::{Attempt, LockoutPolicy};
+use padlock_policy::rate::{RateAdmission, RateLimit};
+use padlock_policy::throttle::{Throttle, ThrottlePolicy};
 use std::sync::Arc;
 
 /// Generates one `#[tokio::test]` per conformance check. `$make` evaluates to `(store, guard)`;
@@ -24,7 +26,8 @@ macro_rules! store_conformance {
             tenants_are_unique_by_name, users_are_unique_by_email, updates_keep_unique_names,
             clients_and_keys_round_trip, key_check_first_writer_wins, setup_token_is_single_use,
             auth_code_is_taken_once, auth_code_race_has_one_winner, totp_step_accepted_once,
-            totp_step_race_has_one_winner, lockout_counts_atomically, audit_is_filtered_and_limited,
+            totp_step_race_has_one_winner, lockout_counts_atomically, messages_are_limited_per_user_atomically,
+            password_tries_are_throttled_atomically, audit_is_filtered_and_limited,
             sessions_and_flows_round_trip, refresh_rotates_once_and_detects_reuse, refresh_race_has_one_winner,
             revocations_are_remembered, expired_records_are_purged);
     };
@@ -319,32 +322,149 @@ pub async fn totp_step_race_has_one_winner(s: Arc<dyn Store>) {
     assert_eq!(winners, 1);
 }
 
+/// Runs `n` copies of `f` at once and returns their results.
+async fn parallel<T: Send + 'static, F>(n: usize, f: impl Fn() -> F) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(f())).collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
 pub async fn lockout_counts_atomically(s: Arc<dyn Store>) {
     let u = UserId::generate();
     let policy = LockoutPolicy::new(100, 900).unwrap();
-    let tasks: Vec<_> = (0..40)
-        .map(|_| {
-            let (s, u) = (s.clone(), u.clone());
-            tokio::spawn(async move { s.record_failed_attempt(&u, 50, &policy).await.unwrap() })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    let admitted = parallel(40, || {
+        let (s, u) = (s.clone(), u.clone());
+        async move {
+            s.admit_second_factor_attempt(&u, 50, &policy)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert!(
+        admitted
+            .iter()
+            .all(|a| matches!(a, Attempt::Admitted { .. }))
+    );
     assert_eq!(s.lockout_state(&u).await.unwrap().failures, 40);
     s.record_second_factor_success(&u).await.unwrap();
     assert_eq!(s.lockout_state(&u).await.unwrap().failures, 0);
 
+    // 60 parallel tries against a lock at 10: exactly 10 are admitted, the 10th says it locks.
     let default = LockoutPolicy::default();
-    let mut last = None;
-    for _ in 0..default.max_failures() {
-        last = Some(s.record_failed_attempt(&u, 50, &default).await.unwrap());
-    }
+    let verdicts = parallel(60, || {
+        let (s, u) = (s.clone(), u.clone());
+        async move {
+            s.admit_second_factor_attempt(&u, 50, &default)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    let until = 50 + default.lock_secs();
+    let admitted = verdicts
+        .iter()
+        .filter(|a| matches!(a, Attempt::Admitted { .. }))
+        .count();
+    assert_eq!(admitted, default.max_failures() as usize);
     assert_eq!(
-        last.unwrap().locked_until(51, &default),
-        Some(50 + default.lock_secs())
+        verdicts
+            .iter()
+            .filter(|a| **a
+                == Attempt::Admitted {
+                    locks_until: Some(until)
+                })
+            .count(),
+        1
     );
-    assert_eq!(s.lockout_state(&u).await.unwrap(), last.unwrap());
+    assert_eq!(
+        s.lockout_state(&u)
+            .await
+            .unwrap()
+            .locked_until(51, &default),
+        Some(until)
+    );
+}
+
+pub async fn messages_are_limited_per_user_atomically(s: Arc<dyn Store>) {
+    let (u, other) = (UserId::generate(), UserId::generate());
+    let limit = RateLimit::new(10, 900).unwrap();
+    let verdicts = parallel(30, || {
+        let (s, u) = (s.clone(), u.clone());
+        async move { s.admit_message(&u, 100, &limit).await.unwrap() }
+    })
+    .await;
+    let admitted = verdicts
+        .iter()
+        .filter(|a| **a == RateAdmission::Admitted)
+        .count();
+    assert_eq!(admitted, 10);
+    assert!(verdicts.contains(&RateAdmission::Refused { retry_at: 1000 }));
+    // Another user is not held back; the window slides at exactly 100 + 900.
+    assert_eq!(
+        s.admit_message(&other, 100, &limit).await.unwrap(),
+        RateAdmission::Admitted
+    );
+    assert_eq!(
+        s.admit_message(&u, 999, &limit).await.unwrap(),
+        RateAdmission::Refused { retry_at: 1000 }
+    );
+    assert_eq!(
+        s.admit_message(&u, 1000, &limit).await.unwrap(),
+        RateAdmission::Admitted
+    );
+    // A window is purged once every counted message has left it.
+    assert_eq!(s.purge_expired(999).await.unwrap(), 0);
+    assert_eq!(s.purge_expired(1000).await.unwrap(), 1, "the other user's");
+    assert_eq!(s.purge_expired(1899).await.unwrap(), 0);
+    assert_eq!(s.purge_expired(1900).await.unwrap(), 1);
+}
+
+pub async fn password_tries_are_throttled_atomically(s: Arc<dyn Store>) {
+    let policy = ThrottlePolicy::default();
+    // Throttled by login name, whatever its case, whether or not such a user exists.
+    let verdicts = parallel(20, || {
+        let s = s.clone();
+        async move {
+            s.admit_password_attempt("Ann@Example.com", 100, &policy)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    let admitted = verdicts
+        .iter()
+        .filter(|t| **t == Throttle::Admitted)
+        .count();
+    assert_eq!(admitted, 5, "{verdicts:?}");
+    assert_eq!(
+        s.admit_password_attempt("ann@example.com", 100, &policy)
+            .await
+            .unwrap(),
+        Throttle::Wait { retry_at: 101 }
+    );
+    assert_eq!(
+        s.admit_password_attempt("bob@example.com", 100, &policy)
+            .await
+            .unwrap(),
+        Throttle::Admitted
+    );
+    s.reset_password_failures("ANN@example.com").await.unwrap();
+    assert_eq!(
+        s.admit_password_attempt("ann@example.com", 100, &policy)
+            .await
+            .unwrap(),
+        Throttle::Admitted
+    );
+    let idle = 100 + policy.lock_secs();
+    assert_eq!(s.purge_expired(idle - 1).await.unwrap(), 0);
+    assert_eq!(s.purge_expired(idle).await.unwrap(), 2);
 }
 
 pub async fn audit_is_filtered_and_limited(s: Arc<dyn Store>) {

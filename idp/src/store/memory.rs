@@ -11,7 +11,9 @@ use crate::domain::{
 };
 use crate::secret::{ClientId, TenantId, UserId};
 use async_trait::async_trait;
-use padlock_policy::lockout::{LockoutPolicy, LockoutState};
+use padlock_policy::lockout::{Attempt, LockoutPolicy, LockoutState};
+use padlock_policy::rate::{RateAdmission, RateLimit, RateWindow};
+use padlock_policy::throttle::{Throttle, ThrottlePolicy, ThrottleState};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -31,6 +33,8 @@ struct Inner {
     revoked: HashMap<String, Timestamp>,
     totp_steps: HashMap<UserId, u64>,
     lockouts: HashMap<UserId, LockoutState>,
+    messages: HashMap<UserId, (RateWindow, Timestamp)>,
+    password_throttles: HashMap<String, (ThrottleState, Timestamp)>,
     audit: Vec<AuditEvent>,
 }
 
@@ -370,25 +374,27 @@ impl Store for MemoryStore {
 
     async fn purge_expired(&self, now: Timestamp) -> StoreResult<usize> {
         Ok(self.with(|i| {
-            let before = i.codes.len()
-                + i.code_tombstones.len()
-                + i.sessions.len()
-                + i.flows.len()
-                + i.refresh.len()
-                + i.revoked.len();
+            let count = |i: &Inner| {
+                i.codes.len()
+                    + i.code_tombstones.len()
+                    + i.sessions.len()
+                    + i.flows.len()
+                    + i.refresh.len()
+                    + i.revoked.len()
+                    + i.messages.len()
+                    + i.password_throttles.len()
+            };
+            let before = count(i);
             i.codes.retain(|_, g| g.expires_at > now);
             i.code_tombstones.retain(|_, (_, until)| *until > now);
             i.sessions.retain(|_, s| s.expires_at > now);
             i.flows.retain(|_, f| f.expires_at > now);
             i.refresh.retain(|_, (r, _)| r.expires_at > now);
             i.revoked.retain(|_, until| *until > now);
-            before
-                - (i.codes.len()
-                    + i.code_tombstones.len()
-                    + i.sessions.len()
-                    + i.flows.len()
-                    + i.refresh.len()
-                    + i.revoked.len())
+            i.messages.retain(|_, (_, idle_at)| *idle_at > now);
+            i.password_throttles
+                .retain(|_, (_, idle_at)| *idle_at > now);
+            before - count(i)
         }))
     }
 
@@ -402,17 +408,51 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn record_failed_attempt(
+    async fn admit_second_factor_attempt(
         &self,
         user: &UserId,
         now: Timestamp,
         policy: &LockoutPolicy,
-    ) -> StoreResult<LockoutState> {
+    ) -> StoreResult<Attempt> {
         Ok(self.with(|i| {
             let state = i.lockouts.entry(user.clone()).or_default();
-            *state = state.record_failure(now, policy);
-            *state
+            let (next, attempt) = state.admit(now, policy);
+            *state = next;
+            attempt
         }))
+    }
+
+    async fn admit_message(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+        limit: &RateLimit,
+    ) -> StoreResult<RateAdmission> {
+        Ok(self.with(|i| {
+            let entry = i.messages.entry(user.clone()).or_default();
+            let (next, admission) = std::mem::take(&mut entry.0).admit(now, limit);
+            *entry = (next.clone(), next.idle_at(limit));
+            admission
+        }))
+    }
+
+    async fn admit_password_attempt(
+        &self,
+        login: &str,
+        now: Timestamp,
+        policy: &ThrottlePolicy,
+    ) -> StoreResult<Throttle> {
+        Ok(self.with(|i| {
+            let entry = i.password_throttles.entry(unique_key(login)).or_default();
+            let (next, verdict) = entry.0.admit(now, policy);
+            *entry = (next, next.idle_at(policy));
+            verdict
+        }))
+    }
+
+    async fn reset_password_failures(&self, login: &str) -> StoreResult<()> {
+        self.with(|i| i.password_throttles.remove(&unique_key(login)));
+        Ok(())
     }
 
     async fn record_second_factor_success(&self, user: &UserId) -> StoreResult<()> {

@@ -1,6 +1,6 @@
 //! Storage as a narrow domain trait. Each operation carries the atomicity it needs
 //! (`take_auth_code` is get-and-delete, `accept_totp_step` is compare-and-swap,
-//! `record_failed_attempt` returns the new state), so callers never compose races out of reads and
+//! `admit_second_factor_attempt` counts and checks the lockout in one step), so callers never compose races out of reads and
 //! writes. Implementations: [`sled::SledStore`] (default, embedded), [`memory::MemoryStore`] (tests);
 //! all pass [`conformance`].
 //!
@@ -13,7 +13,10 @@ use crate::domain::{
 };
 use crate::secret::{ClientId, TenantId, UserId};
 use async_trait::async_trait;
-use padlock_policy::lockout::{LockoutPolicy, LockoutState};
+use padlock_policy::lockout::{Attempt, LockoutPolicy, LockoutState};
+use padlock_policy::rate::{RateAdmission, RateLimit};
+use padlock_policy::throttle::{Throttle, ThrottlePolicy};
+use serde::{Deserialize, Serialize};
 
 pub mod conformance;
 pub mod memory;
@@ -150,17 +153,43 @@ pub trait Store: Send + Sync + 'static {
     /// false when the step (or a later one) was already accepted.
     async fn accept_totp_step(&self, user: &UserId, step: u64) -> StoreResult<bool>;
 
-    /// Applies one failed second-factor attempt atomically and returns the new state.
-    async fn record_failed_attempt(
+    /// Admits one second-factor try of `user` at `now` (seconds) or refuses it while locked, in
+    /// one atomic step ([`LockoutState::admit`]): an admitted try already counts as a failure, so
+    /// parallel guesses can never get more answers checked than the lockout allows.
+    /// [`Store::record_second_factor_success`] clears the count after a passed try.
+    async fn admit_second_factor_attempt(
         &self,
         user: &UserId,
         now: Timestamp,
         policy: &LockoutPolicy,
-    ) -> StoreResult<LockoutState>;
+    ) -> StoreResult<Attempt>;
     /// Resets the user's failure count after a passed second factor.
     async fn record_second_factor_success(&self, user: &UserId) -> StoreResult<()>;
     /// The user's current lockout state.
     async fn lockout_state(&self, user: &UserId) -> StoreResult<LockoutState>;
+
+    /// Counts one message (a one-time code by SMS or email) to `user` at `now` (seconds) if the
+    /// per-user `limit` allows it, atomically; a refused message is not counted and carries the
+    /// time the next one may go.
+    async fn admit_message(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+        limit: &RateLimit,
+    ) -> StoreResult<RateAdmission>;
+
+    /// Admits one password try for the login name `login` (its [`unique_key`], known user or
+    /// not, so throttling says nothing about which accounts exist) at `now` (seconds), or refuses
+    /// it ([`padlock_policy::throttle::ThrottleState::admit`]), atomically. An admitted try
+    /// counts as a failure until [`Store::reset_password_failures`].
+    async fn admit_password_attempt(
+        &self,
+        login: &str,
+        now: Timestamp,
+        policy: &ThrottlePolicy,
+    ) -> StoreResult<Throttle>;
+    /// Clears the password failures of `login` after a correct password.
+    async fn reset_password_failures(&self, login: &str) -> StoreResult<()>;
 
     /// Appends to the audit log (there is no way to change or remove an event).
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
@@ -173,7 +202,8 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<AuditEvent>>;
 
-    /// Removes expired codes, tombstones, sessions, login flows, refresh tokens and revocations.
+    /// Removes expired codes, tombstones, sessions, login flows, refresh tokens, revocations, and
+    /// message and password-throttle counters that no longer hold anything back.
     /// Returns how many records went.
     async fn purge_expired(&self, now: Timestamp) -> StoreResult<usize>;
 
@@ -204,6 +234,13 @@ pub enum Rotation {
     Reused(RefreshRecord),
     /// No such token.
     Unknown,
+}
+
+/// A counter stored with the time after which it no longer matters (and may be purged).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Expiring<T> {
+    pub value: T,
+    pub idle_at: Timestamp,
 }
 
 /// How long a redeemed code's tombstone outlives the code, to catch a late replay.

@@ -2,8 +2,8 @@
 //! trees updated in the same transaction as the record. sled types do not leave this file.
 
 use super::{
-    CODE_TOMBSTONE_SECS, CodeTake, Digest, Rotation, Store, StoreError, StoreResult, audit_matches,
-    last_n, unique_key,
+    CODE_TOMBSTONE_SECS, CodeTake, Digest, Expiring, Rotation, Store, StoreError, StoreResult,
+    audit_matches, last_n, unique_key,
 };
 use crate::crypto::Sealed;
 use crate::domain::{
@@ -12,7 +12,9 @@ use crate::domain::{
 };
 use crate::secret::{ClientId, TenantId, UserId};
 use async_trait::async_trait;
-use padlock_policy::lockout::{LockoutPolicy, LockoutState};
+use padlock_policy::lockout::{Attempt, LockoutPolicy, LockoutState};
+use padlock_policy::rate::{RateAdmission, RateLimit, RateWindow};
+use padlock_policy::throttle::{Throttle, ThrottlePolicy, ThrottleState};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -74,6 +76,8 @@ pub struct SledStore {
     revoked: sled::Tree,
     totp_steps: sled::Tree,
     lockouts: sled::Tree,
+    messages: sled::Tree,
+    password_throttles: sled::Tree,
     audit: sled::Tree,
 }
 
@@ -101,6 +105,32 @@ fn all<T: DeserializeOwned>(tree: &sled::Tree, what: &str) -> StoreResult<Vec<T>
         .values()
         .map(|v| decode(what, &v.map_err(backend)?))
         .collect()
+}
+
+/// Replaces the record under `key` by `f(current)` with a compare-and-swap loop (`f` may run more
+/// than once: it must be pure) and returns `f`'s verdict. `None` from `f` deletes the record.
+fn update<T, R>(
+    tree: &sled::Tree,
+    what: &str,
+    key: &[u8],
+    f: impl Fn(Option<T>) -> (Option<T>, R),
+) -> StoreResult<R>
+where
+    T: Serialize + DeserializeOwned,
+{
+    loop {
+        let old = tree.get(key).map_err(backend)?;
+        let current = old.as_deref().map(|v| decode(what, v)).transpose()?;
+        let (next, verdict) = f(current);
+        let new = next.map(|n| encode(&n)).transpose()?;
+        if tree
+            .compare_and_swap(key, old, new)
+            .map_err(backend)?
+            .is_ok()
+        {
+            return Ok(verdict);
+        }
+    }
 }
 
 /// Maps a transaction result whose abort value is a [`StoreError`].
@@ -135,6 +165,8 @@ impl SledStore {
             revoked: tree("revoked")?,
             totp_steps: tree("totp_steps")?,
             lockouts: tree("lockouts")?,
+            messages: tree("message_windows")?,
+            password_throttles: tree("password_throttles")?,
             audit: tree("audit")?,
             db,
         })
@@ -507,6 +539,8 @@ impl Store for SledStore {
         n += purge::<Session>(&self.sessions, |s| s.expires_at <= now)?;
         n += purge::<LoginFlow>(&self.flows, |f| f.expires_at <= now)?;
         n += purge::<StoredRefresh>(&self.refresh, |r| r.record.expires_at <= now)?;
+        n += purge::<Expiring<RateWindow>>(&self.messages, |m| m.idle_at <= now)?;
+        n += purge::<Expiring<ThrottleState>>(&self.password_throttles, |t| t.idle_at <= now)?;
         for entry in self.revoked.iter() {
             let (k, v) = entry.map_err(backend)?;
             let until = v
@@ -541,24 +575,76 @@ impl Store for SledStore {
         Ok(last.is_none_or(|l| l < step))
     }
 
-    async fn record_failed_attempt(
+    async fn admit_second_factor_attempt(
         &self,
         user: &UserId,
         now: Timestamp,
         policy: &LockoutPolicy,
-    ) -> StoreResult<LockoutState> {
-        let new = self
-            .lockouts
-            .update_and_fetch(user.as_str(), |old| {
-                let state: LockoutState = old
-                    .and_then(|o| serde_json::from_slice(o).ok())
-                    .unwrap_or_default();
-                serde_json::to_vec(&state.record_failure(now, policy)).ok()
-            })
+    ) -> StoreResult<Attempt> {
+        update(
+            &self.lockouts,
+            "lockout",
+            user.as_str().as_bytes(),
+            |old: Option<LockoutState>| {
+                let (next, attempt) = old.unwrap_or_default().admit(now, policy);
+                (Some(next), attempt)
+            },
+        )
+    }
+
+    async fn admit_message(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+        limit: &RateLimit,
+    ) -> StoreResult<RateAdmission> {
+        update(
+            &self.messages,
+            "message window",
+            user.as_str().as_bytes(),
+            |old: Option<Expiring<RateWindow>>| {
+                let (next, admission) = old.map(|o| o.value).unwrap_or_default().admit(now, limit);
+                let idle_at = next.idle_at(limit);
+                (
+                    Some(Expiring {
+                        value: next,
+                        idle_at,
+                    }),
+                    admission,
+                )
+            },
+        )
+    }
+
+    async fn admit_password_attempt(
+        &self,
+        login: &str,
+        now: Timestamp,
+        policy: &ThrottlePolicy,
+    ) -> StoreResult<Throttle> {
+        update(
+            &self.password_throttles,
+            "password throttle",
+            unique_key(login).as_bytes(),
+            |old: Option<Expiring<ThrottleState>>| {
+                let (next, verdict) = old.map(|o| o.value).unwrap_or_default().admit(now, policy);
+                let idle_at = next.idle_at(policy);
+                (
+                    Some(Expiring {
+                        value: next,
+                        idle_at,
+                    }),
+                    verdict,
+                )
+            },
+        )
+    }
+
+    async fn reset_password_failures(&self, login: &str) -> StoreResult<()> {
+        self.password_throttles
+            .remove(unique_key(login).as_bytes())
             .map_err(backend)?;
-        new.map(|v| decode("lockout", &v))
-            .transpose()
-            .map(Option::unwrap_or_default)
+        Ok(())
     }
 
     async fn record_second_factor_success(&self, user: &UserId) -> StoreResult<()> {

@@ -6,7 +6,9 @@ use crate::crypto::{random_token, sha256};
 use crate::domain::{ClientKind, Outcome, RefreshRecord};
 use crate::oauth::client_auth::Authenticated;
 use crate::oauth::error::OAuthError;
-use crate::oauth::tokens::{TokenResponse, UserGrant, sign_user_tokens};
+use crate::oauth::tokens::{
+    TokenResponse, UserGrant, grant_user, refresh_expiry, sign_user_tokens,
+};
 use crate::state::{AppState, Audit};
 use crate::store::CodeTake;
 use base64::Engine;
@@ -106,14 +108,7 @@ pub async fn grant(
         }
         (None, None) => {}
     }
-    let user = state
-        .store
-        .get_user(&g.user_id)
-        .await?
-        .filter(|u| !u.disabled && !u.api_account);
-    let Some(user) = user else {
-        return Err(OAuthError::invalid_grant("the user can no longer sign in"));
-    };
+    let user = grant_user(state, &g.user_id, g.acr).await?;
 
     let grant = UserGrant {
         client: &client,
@@ -135,7 +130,7 @@ pub async fn grant(
         auth_time: g.auth_time,
         amr: g.amr.clone(),
         acr: g.acr,
-        expires_at: now + state.tokens.refresh_token_ttl_days * 86_400,
+        expires_at: refresh_expiry(&state.tokens, g.auth_time, now),
     };
     state
         .store

@@ -1,11 +1,15 @@
 //! `grant_type=refresh_token`: every use rotates the token; presenting a token that was already
-//! rotated means it was copied, so the whole family (grant) is revoked.
+//! rotated means it was copied, so the whole family (grant) is revoked. A token lives
+//! `refresh_token_ttl_days` after its last use and never past `refresh_token_max_days` after the
+//! sign-in; it dies, with its grant, when its `acr` no longer meets the company's policy.
 
 use crate::crypto::{random_token, sha256};
 use crate::domain::{Outcome, RefreshRecord};
 use crate::oauth::client_auth::Authenticated;
 use crate::oauth::error::OAuthError;
-use crate::oauth::tokens::{TokenResponse, UserGrant, sign_user_tokens};
+use crate::oauth::tokens::{
+    TokenResponse, UserGrant, grant_user, refresh_expiry, sign_user_tokens,
+};
 use crate::state::{AppState, Audit};
 use crate::store::Rotation;
 
@@ -48,10 +52,22 @@ pub async fn grant(
             ));
         }
     };
+    // The company's policy now, before anything is rotated: a grant minted under a weaker policy
+    // is revoked, so its access tokens stop working at Padlock too.
+    let user = match grant_user(state, &current.user_id, current.acr).await {
+        Ok(user) => user,
+        Err(e) => {
+            state
+                .store
+                .revoke_grant(&current.grant_id, current.expires_at)
+                .await?;
+            return Err(e);
+        }
+    };
     let new = random_token(32);
     let record = RefreshRecord {
         scope: scope.clone(),
-        expires_at: now + state.tokens.refresh_token_ttl_days * 86_400,
+        expires_at: refresh_expiry(&state.tokens, current.auth_time, now),
         ..current.clone()
     };
     match state
@@ -83,14 +99,6 @@ pub async fn grant(
         }
         Rotation::Unknown => return Err(invalid()),
     }
-    let user = state
-        .store
-        .get_user(&current.user_id)
-        .await?
-        .filter(|u| !u.disabled && !u.api_account);
-    let Some(user) = user else {
-        return Err(OAuthError::invalid_grant("the user can no longer sign in"));
-    };
     let RefreshRecord {
         auth_time,
         amr,

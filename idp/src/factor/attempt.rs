@@ -1,0 +1,59 @@
+//! Counting second-factor tries against the user's lockout: the same steps for every path that
+//! checks a second factor (the login's factor step, the padlock page's step-up, later PAM).
+//!
+//! 1. [`admit`] before an answer is revealed: refused while locked; else the try is counted as a
+//!    failure in the same atomic store step, so parallel guesses never get more answers than
+//!    the lockout allows.
+//! 2. [`settle`] after the answer is known: a pass clears the count; a failure that reached the
+//!    threshold began the lock, and the user is told by email — once per lock, because exactly one
+//!    admitted try reaches the threshold. Every failure also counts against its source address.
+
+use crate::domain::{User, format_time};
+use crate::error::AppError;
+use crate::state::AppState;
+use padlock_policy::lockout::Attempt;
+
+/// Admits one try of `user` now, or says until when the second factor is locked.
+pub(crate) async fn admit(state: &AppState, user: &User) -> Result<Attempt, AppError> {
+    Ok(state
+        .store
+        .admit_second_factor_attempt(&user.id, state.clock.now(), &state.limits.lockout)
+        .await?)
+}
+
+/// After an admitted try was checked: `passed` clears the count; a failure is counted against the
+/// source `ip` and, when the try reached the threshold (`locks_until` from [`admit`]), mails the
+/// user that sign-in is locked. Returns the end of the lock that began, if one did.
+pub(crate) async fn settle(
+    state: &AppState,
+    user: &User,
+    company: &str,
+    passed: bool,
+    locks_until: Option<u64>,
+    ip: Option<&str>,
+) -> Result<Option<u64>, AppError> {
+    if passed {
+        state.store.record_second_factor_success(&user.id).await?;
+        return Ok(None);
+    }
+    state.limits.record_source_failure(ip, state.clock.now());
+    if let Some(until) = locks_until {
+        notify_locked(state, user, company, until).await;
+    }
+    Ok(locks_until)
+}
+
+/// Tells the user by email that their second factor is locked and until when. A failed notice is
+/// logged; it never changes the answer to the request.
+async fn notify_locked(state: &AppState, user: &User, company: &str, until: u64) {
+    let subject = format!("{company}: sign-in is locked");
+    let body = format!(
+        "After too many wrong codes, signing in to {company} as {} is locked until {}.\n\n\
+         If these attempts were not yours, someone may know your password: change it and tell your administrator.",
+        user.email,
+        format_time(until)
+    );
+    if let Err(e) = state.delivery.notice(&user.email, &subject, &body).await {
+        tracing::warn!(error = %e, user = %user.id, "could not send the lock notice");
+    }
+}

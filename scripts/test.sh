@@ -7,27 +7,42 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# Each phase prints how long it took; the total comes last.
+started=$SECONDS
+phase_started=$SECONDS
+phase_name=""
+phase() {
+  [ -n "$phase_name" ] && echo "== ${phase_name}: $((SECONDS - phase_started)) s"
+  phase_name="$1"
+  phase_started=$SECONDS
+  [ -n "$phase_name" ] && echo "== $phase_name"
+  return 0
+}
+phase "installing what is missing"
+
 apt_packages=(libpam0g-dev pamtester libpam-wrapper oathtool chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "== installing ${missing[*]}"
+  echo "   apt: ${missing[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # A real SMTP server for the email-code tests.
-python3 -c "import aiosmtpd" 2>/dev/null || { echo "== installing aiosmtpd"; python3 -m pip install --quiet --disable-pip-version-check aiosmtpd; }
+python3 -c "import aiosmtpd" 2>/dev/null || { echo "   pip: aiosmtpd"; python3 -m pip install --quiet --disable-pip-version-check aiosmtpd; }
 # playwright-core drives Debian's Chromium for the page tests (no browser download).
-[ -d tests/browser/node_modules/playwright-core ] || { echo "== installing playwright-core"; (cd tests/browser && npm ci --silent --no-audit --no-fund); }
+[ -d tests/browser/node_modules/playwright-core ] || { echo "   npm: playwright-core"; (cd tests/browser && npm ci --silent --no-audit --no-fund); }
 command -v cargo-clippy >/dev/null && command -v rustfmt >/dev/null || rustup component add clippy rustfmt
 
-echo "== cargo fmt --check"
+phase "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo build (padlock, libpam_padlock.so, tests, benches)"
+phase "cargo build (padlock, libpam_padlock.so, tests, benches)"
 cargo build --workspace --all-targets --locked
-echo "== cargo clippy"
+phase "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test"
+phase "cargo test"
 cargo test --workspace --locked
+phase ""
+echo "== all tests passed in $((SECONDS - started)) s"

@@ -497,7 +497,8 @@ fn tokens_verify_across_key_rotation_and_api_accounts_cannot_log_in() {
 }
 
 /// DESIGN.md §9.1 over the real binary: once the company switch is on, the password alone no
-/// longer yields a session or a code, at the very next login.
+/// longer yields a session or a code, at the very next login; and the refresh token and access
+/// token minted before the switch stop working at Padlock (the panel must sign the user in again).
 #[test]
 fn company_2fa_switch_applies_at_the_next_login() {
     let dir = tempfile::tempdir().unwrap();
@@ -522,10 +523,16 @@ fn company_2fa_switch_applies_at_the_next_login() {
             .0
     };
     let (back, _) = browser_login(&base, url().as_str(), "ann@acme.example", PW);
-    assert!(
-        back.query_pairs().any(|(k, _)| k == "code"),
-        "2FA off: password only"
-    );
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("2FA off: password only");
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .request(&rp_http)
+        .expect("code exchange");
 
     let out = padlock(
         &[
@@ -554,5 +561,24 @@ fn company_2fa_switch_applies_at_the_next_login() {
     assert!(
         next.starts_with("/login/factor?flow="),
         "the factor step comes next, not a code or a session: {next}"
+    );
+    let refreshed = client
+        .exchange_refresh_token(tokens.refresh_token().unwrap())
+        .unwrap()
+        .request(&rp_http);
+    let err = format!(
+        "{:?}",
+        refreshed.expect_err("a password-only refresh token is refused")
+    );
+    assert!(err.contains("invalid_grant"), "{err}");
+    let r = http()
+        .get(format!("{base}/userinfo"))
+        .bearer_auth(tokens.access_token().secret())
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        401,
+        "the password-only access token is refused at /userinfo"
     );
 }

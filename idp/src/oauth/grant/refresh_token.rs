@@ -61,6 +61,20 @@ pub async fn grant(
                 .store
                 .revoke_grant(&current.grant_id, current.expires_at)
                 .await?;
+            let tenant = state
+                .store
+                .get_user(&current.user_id)
+                .await?
+                .map(|u| u.tenant);
+            let event = Audit {
+                tenant: tenant.as_ref(),
+                actor: client.id.as_str(),
+                action: "token.refresh",
+                target: current.user_id.as_str(),
+                outcome: Outcome::Failure,
+                source_ip: ip,
+            };
+            state.audit(event).await?;
             return Err(e);
         }
     };

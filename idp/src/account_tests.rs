@@ -378,16 +378,9 @@ async fn step_up_codes_are_limited() {
 /// code by email can never stand in for the authenticator app it would let them replace.
 #[tokio::test]
 async fn step_up_asks_for_the_users_current_factor() {
-    use crate::domain::{TOTP_SEED_PURPOSE, TotpEnrolment};
     let (w, dir) = world_2fa(&[Method::SmsEmail, Method::Totp]).await;
-    let seed = b"0123456789abcdefghij";
-    let mut u = ann(&w).await;
-    u.totp = Some(TotpEnrolment {
-        seed: w.state.master.seal(TOTP_SEED_PURPOSE, seed).unwrap(),
-        enrolled_at: 0,
-    });
-    u.preferred_method = Some(Method::Totp);
-    w.state.store.update_user(&u).await.unwrap();
+    let seed = crate::factor::tests::enrol_totp(&w).await;
+    let seed = seed.as_slice();
     let (flow, cookie) = to_factor(&w).await;
     let code = padlock_policy::totp::code_at(seed, w.clock.now()).unwrap();
     let r = submit(&w, &flow, &cookie, &format!("code={code}")).await;

@@ -4,8 +4,8 @@
 //! per-source limits.
 
 use crate::clock::Clock;
-use crate::domain::{Outcome, TOTP_SEED_PURPOSE, TotpEnrolment};
-use crate::factor::tests::{last_code, submit, to_factor, world_2fa};
+use crate::domain::Outcome;
+use crate::factor::tests::{enrol_totp, last_code, submit, to_factor, world_2fa};
 use crate::limits::Limits;
 use crate::oauth::flow_tests::{
     PW, World, authorize_uri, location, login, set_cookie, urlencode, with_cookie, world,
@@ -140,15 +140,9 @@ async fn every_path_that_sends_a_code_counts_against_one_limit_per_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_totp_guesses_never_get_more_checks_than_the_lockout() {
     let (w, dir) = world_2fa(&[Method::Totp]).await;
-    let seed = b"0123456789abcdefghij";
-    let mut u = w.state.store.get_user(&w.user).await.unwrap().unwrap();
-    u.totp = Some(TotpEnrolment {
-        seed: w.state.master.seal(TOTP_SEED_PURPOSE, seed).unwrap(),
-        enrolled_at: 0,
-    });
-    w.state.store.update_user(&u).await.unwrap();
+    let seed = enrol_totp(&w).await;
     let (flow, cookie) = to_factor(&w).await;
-    let code = padlock_policy::totp::code_at(seed, w.clock.now()).unwrap();
+    let code = padlock_policy::totp::code_at(&seed, w.clock.now()).unwrap();
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let replies = call_parallel(&w.state, 60, || {
         with_cookie(
@@ -324,113 +318,76 @@ async fn failures_are_limited_per_source_address() {
     w.state.limits = limits(10, ThrottlePolicy::default(), 3, 1000, &["10.0.0.0/8"]);
     let (flow, cookie) = new_flow(&w).await;
     let secret = format!("{}-secret", w.panel);
+    // A wrong password for `email` from `peer`, naming `forwarded` as the client if given.
+    let attempt = |email: &str, peer: &str, forwarded: Option<&'static str>| {
+        let mut req = with_cookie(
+            post_form(
+                "/login",
+                format!(
+                    "flow={flow}&email={}&password=wrong-password",
+                    urlencode(email)
+                ),
+            ),
+            &cookie,
+        );
+        if let Some(client) = forwarded {
+            req.headers_mut()
+                .insert("x-forwarded-for", client.parse().unwrap());
+        }
+        from(req, peer)
+    };
+    // A refresh with an unknown token, authenticated with `client_secret`.
+    let token_request = |client_secret: &str| {
+        let req = post_form_basic(
+            "/token",
+            &w.panel,
+            client_secret,
+            "grant_type=refresh_token&refresh_token=x",
+        );
+        from(req, "192.0.2.1")
+    };
     // Successful client authentication is never counted.
     for _ in 0..20 {
-        let r = call(
-            &w.state,
-            from(
-                post_form_basic(
-                    "/token",
-                    &w.panel,
-                    &secret,
-                    "grant_type=refresh_token&refresh_token=x",
-                ),
-                "192.0.2.1",
-            ),
-        )
-        .await;
+        let r = call(&w.state, token_request(&secret)).await;
         assert_eq!(r.json()["error"], "invalid_grant");
     }
     // Three failures of different kinds from one address, on different accounts.
-    let attempt = |email: &str| {
-        from(
-            with_cookie(
-                post_form(
-                    "/login",
-                    format!(
-                        "flow={flow}&email={}&password=wrong-password",
-                        urlencode(email)
-                    ),
-                ),
-                &cookie,
-            ),
-            "192.0.2.1",
-        )
-    };
+    let status = |req| async { call(&w.state, req).await.status };
     assert_eq!(
-        call(&w.state, attempt("a@acme.example")).await.status,
+        status(attempt("a@acme.example", "192.0.2.1", None)).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        call(&w.state, attempt("b@acme.example")).await.status,
+        status(attempt("b@acme.example", "192.0.2.1", None)).await,
         StatusCode::UNAUTHORIZED
     );
-    let r = call(
-        &w.state,
-        from(
-            post_form_basic(
-                "/token",
-                &w.panel,
-                "not-the-secret",
-                "grant_type=client_credentials",
-            ),
-            "192.0.2.1",
-        ),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status(token_request("not-the-secret")).await,
+        StatusCode::UNAUTHORIZED
+    );
     // Now that address is refused everywhere, right secret or not, before any check.
     let before = w.state.passwords.verifications();
-    let r = call(&w.state, attempt("c@acme.example")).await;
+    let r = call(&w.state, attempt("c@acme.example", "192.0.2.1", None)).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers.contains_key(header::RETRY_AFTER));
     assert_eq!(w.state.passwords.verifications(), before);
-    let r = call(
-        &w.state,
-        from(
-            post_form_basic(
-                "/token",
-                &w.panel,
-                &secret,
-                "grant_type=refresh_token&refresh_token=x",
-            ),
-            "192.0.2.1",
-        ),
-    )
-    .await;
+    let r = call(&w.state, token_request(&secret)).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.headers[header::RETRY_AFTER], "600");
     // Another address is not held back; behind a trusted proxy the forwarded client counts.
-    let r = call(&w.state, from(attempt("d@acme.example"), "192.0.2.2")).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let mut via_proxy = with_cookie(
-        post_form(
-            "/login",
-            format!("flow={flow}&email=d%40acme.example&password=wrong-password"),
-        ),
-        &cookie,
-    );
-    via_proxy
-        .headers_mut()
-        .insert("x-forwarded-for", "192.0.2.1".parse().unwrap());
-    let r = call(&w.state, from(via_proxy, "10.0.0.5")).await;
     assert_eq!(
-        r.status,
+        status(attempt("d@acme.example", "192.0.2.2", None)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(attempt("d@acme.example", "10.0.0.5", Some("192.0.2.1"))).await,
         StatusCode::TOO_MANY_REQUESTS,
         "the forwarded client is refused"
     );
-    let mut other_client = with_cookie(
-        post_form(
-            "/login",
-            format!("flow={flow}&email=d%40acme.example&password=wrong-password"),
-        ),
-        &cookie,
+    assert_eq!(
+        status(attempt("d@acme.example", "10.0.0.5", Some("198.51.100.9"))).await,
+        StatusCode::UNAUTHORIZED
     );
-    other_client
-        .headers_mut()
-        .insert("x-forwarded-for", "198.51.100.9".parse().unwrap());
-    let r = call(&w.state, from(other_client, "10.0.0.5")).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let audit = w.state.store.list_audit(None, None, 100).await.unwrap();
     assert!(
         audit

@@ -259,18 +259,25 @@ async fn wrong_codes_exhaust_the_code_then_lock_the_user() {
     to_factor(&w).await;
 }
 
-/// DESIGN.md §9.5: a TOTP step is accepted once.
-#[tokio::test]
-async fn totp_login_and_replay() {
-    let (w, _) = world_2fa(&[Method::SmsEmail, Method::Totp]).await;
-    let seed = b"0123456789abcdefghij";
+/// Enrols Ann's authenticator app and makes it her preferred method; returns its seed.
+pub(crate) async fn enrol_totp(w: &World) -> Vec<u8> {
+    let seed = b"0123456789abcdefghij".to_vec();
     let mut u = w.state.store.get_user(&w.user).await.unwrap().unwrap();
     u.totp = Some(TotpEnrolment {
-        seed: w.state.master.seal(TOTP_SEED_PURPOSE, seed).unwrap(),
+        seed: w.state.master.seal(TOTP_SEED_PURPOSE, &seed).unwrap(),
         enrolled_at: 0,
     });
     u.preferred_method = Some(Method::Totp);
     w.state.store.update_user(&u).await.unwrap();
+    seed
+}
+
+/// DESIGN.md §9.5: a TOTP step is accepted once.
+#[tokio::test]
+async fn totp_login_and_replay() {
+    let (w, _) = world_2fa(&[Method::SmsEmail, Method::Totp]).await;
+    let seed = enrol_totp(&w).await;
+    let seed = seed.as_slice();
     let (flow, cookie) = to_factor(&w).await;
     let page = call(
         &w.state,

@@ -200,7 +200,21 @@ pub(crate) async fn exchange(w: &World, code: &str, extra: &str) -> Reply {
     .await
 }
 
-fn bearer(uri: &str, token: &str) -> Request<Body> {
+/// `grant_type=refresh_token` by the confidential panel.
+pub(crate) async fn refresh(w: &World, refresh_token: &str) -> Reply {
+    call(
+        &w.state,
+        post_form_basic(
+            "/token",
+            &w.panel,
+            &format!("{}-secret", w.panel),
+            format!("grant_type=refresh_token&refresh_token={refresh_token}"),
+        ),
+    )
+    .await
+}
+
+pub(crate) fn bearer(uri: &str, token: &str) -> Request<Body> {
     Request::get(uri)
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .body(Body::empty())

@@ -14,12 +14,11 @@
 //! there.
 
 use crate::oauth::flow_tests::{
-    PW, World, authorize_uri, client, exchange, location, login, query, urlencode, with_cookie,
-    world,
+    PW, World, authorize_uri, bearer, client, exchange, location, login, query, refresh, urlencode,
+    with_cookie, world,
 };
 use crate::testing::{call, get, json_request, operator, post_form_basic, token};
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 async fn turn_2fa_on(w: &World) {
@@ -28,24 +27,16 @@ async fn turn_2fa_on(w: &World) {
     w.state.store.update_tenant(&t).await.unwrap();
 }
 
-async fn refresh(w: &World, refresh_token: &str) -> crate::testing::Reply {
+/// The padlock page with Ann's session.
+async fn padlock_page(w: &World, session: &str) -> crate::testing::Reply {
     call(
         &w.state,
-        post_form_basic(
-            "/token",
-            &w.panel,
-            &format!("{}-secret", w.panel),
-            format!("grant_type=refresh_token&refresh_token={refresh_token}"),
+        with_cookie(
+            get("/account/security"),
+            &format!("padlock_session={session}"),
         ),
     )
     .await
-}
-
-fn bearer(uri: &str, token: &str) -> Request<Body> {
-    Request::get(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Body::empty())
-        .unwrap()
 }
 
 /// A code for Ann from her session (single sign-on), or the redirect it got instead.
@@ -83,14 +74,7 @@ async fn password_only_credentials_die_when_the_company_turns_2fa_on() {
         call(&w.state, bearer(&users, &access)).await.status,
         StatusCode::FORBIDDEN
     );
-    let page = call(
-        &w.state,
-        with_cookie(
-            get("/account/security"),
-            &format!("padlock_session={session}"),
-        ),
-    )
-    .await;
+    let page = padlock_page(&w, &session).await;
     assert_eq!(page.status, StatusCode::OK);
 
     turn_2fa_on(&w).await;
@@ -107,14 +91,7 @@ async fn password_only_credentials_die_when_the_company_turns_2fa_on() {
         StatusCode::UNAUTHORIZED
     );
     // 6. The padlock page refuses the session.
-    let page = call(
-        &w.state,
-        with_cookie(
-            get("/account/security"),
-            &format!("padlock_session={session}"),
-        ),
-    )
-    .await;
+    let page = padlock_page(&w, &session).await;
     assert_eq!(page.status, StatusCode::UNAUTHORIZED);
     assert!(
         page.body.contains("now requires a second factor"),

@@ -1,5 +1,6 @@
 //! The OAuth 2.0 / OpenID Connect endpoints, written on axum with the specs' names.
 pub mod authorize;
+pub mod bearer;
 pub mod client_auth;
 pub mod discovery;
 pub mod error;
@@ -65,3 +66,6 @@ mod tests;
 
 #[cfg(test)]
 pub(crate) mod flow_tests;
+
+#[cfg(test)]
+mod resource_tests;

@@ -1,4 +1,8 @@
 //! `POST /introspect` (RFC 7662) and `POST /revoke` (RFC 7009), both for authenticated clients.
+//!
+//! A client learns about only tokens issued to itself: an access token whose `client_id` is the
+//! caller, a refresh token held by the caller. The operator credential and API accounts follow the
+//! same rule; Padlock validates its own tokens itself.
 
 use super::client_auth::Authenticated;
 use super::error::{OAuthError, OAuthForm};
@@ -26,6 +30,14 @@ fn inactive() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "active": false }))
 }
 
+/// `POST /introspect` (RFC 7662 §2): for a confidential client, the claims of a live token issued
+/// to that client (`active: true`, with `auth_time`, `amr` and `acr` where the token has them);
+/// `{"active": false}` for every other token — unknown, expired, revoked, rotated, or issued to
+/// another client (§2.2: a token the caller may not see is reported inactive).
+///
+/// # Errors
+/// `invalid_client` (401) when client authentication fails or the client is public;
+/// `invalid_request` (400) without `token`.
 pub(crate) async fn introspect(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -47,10 +59,23 @@ pub(crate) async fn introspect(
         .token
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     if let Ok(c) = verify_access(&state, &token).await {
-        return Ok(Json(serde_json::json!({
+        if c.client_id != client.id.as_str() {
+            return Ok(inactive());
+        }
+        let mut out = serde_json::json!({
             "active": true, "token_type": "Bearer", "scope": c.scope, "client_id": c.client_id, "sub": c.sub,
             "exp": c.exp, "iat": c.iat, "iss": c.iss, "aud": c.aud, "jti": c.jti, "tenant": c.tenant,
-        })));
+        });
+        if let Some(t) = c.auth_time {
+            out["auth_time"] = t.into();
+        }
+        if let Some(amr) = c.amr {
+            out["amr"] = amr.into();
+        }
+        if let Some(acr) = c.acr {
+            out["acr"] = acr.into();
+        }
+        return Ok(Json(out));
     }
     let Some((rec, used)) = state
         .store
@@ -67,8 +92,10 @@ pub(crate) async fn introspect(
     {
         return Ok(inactive());
     }
+    let amr: Vec<&str> = rec.amr.iter().map(|a| a.as_str()).collect();
     Ok(Json(serde_json::json!({
         "active": true, "token_type": "refresh_token", "scope": rec.scope, "client_id": rec.client_id, "sub": rec.user_id, "exp": rec.expires_at, "iss": *state.issuer,
+        "auth_time": rec.auth_time, "amr": amr, "acr": rec.acr.as_str(),
     })))
 }
 

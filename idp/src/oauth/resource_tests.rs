@@ -1,8 +1,11 @@
-//! The endpoints that take a token: `/userinfo` and `/api/v1` read the bearer credential with one
-//! parser.
+//! The endpoints that take a token: `/introspect` answers a client about its own tokens only;
+//! `/userinfo` and `/api/v1` read the bearer credential with one parser.
 
-use super::flow_tests::{PW, World, authorize_uri, exchange, location, login, query, world};
-use crate::testing::{call, get, operator, post_form, token};
+use super::flow_tests::{
+    PW, World, authorize_uri, client, exchange, location, login, query, world,
+};
+use crate::clock::Clock;
+use crate::testing::{call, get, json_request, operator, post_form, post_form_basic, token};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 
@@ -14,6 +17,93 @@ async fn anns_tokens(w: &World) -> (String, String) {
         t["access_token"].as_str().unwrap().to_owned(),
         t["refresh_token"].as_str().unwrap().to_owned(),
     )
+}
+
+/// Another company with its own relying panel `c_other` (secret `c_other-secret`).
+async fn other_company_panel(w: &World) {
+    let mut c = client("c_other", false);
+    c.tenant = Some(crate::secret::TenantId::generate());
+    w.state.store.put_client(&c).await.unwrap();
+}
+
+/// An API account of the world's company: (client_id, secret).
+async fn api_account(w: &World, op_token: &str) -> (String, String) {
+    let r = call(
+        &w.state,
+        json_request(
+            "POST",
+            &format!("/api/v1/tenants/{}/api-accounts", w.tenant),
+            op_token,
+            &serde_json::json!({"name": "backups", "scopes": ["backup.run"]}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let v = r.json();
+    (
+        v["client_id"].as_str().unwrap().to_owned(),
+        v["client_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn introspect(w: &World, id: &str, secret: &str, tok: &str) -> serde_json::Value {
+    let r = call(
+        &w.state,
+        post_form_basic("/introspect", id, secret, format!("token={tok}")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.json()
+}
+
+/// RFC 7662 §2.2: a client learns about tokens issued to itself only; the rest are inactive.
+#[tokio::test]
+async fn introspection_describes_only_the_callers_own_tokens() {
+    let w = world().await;
+    other_company_panel(&w).await;
+    let (op, op_secret) = operator(&w.state).await;
+    let op_token = token(&w.state, &op, &op_secret).await;
+    let (api, api_secret) = api_account(&w, &op_token).await;
+    let api_token = token(&w.state, &api, &api_secret).await;
+    let (access, refresh) = anns_tokens(&w).await;
+
+    let own = introspect(&w, "c_panel", "c_panel-secret", &access).await;
+    assert_eq!(own["active"], true);
+    assert_eq!(own["client_id"], "c_panel");
+    assert_eq!(own["sub"], w.user.as_str());
+    assert_eq!(own["acr"], "padlock:1fa");
+    assert_eq!(own["amr"], serde_json::json!(["pwd"]));
+    assert_eq!(own["auth_time"], w.clock.now());
+    let own = introspect(&w, "c_panel", "c_panel-secret", &refresh).await;
+    assert_eq!(own["active"], true);
+    assert_eq!(own["acr"], "padlock:1fa");
+
+    for (id, secret) in [
+        ("c_other", "c_other-secret"),
+        (op.as_str(), op_secret.as_str()),
+        (api.as_str(), api_secret.as_str()),
+    ] {
+        for tok in [&access, &refresh] {
+            assert_eq!(
+                introspect(&w, id, secret, tok).await,
+                serde_json::json!({"active": false}),
+                "{id} must not see the panel's token"
+            );
+        }
+    }
+    // The API account's own token is its to inspect, and nobody else's.
+    assert_eq!(
+        introspect(&w, &api, &api_secret, &api_token).await["active"],
+        true
+    );
+    assert_eq!(
+        introspect(&w, "c_panel", "c_panel-secret", &api_token).await,
+        serde_json::json!({"active": false})
+    );
+    assert_eq!(
+        introspect(&w, &op, &op_secret, &api_token).await,
+        serde_json::json!({"active": false})
+    );
 }
 
 fn with_auth(req: Request<Body>, value: &str) -> Request<Body> {

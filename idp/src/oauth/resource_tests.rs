@@ -1,5 +1,5 @@
-//! The endpoints that take a token: `/introspect` answers a client about its own tokens only;
-//! `/userinfo` and `/api/v1` read the bearer credential with one parser.
+//! The endpoints that take a token: `/introspect` and `/revoke` answer a client about its own
+//! tokens only; `/userinfo` and `/api/v1` read the bearer credential with one parser.
 
 use super::flow_tests::{
     PW, World, authorize_uri, client, exchange, location, login, query, world,
@@ -103,6 +103,77 @@ async fn introspection_describes_only_the_callers_own_tokens() {
     assert_eq!(
         introspect(&w, &op, &op_secret, &api_token).await,
         serde_json::json!({"active": false})
+    );
+}
+
+/// RFC 7009 §2.1: a live token of another client is refused with `unauthorized_client` and stays
+/// valid; unknown and expired tokens are 200 (§2.2).
+#[tokio::test]
+async fn revoking_another_clients_token_is_refused_and_changes_nothing() {
+    let w = world().await;
+    other_company_panel(&w).await;
+    let (access, refresh) = anns_tokens(&w).await;
+    for tok in [&access, &refresh] {
+        let r = call(
+            &w.state,
+            post_form_basic(
+                "/revoke",
+                "c_other",
+                "c_other-secret",
+                format!("token={tok}"),
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert_eq!(r.json()["error"], "unauthorized_client");
+    }
+    assert_eq!(
+        introspect(&w, "c_panel", "c_panel-secret", &access).await["active"],
+        true,
+        "the access token still works"
+    );
+    assert_eq!(
+        introspect(&w, "c_panel", "c_panel-secret", &refresh).await["active"],
+        true,
+        "the refresh token still works"
+    );
+    let audit = w.state.store.list_audit(None, None, 50).await.unwrap();
+    let refused: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "token.revoke" && e.outcome == crate::domain::Outcome::Failure)
+        .collect();
+    assert_eq!(refused.len(), 2);
+    assert!(
+        refused
+            .iter()
+            .all(|e| e.actor == "c_other" && e.tenant.as_ref() == Some(&w.tenant))
+    );
+
+    let revoke = |id: &'static str, tok: String| {
+        let w = &w;
+        async move {
+            call(
+                &w.state,
+                post_form_basic(
+                    "/revoke",
+                    id,
+                    &format!("{id}-secret"),
+                    format!("token={tok}"),
+                ),
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(revoke("c_other", "garbage".into()).await, StatusCode::OK);
+    // Expired: nothing left to revoke, whoever asks.
+    w.clock.advance(w.state.tokens.access_token_ttl_secs);
+    assert_eq!(revoke("c_other", access.clone()).await, StatusCode::OK);
+    // The owner revokes its refresh token: the grant goes.
+    assert_eq!(revoke("c_panel", refresh.clone()).await, StatusCode::OK);
+    assert_eq!(
+        introspect(&w, "c_panel", "c_panel-secret", &refresh).await["active"],
+        false
     );
 }
 

@@ -69,3 +69,6 @@ pub(crate) mod flow_tests;
 
 #[cfg(test)]
 mod resource_tests;
+
+#[cfg(test)]
+mod authorize_tests;

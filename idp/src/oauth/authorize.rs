@@ -295,7 +295,10 @@ async fn authorize(
     if !prompts.contains(&"login")
         && let Some((_, s)) = session::current(&state, &headers).await?
     {
-        let fresh_enough = max_age.is_none_or(|m| now.saturating_sub(s.auth_time) <= m);
+        // A sign-in at t is recent enough for max_age=N while now < t + N (the rule of every
+        // window, see crate::clock), so max_age=0 always asks again, as prompt=login does
+        // (OpenID Connect Core §3.1.2.1).
+        let fresh_enough = max_age.is_none_or(|m| now.saturating_sub(s.auth_time) < m);
         if fresh_enough && session_satisfies(&state, &s, req.second_factor_requested).await? {
             return issue_code(&state, &req, &s).await;
         }

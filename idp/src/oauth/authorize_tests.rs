@@ -1,7 +1,9 @@
-//! `/authorize`: bounded request parameters.
+//! `/authorize`: bounded request parameters, and `max_age` at the exact second boundary.
 
 use super::authorize::MAX_PARAM_BYTES;
-use super::flow_tests::{CB, authorize_uri, location, query, set_cookie, urlencode, world};
+use super::flow_tests::{
+    CB, PW, authorize_uri, location, login, query, set_cookie, urlencode, with_cookie, world,
+};
 use crate::testing::{call, get, post_form};
 use axum::http::StatusCode;
 
@@ -50,4 +52,36 @@ async fn over_long_state_nonce_and_login_hint_are_refused_before_a_flow_is_store
     )
     .await;
     assert_eq!(query(&location(&r))["state"], "st-1");
+}
+
+/// OpenID Connect Core §3.1.2.1: `max_age=0` is `prompt=login`, even in the second of the
+/// sign-in; a sign-in at t answers `max_age=N` while now < t + N.
+#[tokio::test]
+async fn max_age_zero_always_asks_and_max_age_n_ends_at_t_plus_n() {
+    let w = world().await;
+    let (_, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
+    let cookie = format!("padlock_session={session}");
+    let ask = |extra: &'static str| {
+        let (w, cookie) = (&w, &cookie);
+        async move {
+            let r = call(
+                &w.state,
+                with_cookie(get(&authorize_uri(&w.panel, extra)), cookie),
+            )
+            .await;
+            location(&r)
+        }
+    };
+    assert!(
+        ask("&max_age=0").await.starts_with("/login?flow="),
+        "same second as the sign-in"
+    );
+    w.clock.advance(9);
+    assert!(query(&ask("&max_age=10").await).contains_key("code"));
+    w.clock.advance(1);
+    assert!(
+        ask("&max_age=10").await.starts_with("/login?flow="),
+        "10 s after the sign-in, max_age=10 is over"
+    );
+    assert!(query(&ask("&max_age=11").await).contains_key("code"));
 }

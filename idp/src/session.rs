@@ -1,12 +1,15 @@
 //! Browser state: the session cookie (`padlock_session`) and the login-flow cookie
 //! (`padlock_flow`). Both are random 256-bit values; the store keeps only their SHA-256.
-//! Cookies are `HttpOnly`, `SameSite=Lax`, and `Secure` when the issuer is https.
+//! Cookies are `HttpOnly`, `SameSite=Lax`, and `Secure` when the issuer is https. Forms posted by
+//! a signed-in browser carry a CSRF token bound to its session ([`csrf_token`], [`check_csrf`]).
 
 use crate::crypto::{random_token, sha256};
 use crate::domain::Session;
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::{Digest, StoreResult};
 use axum::http::{HeaderMap, HeaderValue, header};
+use subtle::ConstantTimeEq;
 
 /// Session cookie name.
 pub const SESSION_COOKIE: &str = "padlock_session";
@@ -70,6 +73,33 @@ pub async fn start(state: &AppState, session: &Session) -> StoreResult<String> {
     let value = random_token(32);
     state.store.put_session(&digest(&value), session).await?;
     Ok(value)
+}
+
+/// The CSRF token of the forms a session posts: 128 bits of a keyed digest (master key, purpose
+/// `csrf`) of the session's digest, as 32 hex characters. It lives as long as the session and
+/// cannot be computed without the master key.
+#[must_use]
+pub fn csrf_token(state: &AppState, session: &Digest) -> String {
+    hex::encode(&state.master.keyed_digest("csrf", session)[..16])
+}
+
+/// Checks a form's CSRF token against the session stored under `session` (in constant time).
+///
+/// # Errors
+/// [`AppError::Forbidden`] when `presented` is not that session's token: the form came from
+/// another site, or from a session that has since ended.
+pub fn check_csrf(state: &AppState, session: &Digest, presented: &str) -> Result<(), AppError> {
+    if bool::from(
+        csrf_token(state, session)
+            .as_bytes()
+            .ct_eq(presented.as_bytes()),
+    ) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "This form expired or did not come from Padlock. Reload the page and try again.".into(),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,9 @@ mod tests;
 pub(crate) mod flow_tests;
 
 #[cfg(test)]
+mod https_tests;
+
+#[cfg(test)]
 mod resource_tests;
 
 #[cfg(test)]

@@ -71,6 +71,9 @@ pub(crate) mod flow_tests;
 mod https_tests;
 
 #[cfg(test)]
+mod logout_tests;
+
+#[cfg(test)]
 mod resource_tests;
 
 #[cfg(test)]

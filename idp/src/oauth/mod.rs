@@ -74,6 +74,9 @@ mod https_tests;
 mod logout_tests;
 
 #[cfg(test)]
+mod prop_tests;
+
+#[cfg(test)]
 mod resource_tests;
 
 #[cfg(test)]

@@ -28,7 +28,6 @@ use padlock_policy::mobile::E164;
 use padlock_policy::step_up::{Freshness, freshness};
 use padlock_policy::totp::{SECRET_LEN, TotpOutcome, verify};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 /// What the TOTP enrolment shows.
 pub struct TotpSetup {
@@ -102,24 +101,6 @@ async fn context(state: &AppState, headers: &HeaderMap) -> Result<Context, AppEr
         user,
         tenant,
     })
-}
-
-fn csrf_token(state: &AppState, digest: &Digest) -> String {
-    hex::encode(&state.master.keyed_digest("csrf", digest)[..16])
-}
-
-fn check_csrf(state: &AppState, c: &Context, presented: &str) -> Result<(), AppError> {
-    if bool::from(
-        csrf_token(state, &c.digest)
-            .as_bytes()
-            .ct_eq(presented.as_bytes()),
-    ) {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(
-            "This form expired or did not come from Padlock. Reload the page and try again.".into(),
-        ))
-    }
 }
 
 fn is_fresh(state: &AppState, s: &Session) -> bool {
@@ -207,7 +188,7 @@ fn render(
         email: c.user.email.clone(),
         company: c.tenant.name.clone(),
         company_2fa: c.tenant.two_factor.enabled,
-        csrf: csrf_token(state, &c.digest),
+        csrf: session::csrf_token(state, &c.digest),
         fresh: is_fresh(state, &c.session),
         step_up: match step_up_factor(c) {
             Some(Factor::Code { channel }) => StepUp::Code(sms_email::masked(&channel)),
@@ -274,7 +255,7 @@ pub(crate) async fn step_up(
         });
     }
     let mut c = context(&state, &headers).await?;
-    check_csrf(&state, &c, &f.csrf)?;
+    session::check_csrf(&state, &c.digest, &f.csrf)?;
     // Every write below replaces the session only if it is still the one read here.
     let before = c.session.clone();
     let now = state.clock.now();
@@ -510,7 +491,7 @@ async fn changing(
     csrf: &str,
 ) -> Result<Result<Context, Response>, AppError> {
     let c = context(state, headers).await?;
-    check_csrf(state, &c, csrf)?;
+    session::check_csrf(state, &c.digest, csrf)?;
     Ok(match stale(state, &c) {
         Some(refusal) => Err(refusal),
         None => Ok(c),

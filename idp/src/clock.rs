@@ -1,4 +1,12 @@
 //! Time as a dependency: handlers read `now` from the state's clock, tests set it.
+//!
+//! # Windows
+//! Time is whole seconds since the Unix epoch. Everything that is valid for N seconds from t —
+//! an authorization code, an access or ID token (`exp`), a refresh token, a session, a login flow,
+//! a one-time code, a lockout, the step-up window, a revocation record (`until`), a sign-in for
+//! `max_age` — is valid for `t <= now < t + N` and over from `now >= t + N` on. So a check reads
+//! `now < expires_at` (valid) or `expires_at <= now` (over), never `<=` on the valid side; a
+//! window of 0 seconds is never open (`max_age=0` always asks for a new sign-in).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -49,7 +49,7 @@ pub(crate) async fn flow_of(
     headers: &HeaderMap,
     id: &str,
 ) -> Result<LoginFlow, AppError> {
-    let same_browser = session::cookie(headers, FLOW_COOKIE)
+    let same_browser = session::cookie(state, headers, FLOW_COOKIE)
         .is_some_and(|c| bool::from(c.as_bytes().ct_eq(id.as_bytes())));
     if !same_browser {
         return Err(AppError::Forbidden(NO_FLOW.into()));

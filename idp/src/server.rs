@@ -22,9 +22,15 @@ use tower_http::set_header::SetResponseHeaderLayer;
 /// Largest request body Padlock reads (forms and JSON are small).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// `Strict-Transport-Security` sent when the issuer is https: browsers then use https for this
+/// host for a year (RFC 6797 §6.1). No `includeSubDomains` or `preload`: Padlock does not own the
+/// other hosts of its domain, and preloading is the domain owner's decision.
+pub const HSTS: &str = "max-age=31536000";
+
 /// The router with every route and layer.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let https = state.issuer.starts_with("https://");
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/setup", get(crate::setup::form).post(crate::setup::submit))
         .route("/account/security", get(crate::account::show))
@@ -47,7 +53,15 @@ pub fn app(state: AppState) -> Router {
             // No form-action: browsers apply it to the redirect after a form post, and the login
             // forms end in a redirect to the relying panel's own origin.
             HeaderValue::from_static("default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"),
+        ));
+    if https {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
         ))
+    } else {
+        router
+    }
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {

@@ -13,6 +13,7 @@ mod tenants;
 pub(crate) mod two_factor;
 mod users;
 
+use crate::oauth::bearer::{self, Bearer, bearer};
 use crate::oauth::tokens::{AccessClaims, verify_access};
 use crate::secret::TenantId;
 use crate::state::AppState;
@@ -90,11 +91,21 @@ impl ApiError {
     pub fn forbidden(m: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "insufficient_scope", m)
     }
+    /// 401 `invalid_token`: the bearer token is malformed, unknown, expired or revoked.
     fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             "a valid bearer access token from this Padlock is required",
+        )
+    }
+    /// 401 `authentication_required`: the request carries no bearer token (its challenge has no
+    /// error code, RFC 6750 §3.1).
+    fn unauthenticated() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_required",
+            "a bearer access token from this Padlock is required",
         )
     }
 }
@@ -139,9 +150,14 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
+            let challenge = if self.code == "invalid_token" {
+                bearer::CHALLENGE_INVALID_TOKEN
+            } else {
+                bearer::CHALLENGE
+            };
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                HeaderValue::from_static(challenge),
             );
         }
         resp
@@ -167,8 +183,10 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
     }
 }
 
-/// The caller, proven by a bearer access token Padlock issued, with the company permissions it
-/// holds now.
+/// The caller, proven by a bearer access token Padlock issued (`Authorization: Bearer …`, the
+/// scheme in any case; [`crate::oauth::bearer`]), with the company permissions it holds now. No
+/// token: 401 `authentication_required`; a bad one: 401 `invalid_token`; two `Authorization`
+/// headers: 400.
 pub struct Principal(pub AccessClaims, Permissions);
 
 impl FromRequestParts<AppState> for Principal {
@@ -178,13 +196,15 @@ impl FromRequestParts<AppState> for Principal {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(ApiError::unauthorized)?;
-        let claims = verify_access(state, token.trim())
+        let token = match bearer(&parts.headers) {
+            Bearer::Token(t) => t,
+            Bearer::Absent => return Err(ApiError::unauthenticated()),
+            Bearer::Malformed => return Err(ApiError::unauthorized()),
+            Bearer::Repeated => {
+                return Err(ApiError::bad_request("send one Authorization header"));
+            }
+        };
+        let claims = verify_access(state, token)
             .await
             .map_err(|_| ApiError::unauthorized())?;
         let rights = rights(state, &claims).await?;

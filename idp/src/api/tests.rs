@@ -20,19 +20,25 @@ async fn admin() -> (
 #[tokio::test]
 async fn requests_without_a_valid_token_are_refused() {
     let (state, clock, t) = admin().await;
+    // No token at all: a challenge without an error code (RFC 6750 §3.1).
     let r = call(&state, get("/api/v1/tenants")).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         r.headers[header::WWW_AUTHENTICATE],
-        "Bearer error=\"invalid_token\""
+        "Bearer realm=\"padlock\""
     );
-    assert_eq!(r.json()["error"], "invalid_token");
+    assert_eq!(r.json()["error"], "authentication_required");
     let r = call(
         &state,
         json_request("GET", "/api/v1/tenants", "not.a.token", &Value::Null),
     )
     .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.headers[header::WWW_AUTHENTICATE],
+        "Bearer realm=\"padlock\", error=\"invalid_token\""
+    );
+    assert_eq!(r.json()["error"], "invalid_token");
     assert_eq!(
         call(
             &state,

@@ -23,6 +23,9 @@ use serde::Deserialize;
 pub const CODE_TTL_SECS: u64 = 60;
 /// The `acr` a relying panel asks for to force a second factor.
 pub const ACR_2FA: &str = "padlock:2fa";
+/// Longest `state`, `nonce` or `login_hint` accepted, in bytes: anyone can start a login flow, and
+/// the flow keeps these for [`FLOW_TTL_SECS`]. A longer one is `invalid_request`.
+pub const MAX_PARAM_BYTES: usize = 1024;
 
 /// Parameters of an authorization request (unknown ones are ignored).
 #[derive(Debug, Default, Deserialize)]
@@ -76,7 +79,15 @@ fn valid_pkce_challenge(c: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
-/// `GET /authorize`.
+/// `GET /authorize` (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2.1).
+///
+/// Until the client and its exact redirect URI are known to be valid, an error is a 400 page and
+/// never a redirect. After that, errors go back to the redirect URI with `error`, `state` and
+/// `iss` (RFC 6749 §4.1.2.1, RFC 9207): `invalid_request` (no `response_type` or `scope`, bad
+/// PKCE, a `state`, `nonce` or `login_hint` over [`MAX_PARAM_BYTES`] bytes, a `max_age` that is
+/// not a number of seconds), `unsupported_response_type`, `request_not_supported`,
+/// `request_uri_not_supported`, and `login_required` for `prompt=none` without a session that may
+/// answer. Success is a 303 to the redirect URI with a `code`, or to `/login` with a new flow.
 pub async fn authorize_get(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -86,7 +97,7 @@ pub async fn authorize_get(
     authorize(state, ip, headers, p).await
 }
 
-/// `POST /authorize` (form-encoded, same parameters).
+/// `POST /authorize` (form-encoded, same parameters and answers as [`authorize_get`]).
 pub async fn authorize_post(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -147,11 +158,20 @@ async fn authorize(
         .copied()
         .filter(|s| client.scopes.iter().any(|a| a == s) && !is_admin_scope(s))
         .collect();
+    let over_long = [
+        ("state", &p.state),
+        ("nonce", &p.nonce),
+        ("login_hint", &p.login_hint),
+    ]
+    .into_iter()
+    .find(|(_, v)| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM_BYTES))
+    .map(|(name, _)| name);
     let mut req = AuthRequest {
         client_id: client.id.clone(),
         redirect_uri: redirect_uri.to_owned(),
         scope: scope.join(" "),
-        state: p.state.clone(),
+        // An over-long state is not echoed back either.
+        state: p.state.clone().filter(|s| s.len() <= MAX_PARAM_BYTES),
         nonce: p.nonce.clone(),
         code_challenge: None,
         second_factor_requested: p
@@ -160,6 +180,14 @@ async fn authorize(
             .is_some_and(|a| a.split(' ').any(|v| v == ACR_2FA)),
         login_hint: p.login_hint.clone(),
     };
+    if let Some(name) = over_long {
+        return Ok(error_redirect(
+            &state,
+            &req,
+            "invalid_request",
+            &format!("{name} is longer than {MAX_PARAM_BYTES} bytes"),
+        ));
+    }
     if p.request.is_some() {
         return Ok(error_redirect(
             &state,
@@ -277,7 +305,10 @@ async fn authorize(
     if !prompts.contains(&"login")
         && let Some((_, s)) = session::current(&state, &headers).await?
     {
-        let fresh_enough = max_age.is_none_or(|m| now.saturating_sub(s.auth_time) <= m);
+        // A sign-in at t is recent enough for max_age=N while now < t + N (the rule of every
+        // window, see crate::clock), so max_age=0 always asks again, as prompt=login does
+        // (OpenID Connect Core §3.1.2.1).
+        let fresh_enough = max_age.is_none_or(|m| now.saturating_sub(s.auth_time) < m);
         session_user = session_user_allowed(&state, &s, req.second_factor_requested).await?;
         if let Some((user, true)) = &session_user
             && fresh_enough

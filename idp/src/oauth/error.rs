@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Json, Response};
 #[derive(Debug)]
 pub struct OAuthError {
     status: StatusCode,
-    /// The `error` code.
-    pub code: &'static str,
+    /// The `error` code; `None` only for [`OAuthError::bearer_required`], which has no body.
+    pub code: Option<&'static str>,
     description: Option<String>,
     challenge: Option<&'static str>,
     retry_after: Option<u64>,
@@ -18,7 +18,7 @@ impl OAuthError {
     fn new(status: StatusCode, code: &'static str, description: impl Into<Option<String>>) -> Self {
         OAuthError {
             status,
-            code,
+            code: Some(code),
             description: description.into(),
             challenge: None,
             retry_after: None,
@@ -92,11 +92,26 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description.into())
     }
 
-    /// `invalid_token` (401, RFC 6750) for bearer-protected endpoints.
+    /// 401 for a request to a bearer-protected endpoint that carries no access token at all
+    /// (RFC 6750 §3.1): a `WWW-Authenticate: Bearer realm="padlock"` challenge without an error
+    /// code (the client may not have known it needed one) and no body.
+    #[must_use]
+    pub fn bearer_required() -> Self {
+        OAuthError {
+            status: StatusCode::UNAUTHORIZED,
+            code: None,
+            description: None,
+            challenge: Some(super::bearer::CHALLENGE),
+            retry_after: None,
+        }
+    }
+
+    /// `invalid_token` (401, RFC 6750 §3.1) for bearer-protected endpoints: the token is
+    /// malformed, unknown, expired or revoked.
     #[must_use]
     pub fn invalid_token() -> Self {
         OAuthError {
-            challenge: Some("Bearer error=\"invalid_token\""),
+            challenge: Some(super::bearer::CHALLENGE_INVALID_TOKEN),
             ..Self::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
@@ -108,7 +123,7 @@ impl OAuthError {
     /// `insufficient_scope` (403, RFC 6750).
     pub fn insufficient_scope(description: impl Into<String>) -> Self {
         OAuthError {
-            challenge: Some("Bearer error=\"insufficient_scope\""),
+            challenge: Some(super::bearer::CHALLENGE_INSUFFICIENT_SCOPE),
             ..Self::new(
                 StatusCode::FORBIDDEN,
                 "insufficient_scope",
@@ -142,11 +157,16 @@ impl From<crate::keys::KeyError> for OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.code });
-        if let Some(d) = self.description {
-            body["error_description"] = d.into();
-        }
-        let mut resp = (self.status, Json(body)).into_response();
+        let mut resp = match self.code {
+            Some(code) => {
+                let mut body = serde_json::json!({ "error": code });
+                if let Some(d) = self.description {
+                    body["error_description"] = d.into();
+                }
+                (self.status, Json(body)).into_response()
+            }
+            None => self.status.into_response(),
+        };
         if let Some(c) = self.challenge {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));

@@ -1,4 +1,8 @@
 //! `POST /introspect` (RFC 7662) and `POST /revoke` (RFC 7009), both for authenticated clients.
+//!
+//! A client learns about, and revokes, only tokens issued to itself: an access token whose
+//! `client_id` is the caller, a refresh token held by the caller. The operator credential and API
+//! accounts follow the same rule; Padlock validates its own tokens itself.
 
 use super::client_auth::Authenticated;
 use super::error::{OAuthError, OAuthForm};
@@ -8,7 +12,7 @@ use crate::crypto::sha256;
 use crate::domain::{Client, Outcome};
 use crate::extract::ClientIp;
 use crate::jwt::{self, TYP_ACCESS};
-use crate::secret::ClientSecret;
+use crate::secret::{ClientSecret, TenantId};
 use crate::state::{AppState, Audit};
 use axum::Json;
 use axum::extract::State;
@@ -26,6 +30,14 @@ fn inactive() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "active": false }))
 }
 
+/// `POST /introspect` (RFC 7662 §2): for a confidential client, the claims of a live token issued
+/// to that client (`active: true`, with `auth_time`, `amr` and `acr` where the token has them);
+/// `{"active": false}` for every other token — unknown, expired, revoked, rotated, or issued to
+/// another client (§2.2: a token the caller may not see is reported inactive).
+///
+/// # Errors
+/// `invalid_client` (401) when client authentication fails or the client is public;
+/// `invalid_request` (400) without `token`.
 pub(crate) async fn introspect(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -47,10 +59,23 @@ pub(crate) async fn introspect(
         .token
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     if let Ok(c) = verify_access(&state, &token).await {
-        return Ok(Json(serde_json::json!({
+        if c.client_id != client.id.as_str() {
+            return Ok(inactive());
+        }
+        let mut out = serde_json::json!({
             "active": true, "token_type": "Bearer", "scope": c.scope, "client_id": c.client_id, "sub": c.sub,
             "exp": c.exp, "iat": c.iat, "iss": c.iss, "aud": c.aud, "jti": c.jti, "tenant": c.tenant,
-        })));
+        });
+        if let Some(t) = c.auth_time {
+            out["auth_time"] = t.into();
+        }
+        if let Some(amr) = c.amr {
+            out["amr"] = amr.into();
+        }
+        if let Some(acr) = c.acr {
+            out["acr"] = acr.into();
+        }
+        return Ok(Json(out));
     }
     let Some((rec, used)) = state
         .store
@@ -67,11 +92,22 @@ pub(crate) async fn introspect(
     {
         return Ok(inactive());
     }
+    let amr: Vec<&str> = rec.amr.iter().map(|a| a.as_str()).collect();
     Ok(Json(serde_json::json!({
         "active": true, "token_type": "refresh_token", "scope": rec.scope, "client_id": rec.client_id, "sub": rec.user_id, "exp": rec.expires_at, "iss": *state.issuer,
+        "auth_time": rec.auth_time, "amr": amr, "acr": rec.acr.as_str(),
     })))
 }
 
+/// `POST /revoke` (RFC 7009 §2.1): revokes a token issued to the calling client. A refresh token
+/// takes its whole grant with it (the access tokens issued from it included); an access token is
+/// revoked alone, remembered until it would have expired.
+///
+/// # Errors
+/// `invalid_client` (401) when client authentication fails; `invalid_request` (400) without
+/// `token`; `unauthorized_client` (400) for a live token issued to another client (§2.1: the
+/// request is refused, and the token stays valid). Unknown and expired tokens are answered 200
+/// like revoked ones (§2.2): there is nothing left to revoke.
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -94,35 +130,54 @@ pub(crate) async fn revoke(
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let now = state.clock.now();
     let until = now + state.tokens.refresh_token_ttl_days * 86_400;
-    let mut revoked = None;
-    if let Some((rec, _)) = state
+    // (grant or token id, its company, whether it is the caller's)
+    let found: Option<(String, Option<TenantId>, bool)> = if let Some((rec, _)) = state
         .store
         .get_refresh_token(&sha256(token.as_bytes()))
         .await?
     {
+        let tenant = state.store.get_user(&rec.user_id).await?.map(|u| u.tenant);
         if rec.client_id == client.id {
             state.store.revoke_grant(&rec.grant_id, until).await?;
-            revoked = Some(rec.grant_id);
+            Some((rec.grant_id, tenant, true))
+        } else {
+            (rec.expires_at > now).then_some((rec.grant_id, tenant, false))
         }
     } else if let Ok(c) = jwt::verify::<AccessClaims>(&state.keys.get(), &token, TYP_ACCESS)
-        && c.client_id == client.id.as_str()
         && c.exp > now
     {
-        state.store.revoke_token(&c.jti, c.exp).await?;
-        revoked = Some(c.jti);
+        let tenant = c.tenant.map(TenantId::from_string);
+        let own = c.client_id == client.id.as_str();
+        if own {
+            state.store.revoke_token(&c.jti, c.exp).await?;
+        }
+        Some((c.jti, tenant, own))
+    } else {
+        None
+    };
+    let Some((target, tenant, own)) = found else {
+        // RFC 7009 §2.2: unknown or expired tokens get the same 200.
+        return Ok(StatusCode::OK);
+    };
+    state
+        .audit(Audit {
+            tenant: tenant.as_ref(),
+            actor: client.id.as_str(),
+            action: "token.revoke",
+            target: &target,
+            outcome: if own {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+            source_ip: ip.as_deref(),
+        })
+        .await?;
+    if own {
+        Ok(StatusCode::OK)
+    } else {
+        Err(OAuthError::unauthorized_client(
+            "the token was not issued to this client",
+        ))
     }
-    if let Some(target) = revoked {
-        state
-            .audit(Audit {
-                tenant: None,
-                actor: client.id.as_str(),
-                action: "token.revoke",
-                target: &target,
-                outcome: Outcome::Success,
-                source_ip: ip.as_deref(),
-            })
-            .await?;
-    }
-    // RFC 7009 §2.2: unknown or foreign tokens get the same 200.
-    Ok(StatusCode::OK)
 }

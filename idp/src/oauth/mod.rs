@@ -1,5 +1,6 @@
 //! The OAuth 2.0 / OpenID Connect endpoints, written on axum with the specs' names.
 pub mod authorize;
+pub mod bearer;
 pub mod client_auth;
 pub mod discovery;
 pub mod error;
@@ -68,3 +69,18 @@ pub(crate) mod flow_tests;
 
 #[cfg(test)]
 mod recheck_tests;
+
+#[cfg(test)]
+mod https_tests;
+
+#[cfg(test)]
+mod logout_tests;
+
+#[cfg(test)]
+mod prop_tests;
+
+#[cfg(test)]
+mod resource_tests;
+
+#[cfg(test)]
+mod authorize_tests;

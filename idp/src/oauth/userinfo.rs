@@ -1,28 +1,32 @@
 //! `GET|POST /userinfo` (OIDC Core §5.3): the bearer token's user, limited to its scopes.
 
+use super::bearer::{Bearer, bearer};
 use super::error::OAuthError;
 use super::tokens::{token_user, verify_access};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+/// The token of the `Authorization` header, if it has one; no token at all is `Ok(None)`.
+fn header_token(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
+    match bearer(headers) {
+        Bearer::Absent => Ok(None),
+        Bearer::Token(t) => Ok(Some(t)),
+        Bearer::Malformed => Err(OAuthError::invalid_token()),
+        Bearer::Repeated => Err(OAuthError::invalid_request("send one Authorization header")),
+    }
 }
 
 pub(crate) async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, OAuthError> {
-    answer(&state, bearer(&headers)).await
+    answer(&state, header_token(&headers)?).await
 }
 
+/// `POST /userinfo`: the token in the header or, form-encoded, as `access_token` in the body
+/// (RFC 6750 §2.2), never both.
 pub(crate) async fn post(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -38,7 +42,7 @@ pub(crate) async fn post(
         ));
     }
     let from_body = tokens.into_iter().next();
-    match (bearer(&headers), from_body.as_deref()) {
+    match (header_token(&headers)?, from_body.as_deref()) {
         (Some(_), Some(_)) => Err(OAuthError::invalid_request(
             "send the access token once, in the header or the body",
         )),
@@ -46,11 +50,16 @@ pub(crate) async fn post(
     }
 }
 
+/// The claims of the token's user. No token: [`OAuthError::bearer_required`]; a bad one:
+/// `invalid_token`; one without `openid`: `insufficient_scope`.
 async fn answer(
     state: &AppState,
     token: Option<&str>,
 ) -> Result<Json<serde_json::Value>, OAuthError> {
-    let claims = verify_access(state, token.ok_or_else(OAuthError::invalid_token)?).await?;
+    let Some(token) = token else {
+        return Err(OAuthError::bearer_required());
+    };
+    let claims = verify_access(state, token).await?;
     if !claims.has_scope("openid") {
         return Err(OAuthError::insufficient_scope(
             "userinfo needs the openid scope",

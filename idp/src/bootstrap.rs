@@ -137,7 +137,9 @@ impl DataDir {
     }
 }
 
-/// Loads the master key, or creates it for a fresh database, and proves it matches the database.
+/// Loads the master key, or creates it (mode 0600) for a fresh database, and proves it matches the
+/// database. An existing key file that others can read or change is refused
+/// ([`crate::fsutil::check_secret_file`]), as is a wrong or missing key for a database with data.
 pub async fn master_key(path: &Path, store: &dyn Store) -> Result<MasterKey, StartError> {
     let created = !path.exists();
     let key = if created {
@@ -149,6 +151,8 @@ pub async fn master_key(path: &Path, store: &dyn Store) -> Result<MasterKey, Sta
         tracing::info!(path = %path.display(), "created master key");
         key
     } else {
+        crate::fsutil::check_secret_file(path)
+            .map_err(|e| StartError::MasterKey(format!("master_key_file: {e}")))?;
         MasterKey::load(path).map_err(|e| match e {
             CryptoError::KeyFile { path, source } => {
                 StartError::MasterKey(format!("cannot read {path}: {source}"))

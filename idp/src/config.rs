@@ -305,7 +305,10 @@ impl Config {
         .map_err(|e| err("lockout", e.to_string()))
     }
 
-    /// Every problem a parsed configuration has (empty when it is usable).
+    /// Every problem a parsed configuration has (empty when it is usable). Besides the values, it
+    /// looks at the files named: secret files (the master key when it exists,
+    /// `email.password_file`, `sms.auth_token_file`) must be readable and neither group- nor
+    /// world-writable nor world-readable; `email.ca_file` must be readable.
     #[must_use]
     pub fn validate(&self) -> Vec<ConfigError> {
         let mut errors = Vec::new();
@@ -331,6 +334,11 @@ impl Config {
         }
         if self.lockout.lock_minutes == 0 {
             errors.push(err("lockout.lock_minutes", "must be at least 1"));
+        }
+        // Absent, it is created (mode 0600) at the first start.
+        let master_key = self.master_key_path();
+        if master_key.exists() {
+            check_secret_file(&mut errors, "master_key_file", Some(&master_key));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             errors.push(err("log", e.to_string()));
@@ -365,7 +373,15 @@ impl Config {
                     "only used with tls = \"starttls\" or \"tls\"",
                 ));
             }
-            check_secret_file(&mut errors, "email.ca_file", email.ca_file.as_deref());
+            // A CA bundle is public: it only has to be readable.
+            if let Some(ca) = &email.ca_file
+                && let Err(e) = std::fs::File::open(ca)
+            {
+                errors.push(err(
+                    "email.ca_file",
+                    format!("cannot read {}: {e}", ca.display()),
+                ));
+            }
         }
         for (key, template) in [
             ("messages.email_body", &self.messages.email_body),
@@ -449,11 +465,13 @@ fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Reports a secret file that cannot be read or whose mode lets others read or change it
+/// ([`crate::fsutil::check_secret_file`]), under the dotted key that names it.
 fn check_secret_file(errors: &mut Vec<ConfigError>, key: &str, path: Option<&Path>) {
     if let Some(path) = path
-        && let Err(e) = std::fs::File::open(path)
+        && let Err(e) = crate::fsutil::check_secret_file(path)
     {
-        errors.push(err(key, format!("cannot read {}: {e}", path.display())));
+        errors.push(err(key, e.to_string()));
     }
 }
 
@@ -560,6 +578,49 @@ mod tests {
         }
         let webhook = Config::parse("[sms]\nprovider = \"webhook\"\n").unwrap();
         assert_eq!(webhook.validate()[0].path, "sms.webhook_url");
+    }
+
+    /// DESIGN.md §9.7: secret files are checked by `config check` and at start; the key names the
+    /// file, the message its mode and the fix. A CA bundle is public and only has to be readable.
+    #[test]
+    fn secret_files_open_to_others_are_reported_by_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, mode: u32| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, "x\n").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p.display().to_string()
+        };
+        let text = format!(
+            "master_key_file = \"{}\"\n[email]\nsmtp_host = \"h\"\nfrom = \"a@b\"\ntls = \"starttls\"\nusername = \"u\"\npassword_file = \"{}\"\nca_file = \"{}\"\n[sms]\nprovider = \"twilio\"\naccount_sid = \"AC1\"\nfrom = \"+15550000000\"\nauth_token_file = \"{}\"\n",
+            file("master.key", 0o644),
+            file("smtp-password", 0o664),
+            file("ca.pem", 0o644),
+            file("twilio-token", 0o620),
+        );
+        let errors = Config::parse(&text).unwrap().validate();
+        let found: Vec<(&str, &str)> = errors
+            .iter()
+            .map(|e| (e.path.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(found.len(), 3, "{found:?}");
+        for (key, mode) in [
+            ("master_key_file", "0644"),
+            ("email.password_file", "0664"),
+            ("sms.auth_token_file", "0620"),
+        ] {
+            let (_, message) = found.iter().find(|(k, _)| *k == key).unwrap();
+            assert!(
+                message.contains(&format!("(mode {mode})")) && message.contains("chmod 600 "),
+                "{key}: {message}"
+            );
+        }
+        for name in ["master.key", "smtp-password", "twilio-token"] {
+            file(name, 0o640);
+        }
+        let errors = Config::parse(&text).unwrap().validate();
+        assert!(errors.is_empty(), "group-readable is fine: {errors:?}");
     }
 
     #[test]

@@ -85,10 +85,11 @@ pub struct Delivery {
     seq: AtomicU64,
 }
 
-fn secret_from(file: Option<&Path>, env: &str) -> Result<Option<ClientSecret>, String> {
+/// The secret in `file` (`key` is its dotted config key, for errors), else in env `env`. The file
+/// is read only if its mode keeps it from others ([`crate::fsutil::read_secret_file`]).
+fn secret_from(key: &str, file: Option<&Path>, env: &str) -> Result<Option<ClientSecret>, String> {
     if let Some(f) = file {
-        let text =
-            std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        let text = crate::fsutil::read_secret_file(f).map_err(|e| format!("{key}: {e}"))?;
         return Ok(Some(ClientSecret::new(text.trim().to_owned())));
     }
     Ok(std::env::var(env).ok().map(ClientSecret::new))
@@ -127,7 +128,7 @@ impl Delivery {
                     AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.smtp_host).tls(tls);
                 let mut builder = builder.port(e.port()).timeout(Some(SEND_TIMEOUT));
                 if let Some(user) = &e.username {
-                    let password = secret_from(e.password_file.as_deref(), "PADLOCK_SMTP_PASSWORD")?.ok_or("email.password_file (or PADLOCK_SMTP_PASSWORD) is required with email.username")?;
+                    let password = secret_from("email.password_file", e.password_file.as_deref(), "PADLOCK_SMTP_PASSWORD")?.ok_or("email.password_file (or PADLOCK_SMTP_PASSWORD) is required with email.username")?;
                     builder = builder
                         .credentials(Credentials::new(user.clone(), password.secret().to_owned()));
                 }
@@ -149,9 +150,12 @@ impl Delivery {
             Some(s) => match s.provider {
                 SmsProvider::Twilio => {
                     let sid = s.account_sid.clone().ok_or("sms.account_sid is required")?;
-                    let token =
-                        secret_from(s.auth_token_file.as_deref(), "PADLOCK_SMS_AUTH_TOKEN")?
-                            .ok_or("sms.auth_token_file (or PADLOCK_SMS_AUTH_TOKEN) is required")?;
+                    let token = secret_from(
+                        "sms.auth_token_file",
+                        s.auth_token_file.as_deref(),
+                        "PADLOCK_SMS_AUTH_TOKEN",
+                    )?
+                    .ok_or("sms.auth_token_file (or PADLOCK_SMS_AUTH_TOKEN) is required")?;
                     let url = format!(
                         "{}/2010-04-01/Accounts/{sid}/Messages.json",
                         s.base_url.trim_end_matches('/')
@@ -327,7 +331,7 @@ mod tests {
     async fn twilio(answers: Vec<(u16, &'static str)>) -> (Result<(), DeliveryError>, usize) {
         let peer = HttpPeer::start(answers, 0);
         let dir = crate::state::test_outbox();
-        std::fs::write(dir.join("token"), "tw-token").unwrap();
+        crate::testing::write_secret(&dir.join("token"), "tw-token");
         let config = Config::parse(&format!(
             "[sms]\nprovider = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"AC1\"\nauth_token_file = \"{}\"\nfrom = \"+15550000000\"\n",
             peer.url,

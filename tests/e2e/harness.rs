@@ -148,7 +148,13 @@ impl Drop for Server {
     }
 }
 
-/// A blocking HTTP client that does not follow redirects.
+/// Writes a secret file as an operator should: mode 0600 (Padlock refuses one others can read).
+pub fn write_secret(path: &Path, content: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// A loopback port that was free a moment ago (for peers that need a port before they start).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -158,6 +164,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A blocking HTTP client that does not follow redirects.
 pub fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

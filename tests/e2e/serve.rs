@@ -257,6 +257,7 @@ fn wrong_or_missing_master_key_is_refused() {
     assert!(!key.exists(), "no decoy key is left behind");
 
     std::fs::write(&key, &original).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let server = Server::start(dir.path(), &[]);
     assert!(
         server.setup_link.is_some(),
@@ -344,5 +345,61 @@ fn issuer_flag_is_used_in_links_and_operator_file() {
     assert!(
         !server.stderr().contains("token="),
         "the setup token never goes to the log"
+    );
+}
+
+/// DESIGN.md §9.7: a secret file others can read stops `serve` and is named by `config check`,
+/// with its key, its mode and the fix; group-readable (`root:padlock 0640`) is accepted.
+#[test]
+fn secret_files_others_can_read_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    assert!(server.stop().success());
+    let key = dir.path().join("data/master.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (status, err) = Server::try_start(dir.path(), &[])
+        .err()
+        .expect("a world-readable master key is refused");
+    assert!(!status.success());
+    assert!(
+        err.contains(&format!(
+            "master_key_file: {} is world-readable (mode 0644)",
+            key.display()
+        )) && err.contains(&format!("chmod 600 {}", key.display())),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(Server::start(dir.path(), &[]).stop().success());
+
+    std::fs::write(dir.path().join("smtp-password"), "pw\n").unwrap();
+    std::fs::set_permissions(
+        dir.path().join("smtp-password"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("mail.toml"),
+        "[email]\nsmtp_host = \"mail\"\nfrom = \"a@b\"\nusername = \"padlock\"\npassword_file = \"smtp-password\"\n",
+    )
+    .unwrap();
+    let out = padlock(&["config", "check", "-c", "mail.toml"], dir.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mail.toml: email.password_file: smtp-password is world-readable (mode 0644)")
+            && err.contains("chmod 600 smtp-password"),
+        "{err}"
+    );
+    std::fs::set_permissions(
+        dir.path().join("smtp-password"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let out = padlock(&["config", "check", "-c", "mail.toml"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

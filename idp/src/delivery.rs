@@ -12,6 +12,8 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use padlock_policy::code::CODE_TTL_SECS;
 use padlock_policy::decision::Channel;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -306,13 +308,21 @@ impl Delivery {
             .map_or(0, |d| d.as_millis());
         let fail =
             |e: std::io::Error| DeliveryError::Failed(format!("outbox {}: {e}", dir.display()));
-        std::fs::create_dir_all(dir).map_err(fail)?;
+        // The files hold codes: private whatever the umask (directory 0700, files 0600).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(fail)?;
         let path = dir.join(format!("{stamp:013}-{n:04}-{kind}.txt"));
-        std::fs::write(
-            &path,
-            format!("To: {to}\nSubject: {}\n\n{}\n", m.subject, m.body),
-        )
-        .map_err(fail)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(fail)?;
+        file.write_all(format!("To: {to}\nSubject: {}\n\n{}\n", m.subject, m.body).as_bytes())
+            .map_err(fail)?;
         // The file holds the code; the log says only where it is (codes are secrets).
         tracing::warn!(to, file = %path.display(), "development outbox: message written to a file, not sent");
         Ok(())
@@ -384,6 +394,29 @@ mod tests {
             "{err}"
         );
         assert_eq!(requests, 1);
+    }
+
+    /// The outbox's files hold codes: private whatever the process umask (tests run under 022).
+    #[tokio::test]
+    async fn outbox_messages_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = crate::state::test_outbox();
+        let delivery = Delivery::from_config(&Config::default(), &dir).unwrap();
+        let to = Channel::Email("ann@example.com".into());
+        let message = CodeMessage {
+            code: "123456",
+            company: "Acme",
+        };
+        delivery.send(&to, &message).await.unwrap();
+        let outbox = dir.join("outbox");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&outbox), 0o700);
+        let files: Vec<_> = std::fs::read_dir(&outbox)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(mode(&files[0]), 0o600);
     }
 
     fn with_ca_file(content: &str) -> Result<Delivery, String> {

@@ -64,7 +64,12 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Runs `padlock serve` until SIGINT or SIGTERM, then flushes storage.
+///
+/// Sets the process umask to 0077 first: every file this process creates, sled's database files
+/// and snapshots included (sled opens them with default modes), is private to the user Padlock
+/// runs as. [`DataDir::open`] tightens what an earlier run left open.
 pub async fn serve(mut config: Config) -> Result<(), StartError> {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let problems = config.validate();
     if !problems.is_empty() {
         return Err(StartError::Config(

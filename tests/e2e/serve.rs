@@ -1,6 +1,7 @@
 //! `padlock serve` and `padlock config` as an operator uses them.
 
-use crate::harness::{Server, http, padlock};
+use crate::harness::{Server, http, operator, padlock};
+use crate::oidc::{CB, password_step, provider};
 use padlock_idp::store::Store;
 use padlock_idp::store::sled::SledStore;
 use std::os::unix::fs::PermissionsExt;
@@ -402,4 +403,58 @@ fn secret_files_others_can_read_are_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Every mode under `dir` (directories and files), by path.
+fn modes_under(dir: &Path) -> Vec<(std::path::PathBuf, u32)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        out.push((path.clone(), meta.permissions().mode() & 0o777));
+        if meta.is_dir() {
+            out.extend(modes_under(&path));
+        }
+    }
+    out
+}
+
+/// What Padlock writes is private even in a data directory the operator made 0755 beforehand and
+/// under a umask of 022: the directory is tightened (and the log says so); the database, keys,
+/// operator credential and outbox messages (which hold codes) are readable by no one else.
+#[test]
+fn everything_padlock_writes_is_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let p = provider(dir.path());
+    operator(dir.path(), &["tenant", "2fa", "Acme", "--enable"]);
+    let authorize = format!(
+        "{}/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid&state=s",
+        p.server.url,
+        p.client_id,
+        url::form_urlencoded::byte_serialize(CB.as_bytes()).collect::<String>()
+    );
+    let (_, _, next) = password_step(&p.server.url, &authorize, "ann@acme.example");
+    assert!(next.starts_with("/login/factor"), "{next}");
+
+    assert_eq!(mode(&data), 0o700);
+    let log = p.server.stderr();
+    assert!(
+        log.contains("data directory was open to other users: tightened to 0700"),
+        "{log}"
+    );
+    let modes = modes_under(&data);
+    for sub in ["db", "outbox"] {
+        assert!(
+            modes
+                .iter()
+                .any(|(path, _)| path.parent() == Some(&data.join(sub))),
+            "nothing written in {sub}/"
+        );
+    }
+    for (path, mode) in modes {
+        assert_eq!(mode & 0o077, 0, "{} has mode {mode:04o}", path.display());
+    }
 }

@@ -6,7 +6,7 @@ use crate::crypto::{CryptoError, MasterKey, random_token, sha256};
 use crate::domain::{Client, ClientKind};
 use crate::keys::KeyError;
 use crate::secret::ClientId;
-use crate::store::{Store, StoreError};
+use crate::store::{PendingSetup, Store, StoreError};
 use serde::Serialize;
 use std::fs::File;
 use std::io::Write;
@@ -325,13 +325,29 @@ pub async fn ensure_operator(
     Ok(())
 }
 
-/// While no company exists, replaces the `/setup` token and returns the link to print.
-pub async fn setup_link(store: &dyn Store, issuer: &str) -> Result<Option<String>, StartError> {
+/// How long a `/setup` link works after it is printed: 24 hours. A restart while no company
+/// exists prints a new one.
+pub const SETUP_LINK_TTL_SECS: u64 = 24 * 3600;
+
+/// While no company exists, replaces the `/setup` token with a fresh one issued at `now` (Unix
+/// seconds) and returns the link to print. Once a company exists there is nothing to set up: any
+/// token still pending (left by an earlier version) is ended and `None` returned.
+pub async fn setup_link(
+    store: &dyn Store,
+    issuer: &str,
+    now: u64,
+) -> Result<Option<String>, StartError> {
     if !store.list_tenants().await?.is_empty() {
+        store.set_setup_token(None).await?;
         return Ok(None);
     }
     let token = random_token(32);
-    store.set_setup_token(&sha256(token.as_bytes())).await?;
+    store
+        .set_setup_token(Some(&PendingSetup {
+            digest: sha256(token.as_bytes()),
+            issued_at: now,
+        }))
+        .await?;
     Ok(Some(format!("{issuer}/setup?token={token}")))
 }
 

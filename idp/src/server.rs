@@ -103,7 +103,7 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let keys = Keys::load_or_create(store.as_ref(), &master, clock.now()).await?;
     bootstrap::ensure_operator(&dir, store.as_ref(), &issuer, clock.now()).await?;
-    let setup_link = bootstrap::setup_link(store.as_ref(), &issuer).await?;
+    let setup_link = bootstrap::setup_link(store.as_ref(), &issuer, clock.now()).await?;
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let passwords = Passwords::new(cores).map_err(|e| StartError::Io(e.to_string()))?;
 

@@ -458,3 +458,28 @@ fn everything_padlock_writes_is_private() {
         assert_eq!(mode & 0o077, 0, "{} has mode {mode:04o}", path.display());
     }
 }
+
+/// The first-run link dies with its purpose: once the operator creates a company with the CLI,
+/// the printed link can neither show the form nor create a second company with its own
+/// administrator, and restarts print no new link.
+#[test]
+fn a_company_created_with_the_cli_ends_the_setup_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let link = server
+        .setup_link
+        .clone()
+        .expect("first start prints a link");
+    operator(dir.path(), &["tenant", "create", "Acme Hosting"]);
+    assert_eq!(http().get(&link).send().unwrap().status(), 403);
+    assert_eq!(
+        submit_setup(&link, "Evil Corp", "eve@evil.example").status(),
+        403
+    );
+    let tenants = operator(dir.path(), &["tenant", "list"]);
+    assert_eq!(tenants["tenants"].as_array().unwrap().len(), 1, "{tenants}");
+    assert!(server.stop().success());
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(server.setup_link, None);
+    assert_eq!(http().get(on(&server, &link)).send().unwrap().status(), 403);
+}

@@ -1,8 +1,8 @@
 //! In-memory store for tests: the same semantics as sled, nothing on disk.
 
 use super::{
-    CODE_TOMBSTONE_SECS, CodeTake, Digest, Rotation, Store, StoreError, StoreResult, audit_matches,
-    last_n, unique_key,
+    CODE_TOMBSTONE_SECS, CodeTake, Digest, PendingSetup, Rotation, Store, StoreError, StoreResult,
+    audit_matches, last_n, unique_key,
 };
 use crate::crypto::Sealed;
 use crate::domain::{
@@ -18,7 +18,7 @@ use std::sync::Mutex;
 #[derive(Default)]
 struct Inner {
     key_check: Option<Sealed>,
-    setup_token: Option<Digest>,
+    setup_token: Option<PendingSetup>,
     tenants: BTreeMap<TenantId, Tenant>,
     users: BTreeMap<UserId, User>,
     clients: HashMap<ClientId, Client>,
@@ -32,6 +32,30 @@ struct Inner {
     totp_steps: HashMap<UserId, u64>,
     lockouts: HashMap<UserId, LockoutState>,
     audit: Vec<AuditEvent>,
+}
+
+impl Inner {
+    /// `Conflict` when the company's id or name (case-insensitive) is taken.
+    fn check_new_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+        let key = unique_key(&tenant.name);
+        if self.tenants.contains_key(&tenant.id)
+            || self.tenants.values().any(|t| unique_key(&t.name) == key)
+        {
+            return Err(StoreError::Conflict(format!("company {}", tenant.name)));
+        }
+        Ok(())
+    }
+
+    /// `Conflict` when the user's id or email (case-insensitive) is taken.
+    fn check_new_user(&self, user: &User) -> StoreResult<()> {
+        let key = unique_key(&user.email);
+        if self.users.contains_key(&user.id)
+            || self.users.values().any(|u| unique_key(&u.email) == key)
+        {
+            return Err(StoreError::Conflict(format!("user {}", user.email)));
+        }
+        Ok(())
+    }
 }
 
 /// A store held in a mutex.
@@ -92,38 +116,42 @@ impl Store for MemoryStore {
         Ok(self.with(|i| i.key_check.get_or_insert_with(|| check.clone()).clone()))
     }
 
-    async fn set_setup_token(&self, digest: &Digest) -> StoreResult<()> {
-        self.with(|i| i.setup_token = Some(*digest));
+    async fn set_setup_token(&self, pending: Option<&PendingSetup>) -> StoreResult<()> {
+        self.with(|i| i.setup_token = pending.copied());
         Ok(())
     }
 
-    async fn take_setup_token(&self, digest: &Digest) -> StoreResult<bool> {
-        Ok(self.with(|i| {
-            let hit = i
-                .setup_token
-                .as_ref()
-                .is_some_and(|t| subtle::ConstantTimeEq::ct_eq(&t[..], &digest[..]).into());
-            if hit {
-                i.setup_token = None;
-            }
-            hit
-        }))
-    }
-
-    async fn setup_token(&self) -> StoreResult<Option<Digest>> {
+    async fn setup_token(&self) -> StoreResult<Option<PendingSetup>> {
         Ok(self.with(|i| i.setup_token))
     }
 
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
         self.with(|i| {
-            let key = unique_key(&tenant.name);
-            if i.tenants.contains_key(&tenant.id)
-                || i.tenants.values().any(|t| unique_key(&t.name) == key)
-            {
-                return Err(StoreError::Conflict(format!("company {}", tenant.name)));
-            }
+            i.check_new_tenant(tenant)?;
             i.tenants.insert(tenant.id.clone(), tenant.clone());
+            i.setup_token = None;
             Ok(())
+        })
+    }
+
+    async fn create_tenant_with_admin(
+        &self,
+        tenant: &Tenant,
+        admin: &User,
+        setup: Option<&Digest>,
+    ) -> StoreResult<bool> {
+        self.with(|i| {
+            if let Some(digest) = setup
+                && !i.setup_token.is_some_and(|p| p.is(digest))
+            {
+                return Ok(false);
+            }
+            i.check_new_tenant(tenant)?;
+            i.check_new_user(admin)?;
+            i.tenants.insert(tenant.id.clone(), tenant.clone());
+            i.users.insert(admin.id.clone(), admin.clone());
+            i.setup_token = None;
+            Ok(true)
         })
     }
 
@@ -162,12 +190,7 @@ impl Store for MemoryStore {
 
     async fn create_user(&self, user: &User) -> StoreResult<()> {
         self.with(|i| {
-            let key = unique_key(&user.email);
-            if i.users.contains_key(&user.id)
-                || i.users.values().any(|u| unique_key(&u.email) == key)
-            {
-                return Err(StoreError::Conflict(format!("user {}", user.email)));
-            }
+            i.check_new_user(user)?;
             i.users.insert(user.id.clone(), user.clone());
             Ok(())
         })

@@ -49,15 +49,29 @@ pub trait Store: Send + Sync + 'static {
     /// at every later start, that the same master key is in use).
     async fn init_key_check(&self, check: &Sealed) -> StoreResult<Sealed>;
 
-    /// Replaces the pending `/setup` token digest.
-    async fn set_setup_token(&self, digest: &Digest) -> StoreResult<()>;
-    /// Consumes the `/setup` token if `digest` matches it: true exactly once.
-    async fn take_setup_token(&self, digest: &Digest) -> StoreResult<bool>;
-    /// The digest of the pending `/setup` token, if any.
-    async fn setup_token(&self) -> StoreResult<Option<Digest>>;
+    /// Replaces the pending `/setup` token (`None` clears it). The token is consumed by
+    /// [`Store::create_tenant_with_admin`] and ended by any company's creation.
+    async fn set_setup_token(&self, pending: Option<&PendingSetup>) -> StoreResult<()>;
+    /// The pending `/setup` token, if any.
+    async fn setup_token(&self) -> StoreResult<Option<PendingSetup>>;
 
-    /// Adds a company; `Conflict` when the name (case-insensitive) or id is taken.
+    /// Adds a company; `Conflict` when the name (case-insensitive) or id is taken. In the same
+    /// atomic step it ends the pending `/setup` token: once a company exists, whoever holds the
+    /// first-run link must not create another one with its own administrator.
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+    /// Adds a company and its first administrator in one atomic step: both are stored or
+    /// neither. With `setup`, the step happens only while `setup` is the digest of the pending
+    /// `/setup` token, and consumes it. Like [`Store::create_tenant`], it ends the pending token.
+    ///
+    /// Returns `Ok(false)`, having written nothing, when `setup` is given and is not the pending
+    /// token. `Conflict` (nothing written, the token kept) when the company's name or id, or the
+    /// administrator's email or id, is taken.
+    async fn create_tenant_with_admin(
+        &self,
+        tenant: &Tenant,
+        admin: &User,
+        setup: Option<&Digest>,
+    ) -> StoreResult<bool>;
     /// A company by id.
     async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>>;
     /// A company by name (case-insensitive).
@@ -179,6 +193,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes everything written so far durable.
     async fn flush(&self) -> StoreResult<()>;
+}
+
+/// The pending `/setup` token as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingSetup {
+    /// SHA-256 of the token printed in the link.
+    pub digest: Digest,
+    /// When the link was printed, Unix seconds.
+    pub issued_at: Timestamp,
+}
+
+impl PendingSetup {
+    /// Whether `digest` is this token's digest (constant time).
+    #[must_use]
+    pub fn is(&self, digest: &Digest) -> bool {
+        subtle::ConstantTimeEq::ct_eq(&self.digest[..], &digest[..]).into()
+    }
 }
 
 /// The result of [`Store::take_auth_code`].

@@ -2,8 +2,8 @@
 //! trees updated in the same transaction as the record. sled types do not leave this file.
 
 use super::{
-    CODE_TOMBSTONE_SECS, CodeTake, Digest, Rotation, Store, StoreError, StoreResult, audit_matches,
-    last_n, unique_key,
+    CODE_TOMBSTONE_SECS, CodeTake, Digest, PendingSetup, Rotation, Store, StoreError, StoreResult,
+    audit_matches, last_n, unique_key,
 };
 use crate::crypto::Sealed;
 use crate::domain::{
@@ -16,7 +16,7 @@ use padlock_policy::lockout::{LockoutPolicy, LockoutState};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use std::path::Path;
 
 const KEY_CHECK: &[u8] = b"key_check";
@@ -103,6 +103,66 @@ fn all<T: DeserializeOwned>(tree: &sled::Tree, what: &str) -> StoreResult<Vec<T>
         .collect()
 }
 
+/// The stored form of the pending `/setup` token: the digest, then the issue time (big-endian).
+fn encode_setup(p: &PendingSetup) -> Vec<u8> {
+    let mut v = p.digest.to_vec();
+    v.extend_from_slice(&p.issued_at.to_be_bytes());
+    v
+}
+
+/// Reads [`encode_setup`]'s form. A bare 32-byte digest (written before tokens had an issue time)
+/// reads as issued at 0: long expired, and replaced at the next start.
+fn decode_setup(v: &[u8]) -> StoreResult<PendingSetup> {
+    let corrupt = || StoreError::Corrupt("setup token".into());
+    let (digest, rest) = v.split_at_checked(32).ok_or_else(corrupt)?;
+    let issued_at = match rest {
+        [] => 0,
+        time => u64::from_be_bytes(time.try_into().map_err(|_| corrupt())?),
+    };
+    Ok(PendingSetup {
+        digest: digest.try_into().map_err(|_| corrupt())?,
+        issued_at,
+    })
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// Inserts `tenant` (encoded as `value`) and its name index entry, refusing a taken id or name.
+fn insert_tenant(
+    tenants: &TransactionalTree,
+    names: &TransactionalTree,
+    tenant: &Tenant,
+    value: &[u8],
+) -> TxResult<()> {
+    let (id, name) = (tenant.id.as_str(), unique_key(&tenant.name));
+    if tenants.get(id)?.is_some() || names.get(name.as_bytes())?.is_some() {
+        return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
+            format!("company {}", tenant.name),
+        )));
+    }
+    names.insert(name.as_bytes(), id)?;
+    tenants.insert(id, value)?;
+    Ok(())
+}
+
+/// Inserts `user` (encoded as `value`) and its email index entry, refusing a taken id or email.
+fn insert_user(
+    users: &TransactionalTree,
+    emails: &TransactionalTree,
+    user: &User,
+    value: &[u8],
+) -> TxResult<()> {
+    let (id, email) = (user.id.as_str(), unique_key(&user.email));
+    if users.get(id)?.is_some() || emails.get(email.as_bytes())?.is_some() {
+        return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
+            format!("user {}", user.email),
+        )));
+    }
+    emails.insert(email.as_bytes(), id)?;
+    users.insert(id, value)?;
+    Ok(())
+}
+
 /// Maps a transaction result whose abort value is a [`StoreError`].
 fn tx<T>(r: Result<T, TransactionError<StoreError>>) -> StoreResult<T> {
     r.map_err(|e| match e {
@@ -138,28 +198,6 @@ impl SledStore {
             audit: tree("audit")?,
             db,
         })
-    }
-
-    /// Inserts `value` under `id` and `name_key` in its unique index, refusing duplicates.
-    fn create_unique(
-        &self,
-        records: &sled::Tree,
-        index: &sled::Tree,
-        id: &str,
-        name_key: &str,
-        value: Vec<u8>,
-        what: String,
-    ) -> StoreResult<()> {
-        tx((records, index).transaction(|(records, index)| {
-            if records.get(id)?.is_some() || index.get(name_key)?.is_some() {
-                return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
-                    what.clone(),
-                )));
-            }
-            index.insert(name_key, id)?;
-            records.insert(id, value.clone())?;
-            Ok(())
-        }))
     }
 
     /// Replaces an existing record, keeping its unique name (`keep`), refusing absent ones.
@@ -201,42 +239,66 @@ impl Store for SledStore {
         }
     }
 
-    async fn set_setup_token(&self, digest: &Digest) -> StoreResult<()> {
-        self.meta
-            .insert(SETUP_TOKEN, &digest[..])
-            .map_err(backend)?;
+    async fn set_setup_token(&self, pending: Option<&PendingSetup>) -> StoreResult<()> {
+        match pending {
+            Some(p) => self.meta.insert(SETUP_TOKEN, encode_setup(p)),
+            None => self.meta.remove(SETUP_TOKEN),
+        }
+        .map_err(backend)?;
         Ok(())
     }
 
-    async fn take_setup_token(&self, digest: &Digest) -> StoreResult<bool> {
-        // Atomic: only one caller can swap the matching digest out.
-        Ok(self
-            .meta
-            .compare_and_swap(SETUP_TOKEN, Some(&digest[..]), None::<&[u8]>)
+    async fn setup_token(&self) -> StoreResult<Option<PendingSetup>> {
+        self.meta
+            .get(SETUP_TOKEN)
             .map_err(backend)?
-            .is_ok())
-    }
-
-    async fn setup_token(&self) -> StoreResult<Option<Digest>> {
-        let Some(v) = self.meta.get(SETUP_TOKEN).map_err(backend)? else {
-            return Ok(None);
-        };
-        v.as_ref()
-            .try_into()
-            .map(Some)
-            .map_err(|_| StoreError::Corrupt("setup token".into()))
+            .map(|v| decode_setup(&v))
+            .transpose()
     }
 
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
-        let what = format!("company {}", tenant.name);
-        self.create_unique(
+        let value = encode(tenant)?;
+        tx(
+            (&self.meta, &self.tenants, &self.tenant_names).transaction(
+                |(meta, tenants, names)| {
+                    insert_tenant(tenants, names, tenant, &value)?;
+                    meta.remove(SETUP_TOKEN)?;
+                    Ok(())
+                },
+            ),
+        )
+    }
+
+    async fn create_tenant_with_admin(
+        &self,
+        tenant: &Tenant,
+        admin: &User,
+        setup: Option<&Digest>,
+    ) -> StoreResult<bool> {
+        let (tenant_value, admin_value) = (encode(tenant)?, encode(admin)?);
+        let trees = (
+            &self.meta,
             &self.tenants,
             &self.tenant_names,
-            tenant.id.as_str(),
-            &unique_key(&tenant.name),
-            encode(tenant)?,
-            what,
-        )
+            &self.users,
+            &self.user_emails,
+        );
+        tx(trees.transaction(|(meta, tenants, names, users, emails)| {
+            if let Some(digest) = setup {
+                let pending = meta
+                    .get(SETUP_TOKEN)?
+                    .map(|v| decode_setup(&v))
+                    .transpose()
+                    .map_err(ConflictableTransactionError::Abort)?;
+                if !pending.is_some_and(|p| p.is(digest)) {
+                    return Ok(false);
+                }
+            }
+            insert_tenant(tenants, names, tenant, &tenant_value)?;
+            insert_user(users, emails, admin, &admin_value)?;
+            meta.remove(SETUP_TOKEN)?;
+            Ok(true)
+        }))
     }
 
     async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
@@ -270,15 +332,9 @@ impl Store for SledStore {
     }
 
     async fn create_user(&self, user: &User) -> StoreResult<()> {
-        let what = format!("user {}", user.email);
-        self.create_unique(
-            &self.users,
-            &self.user_emails,
-            user.id.as_str(),
-            &unique_key(&user.email),
-            encode(user)?,
-            what,
-        )
+        let value = encode(user)?;
+        tx((&self.users, &self.user_emails)
+            .transaction(|(users, emails)| insert_user(users, emails, user, &value)))
     }
 
     async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>> {

@@ -278,6 +278,42 @@ pub async fn master_key(path: &Path, store: &dyn Store) -> Result<MasterKey, Sta
     )))
 }
 
+/// Re-seals every stored value still sealed directly under the master key (by versions before
+/// subkeys) under its purpose's subkey; run at start once the master key is proven. Returns how
+/// many values were re-sealed (0 once done: running it again changes nothing).
+///
+/// A value changed meanwhile is left to its writer, who sealed it the new way. A value that does
+/// not open (a corrupt record: the key itself was proven) is logged and left as it is; it fails
+/// when used, as it did before.
+///
+/// # Errors
+/// [`StartError::Store`] when storage fails; [`StartError::MasterKey`] when the random generator
+/// does.
+pub async fn reseal_under_subkeys(store: &dyn Store, key: &MasterKey) -> Result<usize, StartError> {
+    let mut resealed = 0;
+    for (at, old) in store.list_sealed().await? {
+        match key.reseal(at.purpose(), &old) {
+            Ok(None) => {}
+            Ok(Some(new)) => {
+                if store.replace_sealed(&at, &old, &new).await? {
+                    resealed += 1;
+                }
+            }
+            Err(CryptoError::Open) => {
+                tracing::error!(at = ?at, "a stored secret does not open with the master key; it is left as it is");
+            }
+            Err(e) => return Err(StartError::MasterKey(e.to_string())),
+        }
+    }
+    if resealed > 0 {
+        tracing::info!(
+            count = resealed,
+            "re-sealed stored secrets under per-purpose subkeys of the master key"
+        );
+    }
+    Ok(resealed)
+}
+
 /// The operator credential file's content.
 #[derive(Serialize)]
 struct OperatorFile<'a> {
@@ -452,5 +488,139 @@ mod tests {
         );
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(!real.join("padlock.lock").exists(), "nothing written");
+    }
+
+    /// What an earlier version left in a store: every kind of sealed value, sealed directly
+    /// under the master key (format 1). Returns the plaintexts by where they are.
+    async fn old_data(
+        store: &dyn Store,
+        master: &MasterKey,
+    ) -> Vec<(crate::store::SealedAt, Vec<u8>)> {
+        use crate::domain::{
+            DUO_SKEY_PURPOSE, DuoConfig, SIGNING_KEY_PURPOSE, TOTP_SEED_PURPOSE, TotpEnrolment,
+        };
+        use crate::store::SealedAt;
+        let mut plain = Vec::new();
+        store
+            .init_key_check(&master.key_check_format_1())
+            .await
+            .unwrap();
+        crate::keys::Keys::load_or_create(store, master, 100)
+            .await
+            .unwrap();
+        for mut r in store.list_signing_keys().await.unwrap() {
+            let der = master.open(SIGNING_KEY_PURPOSE, &r.pkcs8).unwrap();
+            r.pkcs8 = master.seal_format_1(SIGNING_KEY_PURPOSE, &der);
+            store.put_signing_key(&r).await.unwrap();
+            plain.push((SealedAt::SigningKey(r.kid.clone()), der.to_vec()));
+        }
+        let mut t = crate::store::conformance::tenant("Acme");
+        t.duo = Some(DuoConfig {
+            ikey: "DIXXXXXXXXXXXXXXXXXX".into(),
+            skey: master.seal_format_1(DUO_SKEY_PURPOSE, b"duo-secret-key"),
+            api_host: "api-x.duosecurity.com".into(),
+        });
+        store.create_tenant(&t).await.unwrap();
+        plain.push((
+            SealedAt::DuoSecretKey(t.id.clone()),
+            b"duo-secret-key".to_vec(),
+        ));
+        let mut u = crate::store::conformance::user(&t, "ann@example.com");
+        u.totp = Some(TotpEnrolment {
+            seed: master.seal_format_1(TOTP_SEED_PURPOSE, b"12345678901234567890"),
+            enrolled_at: 1,
+        });
+        store.create_user(&u).await.unwrap();
+        plain.push((
+            SealedAt::TotpSeed(u.id.clone()),
+            b"12345678901234567890".to_vec(),
+        ));
+        let session = crate::domain::Session {
+            user_id: u.id.clone(),
+            auth_time: 1,
+            amr: vec![],
+            acr: padlock_policy::decision::Acr::OneFactor,
+            second_factor_at: None,
+            expires_at: 4_000_000_000,
+            step_up: None,
+            totp_pending: Some(master.seal_format_1(TOTP_SEED_PURPOSE, b"pending-seed")),
+        };
+        store.put_session(&[5; 32], &session).await.unwrap();
+        plain.push((SealedAt::PendingTotpSeed([5; 32]), b"pending-seed".to_vec()));
+        plain
+    }
+
+    /// A data directory from before subkeys starts: the key check, signing keys, Duo secret
+    /// keys, TOTP seeds and pending TOTP seeds all open, and after start-up nothing is left sealed
+    /// directly under the master key.
+    async fn old_data_opens_and_is_resealed(store: &dyn Store, dir: &Path) {
+        let key_path = dir.join("master.key");
+        let original = MasterKey::generate().unwrap();
+        original.save_new(&key_path).unwrap();
+        let plain = old_data(store, &original).await;
+        let kids =
+            |k: &crate::keys::Keys| k.all().iter().map(|k| k.kid.clone()).collect::<Vec<_>>();
+        let sealed = store.list_sealed().await.unwrap();
+        assert_eq!(sealed.len(), plain.len() + 1, "and the key check");
+        assert!(sealed.iter().all(|(_, v)| !v.uses_subkey()));
+
+        // The start-up steps of `serve`.
+        let master = master_key(&key_path, store).await.unwrap();
+        assert_eq!(
+            reseal_under_subkeys(store, &master).await.unwrap(),
+            plain.len() + 1
+        );
+        let keys = crate::keys::Keys::load_or_create(store, &master, 200)
+            .await
+            .unwrap();
+        assert_eq!(keys.all().len(), 3, "the old keys load; none is generated");
+
+        let sealed = store.list_sealed().await.unwrap();
+        assert!(
+            sealed.iter().all(|(_, v)| v.uses_subkey()),
+            "nothing is left sealed the old way"
+        );
+        for (at, text) in &plain {
+            let (_, now) = sealed.iter().find(|(a, _)| a == at).unwrap();
+            assert_eq!(
+                master.open(at.purpose(), now).unwrap().as_slice(),
+                text.as_slice(),
+                "{at:?}"
+            );
+        }
+        assert_eq!(reseal_under_subkeys(store, &master).await.unwrap(), 0);
+        let again = master_key(&key_path, store).await.unwrap();
+        let reloaded = crate::keys::Keys::load_or_create(store, &again, 300)
+            .await
+            .unwrap();
+        assert_eq!(kids(&reloaded), kids(&keys));
+    }
+
+    #[tokio::test]
+    async fn old_data_opens_and_is_resealed_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::memory::MemoryStore::new();
+        old_data_opens_and_is_resealed(&store, dir.path()).await;
+    }
+
+    #[tokio::test]
+    async fn old_data_opens_and_is_resealed_in_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        {
+            let store = crate::store::sled::SledStore::open(&db, 8 << 20).unwrap();
+            old_data_opens_and_is_resealed(&store, dir.path()).await;
+            store.flush().await.unwrap();
+        }
+        let store = crate::store::sled::SledStore::open(&db, 8 << 20).unwrap();
+        assert!(
+            store
+                .list_sealed()
+                .await
+                .unwrap()
+                .iter()
+                .all(|(_, v)| v.uses_subkey()),
+            "the new sealing is what was stored"
+        );
     }
 }

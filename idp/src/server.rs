@@ -100,6 +100,7 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
         config.cache_mb.saturating_mul(1 << 20),
     )?);
     let master = bootstrap::master_key(&config.master_key_path(), store.as_ref()).await?;
+    bootstrap::reseal_under_subkeys(store.as_ref(), &master).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let keys = Keys::load_or_create(store.as_ref(), &master, clock.now()).await?;
     bootstrap::ensure_operator(&dir, store.as_ref(), &issuer, clock.now()).await?;

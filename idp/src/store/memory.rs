@@ -1,8 +1,8 @@
 //! In-memory store for tests: the same semantics as sled, nothing on disk.
 
 use super::{
-    CODE_TOMBSTONE_SECS, CodeTake, Digest, PendingSetup, Rotation, Store, StoreError, StoreResult,
-    audit_matches, last_n, unique_key,
+    CODE_TOMBSTONE_SECS, CodeTake, Digest, PendingSetup, Rotation, SealedAt, Store, StoreError,
+    StoreResult, audit_matches, last_n, unique_key,
 };
 use crate::crypto::Sealed;
 use crate::domain::{
@@ -114,6 +114,68 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn init_key_check(&self, check: &Sealed) -> StoreResult<Sealed> {
         Ok(self.with(|i| i.key_check.get_or_insert_with(|| check.clone()).clone()))
+    }
+
+    async fn list_sealed(&self) -> StoreResult<Vec<(SealedAt, Sealed)>> {
+        Ok(self.with(|i| {
+            let mut out = Vec::new();
+            if let Some(check) = &i.key_check {
+                out.push((SealedAt::KeyCheck, check.clone()));
+            }
+            for k in &i.keys {
+                out.push((SealedAt::SigningKey(k.kid.clone()), k.pkcs8.clone()));
+            }
+            for t in i.tenants.values() {
+                if let Some(duo) = &t.duo {
+                    out.push((SealedAt::DuoSecretKey(t.id.clone()), duo.skey.clone()));
+                }
+            }
+            for u in i.users.values() {
+                if let Some(totp) = &u.totp {
+                    out.push((SealedAt::TotpSeed(u.id.clone()), totp.seed.clone()));
+                }
+            }
+            for (digest, session) in &i.sessions {
+                if let Some(pending) = &session.totp_pending {
+                    out.push((SealedAt::PendingTotpSeed(*digest), pending.clone()));
+                }
+            }
+            out
+        }))
+    }
+
+    async fn replace_sealed(&self, at: &SealedAt, old: &Sealed, new: &Sealed) -> StoreResult<bool> {
+        Ok(self.with(|i| {
+            let slot = match at {
+                SealedAt::KeyCheck => i.key_check.as_mut(),
+                SealedAt::SigningKey(kid) => i
+                    .keys
+                    .iter_mut()
+                    .find(|k| &k.kid == kid)
+                    .map(|k| &mut k.pkcs8),
+                SealedAt::DuoSecretKey(id) => i
+                    .tenants
+                    .get_mut(id)
+                    .and_then(|t| t.duo.as_mut())
+                    .map(|d| &mut d.skey),
+                SealedAt::TotpSeed(id) => i
+                    .users
+                    .get_mut(id)
+                    .and_then(|u| u.totp.as_mut())
+                    .map(|t| &mut t.seed),
+                SealedAt::PendingTotpSeed(digest) => i
+                    .sessions
+                    .get_mut(digest)
+                    .and_then(|s| s.totp_pending.as_mut()),
+            };
+            match slot {
+                Some(value) if value == old => {
+                    *value = new.clone();
+                    true
+                }
+                _ => false,
+            }
+        }))
     }
 
     async fn set_setup_token(&self, pending: Option<&PendingSetup>) -> StoreResult<()> {

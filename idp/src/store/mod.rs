@@ -49,6 +49,15 @@ pub trait Store: Send + Sync + 'static {
     /// at every later start, that the same master key is in use).
     async fn init_key_check(&self, check: &Sealed) -> StoreResult<Sealed>;
 
+    /// Every sealed value at rest, with where it is kept: the master-key check, signing keys,
+    /// Duo secret keys, TOTP seeds and TOTP seeds pending in sessions. For re-sealing them all
+    /// when the sealing scheme changes ([`crate::bootstrap::reseal_under_subkeys`]).
+    async fn list_sealed(&self) -> StoreResult<Vec<(SealedAt, Sealed)>>;
+    /// Replaces the sealed value at `at` with `new`, only if it is still `old` (compare-and-swap:
+    /// a concurrent change is never overwritten); the rest of the record is kept. False when the
+    /// value changed or the record is gone.
+    async fn replace_sealed(&self, at: &SealedAt, old: &Sealed, new: &Sealed) -> StoreResult<bool>;
+
     /// Replaces the pending `/setup` token (`None` clears it). The token is consumed by
     /// [`Store::create_tenant_with_admin`] and ended by any company's creation.
     async fn set_setup_token(&self, pending: Option<&PendingSetup>) -> StoreResult<()>;
@@ -193,6 +202,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes everything written so far durable.
     async fn flush(&self) -> StoreResult<()>;
+}
+
+/// Where a sealed value is kept ([`Store::list_sealed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealedAt {
+    /// The master-key check ([`Store::init_key_check`]).
+    KeyCheck,
+    /// The private key of the signing key with this `kid`.
+    SigningKey(String),
+    /// The Duo secret key of this company.
+    DuoSecretKey(TenantId),
+    /// The confirmed TOTP seed of this user.
+    TotpSeed(UserId),
+    /// The TOTP seed shown for enrolment in the session stored under this digest.
+    PendingTotpSeed(Digest),
+}
+
+impl SealedAt {
+    /// The purpose the value is sealed for.
+    #[must_use]
+    pub fn purpose(&self) -> &'static str {
+        match self {
+            SealedAt::KeyCheck => crate::crypto::KEY_CHECK_PURPOSE,
+            SealedAt::SigningKey(_) => crate::domain::SIGNING_KEY_PURPOSE,
+            SealedAt::DuoSecretKey(_) => crate::domain::DUO_SKEY_PURPOSE,
+            SealedAt::TotpSeed(_) | SealedAt::PendingTotpSeed(_) => {
+                crate::domain::TOTP_SEED_PURPOSE
+            }
+        }
+    }
 }
 
 /// The pending `/setup` token as stored.

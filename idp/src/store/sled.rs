@@ -2,8 +2,8 @@
 //! trees updated in the same transaction as the record. sled types do not leave this file.
 
 use super::{
-    CODE_TOMBSTONE_SECS, CodeTake, Digest, PendingSetup, Rotation, Store, StoreError, StoreResult,
-    audit_matches, last_n, unique_key,
+    CODE_TOMBSTONE_SECS, CodeTake, Digest, PendingSetup, Rotation, SealedAt, Store, StoreError,
+    StoreResult, audit_matches, last_n, unique_key,
 };
 use crate::crypto::Sealed;
 use crate::domain::{
@@ -163,6 +163,32 @@ fn insert_user(
     Ok(())
 }
 
+/// Applies `change` to the record under `key` with compare-and-swap, re-reading when the record
+/// changed meanwhile. False when the record is absent or `change` returns false (nothing written).
+fn update_record<T: Serialize + DeserializeOwned>(
+    tree: &sled::Tree,
+    what: &str,
+    key: &[u8],
+    mut change: impl FnMut(&mut T) -> bool,
+) -> StoreResult<bool> {
+    loop {
+        let Some(bytes) = tree.get(key).map_err(backend)? else {
+            return Ok(false);
+        };
+        let mut record: T = decode(what, &bytes)?;
+        if !change(&mut record) {
+            return Ok(false);
+        }
+        if tree
+            .compare_and_swap(key, Some(bytes), Some(encode(&record)?))
+            .map_err(backend)?
+            .is_ok()
+        {
+            return Ok(true);
+        }
+    }
+}
+
 /// Maps a transaction result whose abort value is a [`StoreError`].
 fn tx<T>(r: Result<T, TransactionError<StoreError>>) -> StoreResult<T> {
     r.map_err(|e| match e {
@@ -236,6 +262,90 @@ impl Store for SledStore {
         {
             Ok(()) => Ok(check.clone()),
             Err(existing) => decode("key check", &existing.current.unwrap_or_default()),
+        }
+    }
+
+    async fn list_sealed(&self) -> StoreResult<Vec<(SealedAt, Sealed)>> {
+        let mut out = Vec::new();
+        if let Some(v) = self.meta.get(KEY_CHECK).map_err(backend)? {
+            out.push((SealedAt::KeyCheck, decode("key check", &v)?));
+        }
+        for k in all::<SigningKeyRecord>(&self.keys, "signing key")? {
+            out.push((SealedAt::SigningKey(k.kid), k.pkcs8));
+        }
+        for t in all::<Tenant>(&self.tenants, "company")? {
+            if let Some(duo) = t.duo {
+                out.push((SealedAt::DuoSecretKey(t.id), duo.skey));
+            }
+        }
+        for u in all::<User>(&self.users, "user")? {
+            if let Some(totp) = u.totp {
+                out.push((SealedAt::TotpSeed(u.id), totp.seed));
+            }
+        }
+        for entry in self.sessions.iter() {
+            let (k, v) = entry.map_err(backend)?;
+            // Sessions are short-lived: an undecodable one is left to expire, as purging does.
+            if let Ok(session) = serde_json::from_slice::<Session>(&v)
+                && let Some(pending) = session.totp_pending
+                && let Ok(digest) = Digest::try_from(k.as_ref())
+            {
+                out.push((SealedAt::PendingTotpSeed(digest), pending));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn replace_sealed(&self, at: &SealedAt, old: &Sealed, new: &Sealed) -> StoreResult<bool> {
+        let swap = |slot: Option<&mut Sealed>| match slot {
+            Some(value) if value == old => {
+                *value = new.clone();
+                true
+            }
+            _ => false,
+        };
+        match at {
+            SealedAt::KeyCheck => Ok(self
+                .meta
+                .compare_and_swap(KEY_CHECK, Some(encode(old)?), Some(encode(new)?))
+                .map_err(backend)?
+                .is_ok()),
+            SealedAt::SigningKey(kid) => {
+                let mut key = None;
+                for entry in self.keys.iter() {
+                    let (k, v) = entry.map_err(backend)?;
+                    if decode::<SigningKeyRecord>("signing key", &v)?.kid == *kid {
+                        key = Some(k);
+                        break;
+                    }
+                }
+                let Some(key) = key else {
+                    return Ok(false);
+                };
+                update_record(
+                    &self.keys,
+                    "signing key",
+                    &key,
+                    |r: &mut SigningKeyRecord| swap(Some(&mut r.pkcs8)),
+                )
+            }
+            SealedAt::DuoSecretKey(id) => update_record(
+                &self.tenants,
+                "company",
+                id.as_str().as_bytes(),
+                |t: &mut Tenant| swap(t.duo.as_mut().map(|d| &mut d.skey)),
+            ),
+            SealedAt::TotpSeed(id) => update_record(
+                &self.users,
+                "user",
+                id.as_str().as_bytes(),
+                |u: &mut User| swap(u.totp.as_mut().map(|t| &mut t.seed)),
+            ),
+            SealedAt::PendingTotpSeed(digest) => {
+                update_record(&self.sessions, "session", digest, |s: &mut Session| {
+                    swap(s.totp_pending.as_mut())
+                })
+            }
         }
     }
 

@@ -31,6 +31,8 @@ pub struct Config {
     pub cache_mb: u64,
     /// Log filter (tracing `EnvFilter` syntax).
     pub log: String,
+    /// How log lines on standard error are written.
+    pub log_format: LogFormat,
     /// Second-factor lockout.
     pub lockout: LockoutConfig,
     /// Token signing and lifetimes.
@@ -51,6 +53,30 @@ pub struct Config {
 pub enum Storage {
     /// Embedded sled in `<data_dir>/db`.
     Sled,
+}
+
+/// The format of log lines (on standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people: one line per event, coloured only when standard error is a terminal.
+    #[default]
+    Text,
+    /// For log collectors: one JSON object per line, never coloured.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    /// `text` or `json` (the values of `log_format` and `PADLOCK_LOG_FORMAT`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("`{other}` is not a log format: use text or json")),
+        }
+    }
 }
 
 /// Lockout of the second factor after consecutive failures.
@@ -224,6 +250,7 @@ impl Default for Config {
             storage: Storage::Sled,
             cache_mb: 64,
             log: "info".into(),
+            log_format: LogFormat::Text,
             lockout: LockoutConfig::default(),
             tokens: TokensConfig::default(),
             email: None,
@@ -621,6 +648,22 @@ mod tests {
         }
         let errors = Config::parse(&text).unwrap().validate();
         assert!(errors.is_empty(), "group-readable is fine: {errors:?}");
+    }
+
+    #[test]
+    fn log_format_is_text_or_json() {
+        assert_eq!(Config::default().log_format, LogFormat::Text);
+        let c = Config::parse("log_format = \"json\"").unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        let e = Config::parse("log_format = \"xml\"").unwrap_err();
+        assert_eq!(e.path, "log_format");
+        assert_eq!(" json\n".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert!(
+            "yaml"
+                .parse::<LogFormat>()
+                .unwrap_err()
+                .contains("text or json")
+        );
     }
 
     #[test]

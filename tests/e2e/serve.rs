@@ -483,3 +483,62 @@ fn a_company_created_with_the_cli_ends_the_setup_link() {
     assert_eq!(server.setup_link, None);
     assert_eq!(http().get(on(&server, &link)).send().unwrap().status(), 403);
 }
+
+/// Logs written to a pipe carry no colour codes; with `log_format = "json"` (or
+/// `PADLOCK_LOG_FORMAT=json`) every line is one JSON object.
+#[test]
+fn logs_to_a_pipe_are_plain_text_or_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = server_stderr(dir.path(), &[], &[]);
+    assert!(text.contains(" INFO ") && text.contains(" WARN "), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "escape codes in piped logs: {text:?}"
+    );
+
+    std::fs::write(dir.path().join("json.toml"), "log_format = \"json\"\n").unwrap();
+    for (extra, env) in [
+        (vec!["-c", "json.toml"], vec![]),
+        (vec![], vec![("PADLOCK_LOG_FORMAT", "json")]),
+    ] {
+        let log = server_stderr(dir.path(), &extra, &env);
+        assert!(log.lines().count() >= 2, "{log}");
+        for line in log.lines() {
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+            assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+        }
+    }
+
+    let out = std::process::Command::new(crate::harness::artefact("padlock"))
+        .args(["serve", "--data-dir", "data", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("PADLOCK_CONFIG")
+        .env("PADLOCK_LOG_FORMAT", "yaml")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("PADLOCK_LOG_FORMAT: `yaml` is not a log format: use text or json"),
+        "{err}"
+    );
+}
+
+/// Starts a server on `dir`, sends it one request, stops it and returns everything it wrote to
+/// stderr.
+fn server_stderr(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> String {
+    let server = Server::try_start_with_env(dir, extra, env)
+        .unwrap_or_else(|(status, err)| panic!("{status}: {err}"));
+    assert_eq!(
+        http()
+            .get(format!("{}/nope", server.url))
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+    let (status, log) = server.stop_with_stderr();
+    assert!(status.success(), "{log}");
+    log
+}

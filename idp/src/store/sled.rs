@@ -787,6 +787,27 @@ mod tests {
         assert_eq!(store.find_tenant_by_name("acme").await.unwrap(), Some(t));
     }
 
+    /// A setup token stored before tokens had an issue time (a bare digest) reads as issued at
+    /// 0: expired, so an old link does not work for ever.
+    #[tokio::test]
+    async fn a_setup_token_without_issue_time_reads_as_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 8 << 20).unwrap();
+        store.meta.insert(SETUP_TOKEN, &[7u8; 32]).unwrap();
+        assert_eq!(
+            store.setup_token().await.unwrap(),
+            Some(PendingSetup {
+                digest: [7; 32],
+                issued_at: 0
+            })
+        );
+        store.meta.insert(SETUP_TOKEN, vec![7u8; 35]).unwrap();
+        assert!(matches!(
+            store.setup_token().await,
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
     /// DESIGN.md §9.7: a TOTP seed stored through the domain types is not on disk in the clear.
     #[tokio::test]
     async fn sealed_secrets_are_not_on_disk_in_the_clear() {

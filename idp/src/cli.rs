@@ -1,8 +1,9 @@
 //! The `padlock` command line. `main.rs` only calls [`main`].
 
-use crate::config::{Config, EXAMPLE};
+use crate::config::{Config, EXAMPLE, LogFormat};
 use crate::remote::{Remote, segment};
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -278,6 +279,9 @@ fn load(arg: &ConfigFileArg) -> Result<(Config, Option<PathBuf>), String> {
         .or_else(|| std::env::var("RUST_LOG").ok())
     {
         config.log = v;
+    }
+    if let Ok(v) = std::env::var("PADLOCK_LOG_FORMAT") {
+        config.log_format = v.parse().map_err(|e| format!("PADLOCK_LOG_FORMAT: {e}"))?;
     }
     Ok((config, path))
 }
@@ -723,10 +727,18 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    // Colour only for a person at a terminal: escape codes in a file, a pipe or the journal are
+    // noise to every reader and tool.
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    let json = config.log_format == LogFormat::Json;
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     if let Some(p) = &path {
         tracing::info!(config = %p.display(), "configuration loaded");
     }
@@ -742,6 +754,11 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     match runtime.block_on(crate::server::serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
+        // A log collector reading JSON gets the reason as one more JSON line.
+        Err(e) if json => {
+            tracing::error!(error = %e, "padlock could not start");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("padlock: {e}");
             ExitCode::FAILURE

@@ -36,6 +36,8 @@ pub struct Config {
     pub cache_mb: u64,
     /// Log filter (tracing `EnvFilter` syntax).
     pub log: String,
+    /// How log lines on standard error are written.
+    pub log_format: LogFormat,
     /// Second-factor lockout.
     pub lockout: LockoutConfig,
     /// Token signing and lifetimes.
@@ -56,6 +58,30 @@ pub struct Config {
 pub enum Storage {
     /// Embedded sled in `<data_dir>/db`.
     Sled,
+}
+
+/// The format of log lines (on standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people: one line per event, coloured only when standard error is a terminal.
+    #[default]
+    Text,
+    /// For log collectors: one JSON object per line, never coloured.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    /// `text` or `json` (the values of `log_format` and `PADLOCK_LOG_FORMAT`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("`{other}` is not a log format: use text or json")),
+        }
+    }
 }
 
 /// Lockout of the second factor, throttling of passwords, and limits on messages and on failures
@@ -265,6 +291,7 @@ impl Default for Config {
             storage: Storage::Sled,
             cache_mb: 64,
             log: "info".into(),
+            log_format: LogFormat::Text,
             lockout: LockoutConfig::default(),
             tokens: TokensConfig::default(),
             email: None,
@@ -361,7 +388,10 @@ impl Config {
         ))
     }
 
-    /// Every problem a parsed configuration has (empty when it is usable).
+    /// Every problem a parsed configuration has (empty when it is usable). Besides the values, it
+    /// looks at the files named: secret files (the master key when it exists,
+    /// `email.password_file`, `sms.auth_token_file`) must be readable and neither group- nor
+    /// world-writable nor world-readable; `email.ca_file` must be readable.
     #[must_use]
     pub fn validate(&self) -> Vec<ConfigError> {
         let mut errors = Vec::new();
@@ -429,6 +459,11 @@ impl Config {
         if self.lockout.lock_minutes == 0 {
             errors.push(err("lockout.lock_minutes", "must be at least 1"));
         }
+        // Absent, it is created (mode 0600) at the first start.
+        let master_key = self.master_key_path();
+        if master_key.exists() {
+            check_secret_file(&mut errors, "master_key_file", Some(&master_key));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             errors.push(err("log", e.to_string()));
         }
@@ -462,7 +497,15 @@ impl Config {
                     "only used with tls = \"starttls\" or \"tls\"",
                 ));
             }
-            check_secret_file(&mut errors, "email.ca_file", email.ca_file.as_deref());
+            // A CA bundle is public: it only has to be readable.
+            if let Some(ca) = &email.ca_file
+                && let Err(e) = std::fs::File::open(ca)
+            {
+                errors.push(err(
+                    "email.ca_file",
+                    format!("cannot read {}: {e}", ca.display()),
+                ));
+            }
         }
         for (key, template) in [
             ("messages.email_body", &self.messages.email_body),
@@ -546,11 +589,13 @@ fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Reports a secret file that cannot be read or whose mode lets others read or change it
+/// ([`crate::fsutil::check_secret_file`]), under the dotted key that names it.
 fn check_secret_file(errors: &mut Vec<ConfigError>, key: &str, path: Option<&Path>) {
     if let Some(path) = path
-        && let Err(e) = std::fs::File::open(path)
+        && let Err(e) = crate::fsutil::check_secret_file(path)
     {
-        errors.push(err(key, format!("cannot read {}: {e}", path.display())));
+        errors.push(err(key, e.to_string()));
     }
 }
 
@@ -657,6 +702,65 @@ mod tests {
         }
         let webhook = Config::parse("[sms]\nprovider = \"webhook\"\n").unwrap();
         assert_eq!(webhook.validate()[0].path, "sms.webhook_url");
+    }
+
+    /// DESIGN.md §9.7: secret files are checked by `config check` and at start; the key names the
+    /// file, the message its mode and the fix. A CA bundle is public and only has to be readable.
+    #[test]
+    fn secret_files_open_to_others_are_reported_by_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, mode: u32| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, "x\n").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p.display().to_string()
+        };
+        let text = format!(
+            "master_key_file = \"{}\"\n[email]\nsmtp_host = \"h\"\nfrom = \"a@b\"\ntls = \"starttls\"\nusername = \"u\"\npassword_file = \"{}\"\nca_file = \"{}\"\n[sms]\nprovider = \"twilio\"\naccount_sid = \"AC1\"\nfrom = \"+15550000000\"\nauth_token_file = \"{}\"\n",
+            file("master.key", 0o644),
+            file("smtp-password", 0o664),
+            file("ca.pem", 0o644),
+            file("twilio-token", 0o620),
+        );
+        let errors = Config::parse(&text).unwrap().validate();
+        let found: Vec<(&str, &str)> = errors
+            .iter()
+            .map(|e| (e.path.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(found.len(), 3, "{found:?}");
+        for (key, mode) in [
+            ("master_key_file", "0644"),
+            ("email.password_file", "0664"),
+            ("sms.auth_token_file", "0620"),
+        ] {
+            let (_, message) = found.iter().find(|(k, _)| *k == key).unwrap();
+            assert!(
+                message.contains(&format!("(mode {mode})")) && message.contains("chmod 600 "),
+                "{key}: {message}"
+            );
+        }
+        for name in ["master.key", "smtp-password", "twilio-token"] {
+            file(name, 0o640);
+        }
+        let errors = Config::parse(&text).unwrap().validate();
+        assert!(errors.is_empty(), "group-readable is fine: {errors:?}");
+    }
+
+    #[test]
+    fn log_format_is_text_or_json() {
+        assert_eq!(Config::default().log_format, LogFormat::Text);
+        let c = Config::parse("log_format = \"json\"").unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        let e = Config::parse("log_format = \"xml\"").unwrap_err();
+        assert_eq!(e.path, "log_format");
+        assert_eq!(" json\n".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert!(
+            "yaml"
+                .parse::<LogFormat>()
+                .unwrap_err()
+                .contains("text or json")
+        );
     }
 
     #[test]

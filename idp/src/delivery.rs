@@ -12,6 +12,8 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use padlock_policy::code::CODE_TTL_SECS;
 use padlock_policy::decision::Channel;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -85,10 +87,11 @@ pub struct Delivery {
     seq: AtomicU64,
 }
 
-fn secret_from(file: Option<&Path>, env: &str) -> Result<Option<ClientSecret>, String> {
+/// The secret in `file` (`key` is its dotted config key, for errors), else in env `env`. The file
+/// is read only if its mode keeps it from others ([`crate::fsutil::read_secret_file`]).
+fn secret_from(key: &str, file: Option<&Path>, env: &str) -> Result<Option<ClientSecret>, String> {
     if let Some(f) = file {
-        let text =
-            std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        let text = crate::fsutil::read_secret_file(f).map_err(|e| format!("{key}: {e}"))?;
         return Ok(Some(ClientSecret::new(text.trim().to_owned())));
     }
     Ok(std::env::var(env).ok().map(ClientSecret::new))
@@ -127,7 +130,7 @@ impl Delivery {
                     AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.smtp_host).tls(tls);
                 let mut builder = builder.port(e.port()).timeout(Some(SEND_TIMEOUT));
                 if let Some(user) = &e.username {
-                    let password = secret_from(e.password_file.as_deref(), "PADLOCK_SMTP_PASSWORD")?.ok_or("email.password_file (or PADLOCK_SMTP_PASSWORD) is required with email.username")?;
+                    let password = secret_from("email.password_file", e.password_file.as_deref(), "PADLOCK_SMTP_PASSWORD")?.ok_or("email.password_file (or PADLOCK_SMTP_PASSWORD) is required with email.username")?;
                     builder = builder
                         .credentials(Credentials::new(user.clone(), password.secret().to_owned()));
                 }
@@ -149,9 +152,12 @@ impl Delivery {
             Some(s) => match s.provider {
                 SmsProvider::Twilio => {
                     let sid = s.account_sid.clone().ok_or("sms.account_sid is required")?;
-                    let token =
-                        secret_from(s.auth_token_file.as_deref(), "PADLOCK_SMS_AUTH_TOKEN")?
-                            .ok_or("sms.auth_token_file (or PADLOCK_SMS_AUTH_TOKEN) is required")?;
+                    let token = secret_from(
+                        "sms.auth_token_file",
+                        s.auth_token_file.as_deref(),
+                        "PADLOCK_SMS_AUTH_TOKEN",
+                    )?
+                    .ok_or("sms.auth_token_file (or PADLOCK_SMS_AUTH_TOKEN) is required")?;
                     let url = format!(
                         "{}/2010-04-01/Accounts/{sid}/Messages.json",
                         s.base_url.trim_end_matches('/')
@@ -311,13 +317,21 @@ impl Delivery {
             .map_or(0, |d| d.as_millis());
         let fail =
             |e: std::io::Error| DeliveryError::Failed(format!("outbox {}: {e}", dir.display()));
-        std::fs::create_dir_all(dir).map_err(fail)?;
+        // The files hold codes: private whatever the umask (directory 0700, files 0600).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(fail)?;
         let path = dir.join(format!("{stamp:013}-{n:04}-{kind}.txt"));
-        std::fs::write(
-            &path,
-            format!("To: {to}\nSubject: {}\n\n{}\n", m.subject, m.body),
-        )
-        .map_err(fail)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(fail)?;
+        file.write_all(format!("To: {to}\nSubject: {}\n\n{}\n", m.subject, m.body).as_bytes())
+            .map_err(fail)?;
         // The file holds the code; the log says only where it is (codes are secrets).
         tracing::warn!(to, file = %path.display(), "development outbox: message written to a file, not sent");
         Ok(())
@@ -336,7 +350,7 @@ mod tests {
     async fn twilio(answers: Vec<(u16, &'static str)>) -> (Result<(), DeliveryError>, usize) {
         let peer = HttpPeer::start(answers, 0);
         let dir = crate::state::test_outbox();
-        std::fs::write(dir.join("token"), "tw-token").unwrap();
+        crate::testing::write_secret(&dir.join("token"), "tw-token");
         let config = Config::parse(&format!(
             "[sms]\nprovider = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"AC1\"\nauth_token_file = \"{}\"\nfrom = \"+15550000000\"\n",
             peer.url,
@@ -389,6 +403,29 @@ mod tests {
             "{err}"
         );
         assert_eq!(requests, 1);
+    }
+
+    /// The outbox's files hold codes: private whatever the process umask (tests run under 022).
+    #[tokio::test]
+    async fn outbox_messages_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = crate::state::test_outbox();
+        let delivery = Delivery::from_config(&Config::default(), &dir).unwrap();
+        let to = Channel::Email("ann@example.com".into());
+        let message = CodeMessage {
+            code: "123456",
+            company: "Acme",
+        };
+        delivery.send(&to, &message).await.unwrap();
+        let outbox = dir.join("outbox");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&outbox), 0o700);
+        let files: Vec<_> = std::fs::read_dir(&outbox)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(mode(&files[0]), 0o600);
     }
 
     fn with_ca_file(content: &str) -> Result<Delivery, String> {

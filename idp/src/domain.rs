@@ -31,11 +31,14 @@ pub struct Tenant {
 pub struct DuoConfig {
     /// Integration key.
     pub ikey: String,
-    /// Secret key, sealed.
+    /// Secret key, sealed with purpose [`DUO_SKEY_PURPOSE`].
     pub skey: Sealed,
     /// API host, e.g. `api-xxxxxxxx.duosecurity.com`.
     pub api_host: String,
 }
+
+/// Sealing purpose of Duo secret keys.
+pub const DUO_SKEY_PURPOSE: &str = "duo-skey";
 
 /// A user of a company.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,8 +9,11 @@
 //! - Every second-factor rule is decided by the `padlock-policy` crate, which this crate calls.
 //!
 //! # Security invariants held here (DESIGN.md §9)
-//! - Secrets at rest are sealed with the master key ([`crypto::MasterKey`]); a wrong master key is
-//!   detected at start-up, never read as garbage.
+//! - Secrets at rest are sealed under per-purpose subkeys of the master key ([`crypto::MasterKey`]);
+//!   a wrong master key is detected at start-up, never read as garbage.
+//! - What Padlock writes under its data directory is private to its user
+//!   ([`bootstrap::DataDir::open`]); secret files it reads must not be open to others
+//!   ([`fsutil::check_secret_file`]).
 //! - Client secrets are ≥ 256-bit generated and stored as SHA-256; passwords are argon2id
 //!   ([`password::Passwords`]), with the same work for unknown users.
 //! - Secret types print `Name([redacted])` ([`secret`]); internal errors are logged, never put in a

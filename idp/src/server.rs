@@ -78,7 +78,12 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Runs `padlock serve` until SIGINT or SIGTERM, then flushes storage.
+///
+/// Sets the process umask to 0077 first: every file this process creates, sled's database files
+/// and snapshots included (sled opens them with default modes), is private to the user Padlock
+/// runs as. [`DataDir::open`] tightens what an earlier run left open.
 pub async fn serve(mut config: Config) -> Result<(), StartError> {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let problems = config.validate();
     if !problems.is_empty() {
         return Err(StartError::Config(
@@ -109,10 +114,11 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
         config.cache_mb.saturating_mul(1 << 20),
     )?);
     let master = bootstrap::master_key(&config.master_key_path(), store.as_ref()).await?;
+    bootstrap::reseal_under_subkeys(store.as_ref(), &master).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let keys = Keys::load_or_create(store.as_ref(), &master, clock.now()).await?;
     bootstrap::ensure_operator(&dir, store.as_ref(), &issuer, clock.now()).await?;
-    let setup_link = bootstrap::setup_link(store.as_ref(), &issuer).await?;
+    let setup_link = bootstrap::setup_link(store.as_ref(), &issuer, clock.now()).await?;
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let passwords = Passwords::new(cores).map_err(|e| StartError::Io(e.to_string()))?;
 

@@ -1,7 +1,10 @@
-//! `/setup`: the first-run page. Reachable only with the one-time token printed by the first
-//! `padlock serve`; it creates the first company and its administrator, then the token is dead.
-//! The token travels in a hidden field, so it is also the form's CSRF token.
+//! `/setup`: the first-run page. Reachable only with the one-time token printed by `padlock serve`
+//! while no company exists; it creates the first company and its administrator in one atomic
+//! step, then the token is dead. The token also dies when a company is created any other way
+//! (`padlock tenant create`), and [`SETUP_LINK_TTL_SECS`] after it was printed. The token travels in
+//! a hidden field, so it is also the form's CSRF token.
 
+use crate::bootstrap::SETUP_LINK_TTL_SECS;
 use crate::crypto::sha256;
 use crate::domain::{Outcome, ROLE_ADMIN, Tenant, User, normalize_company_name, normalize_email};
 use crate::error::AppError;
@@ -9,13 +12,13 @@ use crate::extract::{ClientIp, Form};
 use crate::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use crate::secret::{Password, SetupToken, TenantId, UserId};
 use crate::state::{AppState, Audit};
+use crate::store::Digest;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use padlock_policy::TwoFactorPolicy;
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "setup.html")]
@@ -52,14 +55,27 @@ const NO_TOKEN: &str =
     "This page needs the one-time setup link that `padlock serve` printed when it first started.";
 const DEAD_TOKEN: &str = "This setup link is not valid: it was already used, or a newer link replaced it. \
      Restart `padlock serve` on a data directory without a company to get a new one.";
+const EXPIRED_TOKEN: &str = "This setup link has expired: a link works for 24 hours. \
+     Restart `padlock serve` to get a new one.";
+const ALREADY_SET_UP: &str = "Padlock is already set up: a company exists, so this setup link no longer works. \
+     Companies and users are added with `padlock tenant create` and `padlock user add`.";
 
-async fn token_is_pending(state: &AppState, token: &SetupToken) -> Result<bool, AppError> {
+/// The digest of `token` if it is the pending `/setup` token, not expired, and no company exists;
+/// otherwise the refusal to show.
+async fn pending_token(state: &AppState, token: &SetupToken) -> Result<Digest, AppError> {
     let digest = sha256(token.secret().as_bytes());
-    Ok(state
-        .store
-        .setup_token()
-        .await?
-        .is_some_and(|pending| pending.ct_eq(&digest).into()))
+    let Some(pending) = state.store.setup_token().await?.filter(|p| p.is(&digest)) else {
+        return Err(AppError::Forbidden(DEAD_TOKEN.into()));
+    };
+    if state.clock.now() >= pending.issued_at.saturating_add(SETUP_LINK_TTL_SECS) {
+        return Err(AppError::Forbidden(EXPIRED_TOKEN.into()));
+    }
+    // Creating a company ends the token in the store; this also refuses a token that outlived a
+    // company created before that rule, or brought in by other means.
+    if !state.store.list_tenants().await?.is_empty() {
+        return Err(AppError::Forbidden(ALREADY_SET_UP.into()));
+    }
+    Ok(digest)
 }
 
 pub(crate) async fn form(
@@ -69,9 +85,7 @@ pub(crate) async fn form(
     let token = q
         .token
         .ok_or_else(|| AppError::Forbidden(NO_TOKEN.into()))?;
-    if !token_is_pending(&state, &token).await? {
-        return Err(AppError::Forbidden(DEAD_TOKEN.into()));
-    }
+    pending_token(&state, &token).await?;
     Ok(SetupPage {
         token: token.secret().to_owned(),
         company: String::new(),
@@ -103,9 +117,7 @@ pub(crate) async fn submit(
     ClientIp(ip): ClientIp,
     Form(f): Form<SetupForm>,
 ) -> Result<Response, AppError> {
-    if !token_is_pending(&state, &f.token).await? {
-        return Err(AppError::Forbidden(DEAD_TOKEN.into()));
-    }
+    let digest = pending_token(&state, &f.token).await?;
     let (company, email) = match check(&f) {
         Ok(v) => v,
         // The token stays valid: nothing was consumed, the person fixes the form and retries.
@@ -129,10 +141,6 @@ pub(crate) async fn submit(
         .await
         .map_err(anyhow::Error::from)?;
 
-    let digest = sha256(f.token.secret().as_bytes());
-    if !state.store.take_setup_token(&digest).await? {
-        return Err(AppError::Forbidden(DEAD_TOKEN.into()));
-    }
     let now = state.clock.now();
     let tenant = Tenant {
         id: TenantId::generate(),
@@ -156,15 +164,14 @@ pub(crate) async fn submit(
         disabled: false,
         created_at: now,
     };
-    let created = async {
-        state.store.create_tenant(&tenant).await?;
-        state.store.create_user(&admin).await
-    }
-    .await;
-    if let Err(e) = created {
-        // Give the token back so the operator can retry with the same link.
-        state.store.set_setup_token(&digest).await?;
-        return Err(e.into());
+    // One atomic step that also consumes the token: never a company without its administrator,
+    // and on a conflict nothing is written and the link still works for a retry.
+    if !state
+        .store
+        .create_tenant_with_admin(&tenant, &admin, Some(&digest))
+        .await?
+    {
+        return Err(AppError::Forbidden(DEAD_TOKEN.into()));
     }
     let ip = ip.as_deref();
     state

@@ -11,7 +11,7 @@ fn form(token: &str, company: &str, email: &str, pw: &str, pw2: &str) -> String 
 }
 
 async fn pending_token(state: &crate::state::AppState) -> String {
-    let link = setup_link(state.store.as_ref(), &state.issuer)
+    let link = setup_link(state.store.as_ref(), &state.issuer, state.clock.now())
         .await
         .unwrap()
         .unwrap();
@@ -109,11 +109,115 @@ async fn setup_creates_company_and_admin_once() {
     assert_eq!(state.store.list_tenants().await.unwrap().len(), 1);
     // And a restart with a company present prints no new link.
     assert_eq!(
-        setup_link(state.store.as_ref(), &state.issuer)
+        setup_link(state.store.as_ref(), &state.issuer, state.clock.now())
             .await
             .unwrap(),
         None
     );
+}
+
+fn acme_form(token: &str) -> String {
+    form(
+        token,
+        "Acme",
+        "ann%40example.com",
+        "correct-horse-battery",
+        "correct-horse-battery",
+    )
+}
+
+/// The first-run link dies with its purpose: a company created through the admin API (as
+/// `padlock tenant create` does) ends it, at the page and at the form.
+#[tokio::test]
+async fn a_company_created_by_the_api_ends_the_setup_link() {
+    let (state, _) = test_state().await;
+    let token = pending_token(&state).await;
+    let (id, secret) = crate::testing::operator(&state).await;
+    let bearer = crate::testing::token(&state, &id, &secret).await;
+    let r = call(
+        &state,
+        crate::testing::json_request(
+            "POST",
+            "/api/v1/tenants",
+            &bearer,
+            &serde_json::json!({ "name": "Made by CLI" }),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(state.store.setup_token().await.unwrap(), None);
+    let r = call(&state, get(&format!("/setup?token={token}"))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = call(&state, post_form("/setup", acme_form(&token))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(state.store.list_tenants().await.unwrap().len(), 1);
+    assert_eq!(
+        state
+            .store
+            .find_user_by_email("ann@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// A token that outlived a company (left pending by an earlier version) is refused too, and the
+/// next start ends it.
+#[tokio::test]
+async fn a_pending_token_is_refused_once_a_company_exists() {
+    let (state, _) = test_state().await;
+    state
+        .store
+        .create_tenant(&crate::store::conformance::tenant("Acme"))
+        .await
+        .unwrap();
+    let token = "left-over-token";
+    state
+        .store
+        .set_setup_token(Some(&crate::store::PendingSetup {
+            digest: crate::crypto::sha256(token.as_bytes()),
+            issued_at: state.clock.now(),
+        }))
+        .await
+        .unwrap();
+    let r = call(&state, get(&format!("/setup?token={token}"))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("already set up"), "{}", r.body);
+    let r = call(
+        &state,
+        post_form("/setup", acme_form(token).replace("Acme", "Evil")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(state.store.list_tenants().await.unwrap().len(), 1);
+    assert_eq!(
+        setup_link(state.store.as_ref(), &state.issuer, state.clock.now())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(state.store.setup_token().await.unwrap(), None);
+}
+
+/// A link works for 24 hours after it was printed; a restart prints a new one that works.
+#[tokio::test]
+async fn the_setup_link_expires_after_24_hours() {
+    let (state, clock) = test_state().await;
+    let token = pending_token(&state).await;
+    clock.advance(crate::bootstrap::SETUP_LINK_TTL_SECS - 1);
+    let r = call(&state, get(&format!("/setup?token={token}"))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    clock.advance(1);
+    let r = call(&state, get(&format!("/setup?token={token}"))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("expired"), "{}", r.body);
+    let r = call(&state, post_form("/setup", acme_form(&token))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(state.store.list_tenants().await.unwrap().is_empty());
+
+    let fresh = pending_token(&state).await;
+    let r = call(&state, post_form("/setup", acme_form(&fresh))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
 #[tokio::test]

@@ -201,3 +201,10 @@ impl HttpPeer {
         HttpPeer { url, requests }
     }
 }
+
+/// Writes a secret file the way an operator should: mode 0600 (Padlock refuses looser ones).
+pub fn write_secret(path: &std::path::Path, content: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}

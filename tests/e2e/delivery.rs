@@ -3,7 +3,7 @@
 //! reads the code where a user would and finishes the login through the `openidconnect` relying
 //! party.
 
-use crate::harness::{free_port, http, operator};
+use crate::harness::{free_port, http, operator, write_secret};
 use crate::oidc::{BYE, CB, PW, Provider, Rp, password_step, provider_serving, rp_http};
 use crate::smtp::{SmtpServer, TestPki};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
@@ -167,7 +167,7 @@ fn starttls_with_auth_and_a_private_ca_completes_the_login() {
     let dir = tempfile::tempdir().unwrap();
     let pki = TestPki::create(dir.path());
     let smtp = SmtpServer::start_tls(&pki, "starttls", Some(("padlock", "smtp-secret")));
-    std::fs::write(dir.path().join("smtp-password"), "smtp-secret\n").unwrap();
+    write_secret(&dir.path().join("smtp-password"), "smtp-secret\n");
     let extra = format!(
         "tls = \"starttls\"\nusername = \"padlock\"\npassword_file = \"smtp-password\"\nca_file = \"{}\"\n",
         pki.ca.display()
@@ -210,7 +210,7 @@ fn smtp_failures_give_a_clear_message() {
     let plain = SmtpServer::start(&[]);
     let strict = SmtpServer::start_tls(&pki, "starttls", Some(("padlock", "right")));
     let wrong = dir.path().join("wrong-password");
-    std::fs::write(&wrong, "wrong\n").unwrap();
+    write_secret(&wrong, "wrong\n");
     let ca = format!("ca_file = \"{}\"\n", pki.ca.display());
     let cases = [
         ("dead server", free_port(), String::new()),
@@ -246,7 +246,7 @@ fn smtp_failures_give_a_clear_message() {
 fn sms_code_through_a_twilio_shaped_gateway() {
     let (port, received) = twilio_receiver();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("twilio-token"), "tw-auth-token\n").unwrap();
+    write_secret(&dir.path().join("twilio-token"), "tw-auth-token\n");
     let config = format!(
         "[sms]\nprovider = \"twilio\"\nbase_url = \"http://127.0.0.1:{port}\"\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token_file = \"twilio-token\"\nfrom = \"+15550000000\"\n"
     );

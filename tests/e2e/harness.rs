@@ -58,6 +58,15 @@ impl Server {
 
     /// Like [`Server::start`], but returns the exit status and stderr of a failed start.
     pub fn try_start(dir: &Path, extra: &[&str]) -> Result<Server, (ExitStatus, String)> {
+        Self::try_start_with_env(dir, extra, &[])
+    }
+
+    /// Like [`Server::try_start`], with extra environment variables.
+    pub fn try_start_with_env(
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Server, (ExitStatus, String)> {
         let data = dir.join("data");
         let mut child = Command::new(artefact("padlock"))
             .arg("serve")
@@ -67,7 +76,9 @@ impl Server {
             .args(extra)
             .current_dir(dir)
             .env_remove("PADLOCK_CONFIG")
+            .env_remove("PADLOCK_LOG_FORMAT")
             .env("PADLOCK_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -116,6 +127,22 @@ impl Server {
 
     /// Sends SIGTERM and waits for the exit.
     pub fn stop(mut self) -> ExitStatus {
+        self.terminate()
+    }
+
+    /// Like [`Server::stop`], and returns what the server wrote to stderr that was not read yet,
+    /// up to its exit.
+    pub fn stop_with_stderr(mut self) -> (ExitStatus, String) {
+        let status = self.terminate();
+        let mut lines = Vec::new();
+        // The reader thread ends at the pipe's end, which disconnects the channel.
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(10)) {
+            lines.push(line);
+        }
+        (status, lines.join("\n"))
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
         // SAFETY: signalling our own child process by pid.
         #[allow(unsafe_code)]
@@ -148,7 +175,13 @@ impl Drop for Server {
     }
 }
 
-/// A blocking HTTP client that does not follow redirects.
+/// Writes a secret file as an operator should: mode 0600 (Padlock refuses one others can read).
+pub fn write_secret(path: &Path, content: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// A loopback port that was free a moment ago (for peers that need a port before they start).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -158,6 +191,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A blocking HTTP client that does not follow redirects.
 pub fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

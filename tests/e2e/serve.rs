@@ -1,6 +1,7 @@
 //! `padlock serve` and `padlock config` as an operator uses them.
 
-use crate::harness::{Server, http, padlock};
+use crate::harness::{Server, http, operator, padlock};
+use crate::oidc::{CB, password_step, provider};
 use padlock_idp::store::Store;
 use padlock_idp::store::sled::SledStore;
 use std::os::unix::fs::PermissionsExt;
@@ -257,6 +258,7 @@ fn wrong_or_missing_master_key_is_refused() {
     assert!(!key.exists(), "no decoy key is left behind");
 
     std::fs::write(&key, &original).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let server = Server::start(dir.path(), &[]);
     assert!(
         server.setup_link.is_some(),
@@ -345,4 +347,198 @@ fn issuer_flag_is_used_in_links_and_operator_file() {
         !server.stderr().contains("token="),
         "the setup token never goes to the log"
     );
+}
+
+/// DESIGN.md §9.7: a secret file others can read stops `serve` and is named by `config check`,
+/// with its key, its mode and the fix; group-readable (`root:padlock 0640`) is accepted.
+#[test]
+fn secret_files_others_can_read_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    assert!(server.stop().success());
+    let key = dir.path().join("data/master.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (status, err) = Server::try_start(dir.path(), &[])
+        .err()
+        .expect("a world-readable master key is refused");
+    assert!(!status.success());
+    assert!(
+        err.contains(&format!(
+            "master_key_file: {} is world-readable (mode 0644)",
+            key.display()
+        )) && err.contains(&format!("chmod 600 {}", key.display())),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(Server::start(dir.path(), &[]).stop().success());
+
+    std::fs::write(dir.path().join("smtp-password"), "pw\n").unwrap();
+    std::fs::set_permissions(
+        dir.path().join("smtp-password"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("mail.toml"),
+        "[email]\nsmtp_host = \"mail\"\nfrom = \"a@b\"\nusername = \"padlock\"\npassword_file = \"smtp-password\"\n",
+    )
+    .unwrap();
+    let out = padlock(&["config", "check", "-c", "mail.toml"], dir.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mail.toml: email.password_file: smtp-password is world-readable (mode 0644)")
+            && err.contains("chmod 600 smtp-password"),
+        "{err}"
+    );
+    std::fs::set_permissions(
+        dir.path().join("smtp-password"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let out = padlock(&["config", "check", "-c", "mail.toml"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every mode under `dir` (directories and files), by path.
+fn modes_under(dir: &Path) -> Vec<(std::path::PathBuf, u32)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        out.push((path.clone(), meta.permissions().mode() & 0o777));
+        if meta.is_dir() {
+            out.extend(modes_under(&path));
+        }
+    }
+    out
+}
+
+/// What Padlock writes is private even in a data directory the operator made 0755 beforehand and
+/// under a umask of 022: the directory is tightened (and the log says so); the database, keys,
+/// operator credential and outbox messages (which hold codes) are readable by no one else.
+#[test]
+fn everything_padlock_writes_is_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let p = provider(dir.path());
+    operator(dir.path(), &["tenant", "2fa", "Acme", "--enable"]);
+    let authorize = format!(
+        "{}/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid&state=s",
+        p.server.url,
+        p.client_id,
+        url::form_urlencoded::byte_serialize(CB.as_bytes()).collect::<String>()
+    );
+    let (_, _, next) = password_step(&p.server.url, &authorize, "ann@acme.example");
+    assert!(next.starts_with("/login/factor"), "{next}");
+
+    assert_eq!(mode(&data), 0o700);
+    let log = p.server.stderr();
+    assert!(
+        log.contains("data directory was open to other users: tightened to 0700"),
+        "{log}"
+    );
+    let modes = modes_under(&data);
+    for sub in ["db", "outbox"] {
+        assert!(
+            modes
+                .iter()
+                .any(|(path, _)| path.parent() == Some(&data.join(sub))),
+            "nothing written in {sub}/"
+        );
+    }
+    for (path, mode) in modes {
+        assert_eq!(mode & 0o077, 0, "{} has mode {mode:04o}", path.display());
+    }
+}
+
+/// The first-run link dies with its purpose: once the operator creates a company with the CLI,
+/// the printed link can neither show the form nor create a second company with its own
+/// administrator, and restarts print no new link.
+#[test]
+fn a_company_created_with_the_cli_ends_the_setup_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let link = server
+        .setup_link
+        .clone()
+        .expect("first start prints a link");
+    operator(dir.path(), &["tenant", "create", "Acme Hosting"]);
+    assert_eq!(http().get(&link).send().unwrap().status(), 403);
+    assert_eq!(
+        submit_setup(&link, "Evil Corp", "eve@evil.example").status(),
+        403
+    );
+    let tenants = operator(dir.path(), &["tenant", "list"]);
+    assert_eq!(tenants["tenants"].as_array().unwrap().len(), 1, "{tenants}");
+    assert!(server.stop().success());
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(server.setup_link, None);
+    assert_eq!(http().get(on(&server, &link)).send().unwrap().status(), 403);
+}
+
+/// Logs written to a pipe carry no colour codes; with `log_format = "json"` (or
+/// `PADLOCK_LOG_FORMAT=json`) every line is one JSON object.
+#[test]
+fn logs_to_a_pipe_are_plain_text_or_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = server_stderr(dir.path(), &[], &[]);
+    assert!(text.contains(" INFO ") && text.contains(" WARN "), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "escape codes in piped logs: {text:?}"
+    );
+
+    std::fs::write(dir.path().join("json.toml"), "log_format = \"json\"\n").unwrap();
+    for (extra, env) in [
+        (vec!["-c", "json.toml"], vec![]),
+        (vec![], vec![("PADLOCK_LOG_FORMAT", "json")]),
+    ] {
+        let log = server_stderr(dir.path(), &extra, &env);
+        assert!(log.lines().count() >= 2, "{log}");
+        for line in log.lines() {
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+            assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+        }
+    }
+
+    let out = std::process::Command::new(crate::harness::artefact("padlock"))
+        .args(["serve", "--data-dir", "data", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("PADLOCK_CONFIG")
+        .env("PADLOCK_LOG_FORMAT", "yaml")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("PADLOCK_LOG_FORMAT: `yaml` is not a log format: use text or json"),
+        "{err}"
+    );
+}
+
+/// Starts a server on `dir`, sends it one request, stops it and returns everything it wrote to
+/// stderr.
+fn server_stderr(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> String {
+    let server = Server::try_start_with_env(dir, extra, env)
+        .unwrap_or_else(|(status, err)| panic!("{status}: {err}"));
+    assert_eq!(
+        http()
+            .get(format!("{}/nope", server.url))
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+    let (status, log) = server.stop_with_stderr();
+    assert!(status.success(), "{log}");
+    log
 }

@@ -13,8 +13,7 @@ use axum::extract::{Path, State};
 use padlock_policy::{Method, Methods, TwoFactorPolicy};
 use serde::Deserialize;
 
-/// Sealing purpose of Duo secret keys.
-pub const DUO_SKEY_PURPOSE: &str = "duo-skey";
+pub use crate::domain::DUO_SKEY_PURPOSE;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,11 +3,11 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use super::{CodeTake, Rotation, Store, StoreError};
+use super::{CodeTake, PendingSetup, Rotation, SealedAt, Store, StoreError};
 use crate::crypto::MasterKey;
 use crate::domain::{
-    AuditEvent, AuthCodeGrant, AuthRequest, Client, ClientKind, LoginFlow, LoginStep, Outcome,
-    RefreshRecord, Session, SigningAlg, SigningKeyRecord, Tenant, User,
+    AuditEvent, AuthCodeGrant, AuthRequest, Client, ClientKind, DuoConfig, LoginFlow, LoginStep,
+    Outcome, RefreshRecord, Session, SigningAlg, SigningKeyRecord, Tenant, TotpEnrolment, User,
 };
 use crate::secret::{ClientId, TenantId, UserId};
 use padlock_policy::TwoFactorPolicy;
@@ -24,7 +24,9 @@ macro_rules! store_conformance {
     ($make:expr) => {
         $crate::store_conformance!(@tests $make;
             tenants_are_unique_by_name, users_are_unique_by_email, updates_keep_unique_names,
-            clients_and_keys_round_trip, key_check_first_writer_wins, setup_token_is_single_use,
+            clients_and_keys_round_trip, key_check_first_writer_wins, setup_token_is_replaced_and_cleared,
+            tenant_with_admin_consumes_the_setup_token, tenant_with_admin_is_all_or_nothing,
+            any_company_ends_the_setup_token, sealed_values_are_listed_and_replaced,
             auth_code_is_taken_once, auth_code_race_has_one_winner, totp_step_accepted_once,
             totp_step_race_has_one_winner, lockout_counts_atomically, messages_are_limited_per_user_atomically,
             password_tries_are_throttled_atomically, audit_is_filtered_and_limited,
@@ -237,17 +239,106 @@ pub async fn key_check_first_writer_wins(s: Arc<dyn Store>) {
     assert!(k1.matches(&again) && !k2.matches(&again));
 }
 
-pub async fn setup_token_is_single_use(s: Arc<dyn Store>) {
+fn pending(byte: u8, issued_at: u64) -> PendingSetup {
+    PendingSetup {
+        digest: [byte; 32],
+        issued_at,
+    }
+}
+
+pub async fn setup_token_is_replaced_and_cleared(s: Arc<dyn Store>) {
     assert_eq!(s.setup_token().await.unwrap(), None);
-    s.set_setup_token(&[1; 32]).await.unwrap();
-    s.set_setup_token(&[2; 32]).await.unwrap();
-    assert_eq!(s.setup_token().await.unwrap(), Some([2; 32]));
+    s.set_setup_token(Some(&pending(1, 10))).await.unwrap();
+    s.set_setup_token(Some(&pending(2, 20))).await.unwrap();
+    assert_eq!(s.setup_token().await.unwrap(), Some(pending(2, 20)));
+    s.set_setup_token(None).await.unwrap();
+    assert_eq!(s.setup_token().await.unwrap(), None);
+}
+
+pub async fn tenant_with_admin_consumes_the_setup_token(s: Arc<dyn Store>) {
+    let t = tenant("Acme");
+    let mut admin = user(&t, "ann@example.com");
+    admin.roles = vec![crate::domain::ROLE_ADMIN.into()];
+    s.set_setup_token(Some(&pending(2, 20))).await.unwrap();
     assert!(
-        !s.take_setup_token(&[1; 32]).await.unwrap(),
-        "a replaced token is dead"
+        !s.create_tenant_with_admin(&t, &admin, Some(&[1; 32]))
+            .await
+            .unwrap(),
+        "a replaced or wrong token creates nothing"
     );
-    assert!(s.take_setup_token(&[2; 32]).await.unwrap());
-    assert!(!s.take_setup_token(&[2; 32]).await.unwrap());
+    assert!(s.list_tenants().await.unwrap().is_empty());
+    assert_eq!(s.get_user(&admin.id).await.unwrap(), None);
+    assert!(
+        s.create_tenant_with_admin(&t, &admin, Some(&[2; 32]))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.get_tenant(&t.id).await.unwrap(), Some(t.clone()));
+    assert_eq!(
+        s.find_user_by_email("ANN@example.com").await.unwrap(),
+        Some(admin)
+    );
+    assert_eq!(s.setup_token().await.unwrap(), None, "consumed");
+    let t2 = tenant("Evil");
+    assert!(
+        !s.create_tenant_with_admin(&t2, &user(&t2, "eve@example.com"), Some(&[2; 32]))
+            .await
+            .unwrap(),
+        "a consumed token creates nothing"
+    );
+    assert_eq!(s.list_tenants().await.unwrap().len(), 1);
+}
+
+pub async fn tenant_with_admin_is_all_or_nothing(s: Arc<dyn Store>) {
+    let other = tenant("Other");
+    s.create_tenant(&other).await.unwrap();
+    s.create_user(&user(&other, "bob@example.com"))
+        .await
+        .unwrap();
+    s.set_setup_token(Some(&pending(3, 30))).await.unwrap();
+
+    // A conflicting admin email leaves no company behind, and the token stays for a retry.
+    let acme = tenant("Acme");
+    let taken = user(&acme, "BOB@example.com");
+    assert!(matches!(
+        s.create_tenant_with_admin(&acme, &taken, Some(&[3; 32]))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.get_tenant(&acme.id).await.unwrap(), None);
+    assert_eq!(s.find_tenant_by_name("acme").await.unwrap(), None);
+    assert_eq!(s.list_tenants().await.unwrap(), vec![other.clone()]);
+    assert_eq!(s.setup_token().await.unwrap(), Some(pending(3, 30)));
+    // The name is free again: the aborted step left no index entry either.
+    s.set_setup_token(None).await.unwrap();
+    s.create_tenant(&acme).await.unwrap();
+
+    // A conflicting company name leaves no user behind.
+    let dup = tenant("OTHER");
+    let carol = user(&dup, "carol@example.com");
+    assert!(matches!(
+        s.create_tenant_with_admin(&dup, &carol, None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.find_user_by_email("carol@example.com").await.unwrap(),
+        None
+    );
+    assert_eq!(s.get_user(&carol.id).await.unwrap(), None);
+    s.create_user(&carol).await.unwrap();
+}
+
+pub async fn any_company_ends_the_setup_token(s: Arc<dyn Store>) {
+    s.set_setup_token(Some(&pending(4, 40))).await.unwrap();
+    s.create_tenant(&tenant("Acme")).await.unwrap();
+    assert_eq!(s.setup_token().await.unwrap(), None);
+    s.set_setup_token(Some(&pending(5, 50))).await.unwrap();
+    let t = tenant("Beta");
+    assert!(
+        s.create_tenant_with_admin(&t, &user(&t, "ann@example.com"), None)
+            .await
+            .unwrap()
+    );
     assert_eq!(s.setup_token().await.unwrap(), None);
 }
 
@@ -711,4 +802,96 @@ pub async fn expired_records_are_purged(s: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(s.take_auth_code(&[2; 32]).await.unwrap(), CodeTake::Unknown);
+}
+
+pub async fn sealed_values_are_listed_and_replaced(s: Arc<dyn Store>) {
+    let k = MasterKey::generate().unwrap();
+    let seal = |purpose: &str, v: &[u8]| k.seal(purpose, v).unwrap();
+    let check = k.key_check().unwrap();
+    s.init_key_check(&check).await.unwrap();
+    let key = SigningKeyRecord {
+        kid: "k1".into(),
+        alg: SigningAlg::ES256,
+        pkcs8: seal("signing-key", b"der"),
+        created_at: 10,
+        retired_at: None,
+    };
+    s.put_signing_key(&key).await.unwrap();
+    let mut t = tenant("Acme");
+    let skey = seal("duo-skey", b"skey");
+    t.duo = Some(DuoConfig {
+        ikey: "DIXXXXXXXXXXXXXXXXXX".into(),
+        skey: skey.clone(),
+        api_host: "api-x.duosecurity.com".into(),
+    });
+    s.create_tenant(&t).await.unwrap();
+    s.create_tenant(&tenant("No Duo")).await.unwrap();
+    let mut ann = user(&t, "ann@example.com");
+    let seed = seal("totp-seed", b"seed");
+    ann.totp = Some(TotpEnrolment {
+        seed: seed.clone(),
+        enrolled_at: 7,
+    });
+    s.create_user(&ann).await.unwrap();
+    s.create_user(&user(&t, "bob@example.com")).await.unwrap();
+    let pending = seal("totp-seed", b"pending");
+    let enrolling = Session {
+        totp_pending: Some(pending.clone()),
+        ..session(100)
+    };
+    s.put_session(&[9; 32], &enrolling).await.unwrap();
+    s.put_session(&[8; 32], &session(100)).await.unwrap();
+
+    let expected = [
+        (SealedAt::KeyCheck, check),
+        (SealedAt::SigningKey("k1".into()), key.pkcs8.clone()),
+        (SealedAt::DuoSecretKey(t.id.clone()), skey),
+        (SealedAt::TotpSeed(ann.id.clone()), seed),
+        (SealedAt::PendingTotpSeed([9; 32]), pending),
+    ];
+    let listed = s.list_sealed().await.unwrap();
+    assert_eq!(listed.len(), expected.len(), "{listed:?}");
+    for e in &expected {
+        assert!(listed.contains(e), "{e:?} not listed");
+    }
+
+    for (at, old) in &expected {
+        let new = seal(at.purpose(), b"new");
+        assert!(
+            !s.replace_sealed(at, &new, &new).await.unwrap(),
+            "{at:?}: a stale expectation changes nothing"
+        );
+        assert!(s.replace_sealed(at, old, &new).await.unwrap(), "{at:?}");
+        assert!(
+            !s.replace_sealed(at, old, &new).await.unwrap(),
+            "{at:?}: replaced once"
+        );
+    }
+    for (at, value) in s.list_sealed().await.unwrap() {
+        assert_eq!(
+            k.open(at.purpose(), &value).unwrap().as_slice(),
+            b"new",
+            "{at:?}"
+        );
+    }
+    // Only the sealed field changed.
+    let stored = s.get_user(&ann.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.email.as_str(), stored.totp.unwrap().enrolled_at),
+        ("ann@example.com", 7)
+    );
+    let stored = s.get_tenant(&t.id).await.unwrap().unwrap();
+    assert_eq!(stored.duo.unwrap().ikey, "DIXXXXXXXXXXXXXXXXXX");
+    assert_eq!(
+        s.get_session(&[9; 32]).await.unwrap().unwrap().expires_at,
+        100
+    );
+    let keys = s.list_signing_keys().await.unwrap();
+    assert_eq!((keys.len(), keys[0].created_at), (1, 10));
+    let ghost = seal("totp-seed", b"x");
+    assert!(
+        !s.replace_sealed(&SealedAt::TotpSeed(UserId::generate()), &ghost, &ghost)
+            .await
+            .unwrap()
+    );
 }

@@ -1,8 +1,8 @@
 //! In-memory store for tests: the same semantics as sled, nothing on disk.
 
 use super::{
-    CODE_TOMBSTONE_SECS, CodeTake, Digest, Rotation, Store, StoreError, StoreResult, audit_matches,
-    last_n, unique_key,
+    CODE_TOMBSTONE_SECS, CodeTake, Digest, PendingSetup, Rotation, SealedAt, Store, StoreError,
+    StoreResult, audit_matches, last_n, unique_key,
 };
 use crate::crypto::Sealed;
 use crate::domain::{
@@ -20,7 +20,7 @@ use std::sync::Mutex;
 #[derive(Default)]
 struct Inner {
     key_check: Option<Sealed>,
-    setup_token: Option<Digest>,
+    setup_token: Option<PendingSetup>,
     tenants: BTreeMap<TenantId, Tenant>,
     users: BTreeMap<UserId, User>,
     clients: HashMap<ClientId, Client>,
@@ -36,6 +36,30 @@ struct Inner {
     messages: HashMap<UserId, (RateWindow, Timestamp)>,
     password_throttles: HashMap<String, (ThrottleState, Timestamp)>,
     audit: Vec<AuditEvent>,
+}
+
+impl Inner {
+    /// `Conflict` when the company's id or name (case-insensitive) is taken.
+    fn check_new_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+        let key = unique_key(&tenant.name);
+        if self.tenants.contains_key(&tenant.id)
+            || self.tenants.values().any(|t| unique_key(&t.name) == key)
+        {
+            return Err(StoreError::Conflict(format!("company {}", tenant.name)));
+        }
+        Ok(())
+    }
+
+    /// `Conflict` when the user's id or email (case-insensitive) is taken.
+    fn check_new_user(&self, user: &User) -> StoreResult<()> {
+        let key = unique_key(&user.email);
+        if self.users.contains_key(&user.id)
+            || self.users.values().any(|u| unique_key(&u.email) == key)
+        {
+            return Err(StoreError::Conflict(format!("user {}", user.email)));
+        }
+        Ok(())
+    }
 }
 
 /// A store held in a mutex.
@@ -96,38 +120,104 @@ impl Store for MemoryStore {
         Ok(self.with(|i| i.key_check.get_or_insert_with(|| check.clone()).clone()))
     }
 
-    async fn set_setup_token(&self, digest: &Digest) -> StoreResult<()> {
-        self.with(|i| i.setup_token = Some(*digest));
-        Ok(())
-    }
-
-    async fn take_setup_token(&self, digest: &Digest) -> StoreResult<bool> {
+    async fn list_sealed(&self) -> StoreResult<Vec<(SealedAt, Sealed)>> {
         Ok(self.with(|i| {
-            let hit = i
-                .setup_token
-                .as_ref()
-                .is_some_and(|t| subtle::ConstantTimeEq::ct_eq(&t[..], &digest[..]).into());
-            if hit {
-                i.setup_token = None;
+            let mut out = Vec::new();
+            if let Some(check) = &i.key_check {
+                out.push((SealedAt::KeyCheck, check.clone()));
             }
-            hit
+            for k in &i.keys {
+                out.push((SealedAt::SigningKey(k.kid.clone()), k.pkcs8.clone()));
+            }
+            for t in i.tenants.values() {
+                if let Some(duo) = &t.duo {
+                    out.push((SealedAt::DuoSecretKey(t.id.clone()), duo.skey.clone()));
+                }
+            }
+            for u in i.users.values() {
+                if let Some(totp) = &u.totp {
+                    out.push((SealedAt::TotpSeed(u.id.clone()), totp.seed.clone()));
+                }
+            }
+            for (digest, session) in &i.sessions {
+                if let Some(pending) = &session.totp_pending {
+                    out.push((SealedAt::PendingTotpSeed(*digest), pending.clone()));
+                }
+            }
+            out
         }))
     }
 
-    async fn setup_token(&self) -> StoreResult<Option<Digest>> {
+    async fn replace_sealed(&self, at: &SealedAt, old: &Sealed, new: &Sealed) -> StoreResult<bool> {
+        Ok(self.with(|i| {
+            let slot = match at {
+                SealedAt::KeyCheck => i.key_check.as_mut(),
+                SealedAt::SigningKey(kid) => i
+                    .keys
+                    .iter_mut()
+                    .find(|k| &k.kid == kid)
+                    .map(|k| &mut k.pkcs8),
+                SealedAt::DuoSecretKey(id) => i
+                    .tenants
+                    .get_mut(id)
+                    .and_then(|t| t.duo.as_mut())
+                    .map(|d| &mut d.skey),
+                SealedAt::TotpSeed(id) => i
+                    .users
+                    .get_mut(id)
+                    .and_then(|u| u.totp.as_mut())
+                    .map(|t| &mut t.seed),
+                SealedAt::PendingTotpSeed(digest) => i
+                    .sessions
+                    .get_mut(digest)
+                    .and_then(|s| s.totp_pending.as_mut()),
+            };
+            match slot {
+                Some(value) if value == old => {
+                    *value = new.clone();
+                    true
+                }
+                _ => false,
+            }
+        }))
+    }
+
+    async fn set_setup_token(&self, pending: Option<&PendingSetup>) -> StoreResult<()> {
+        self.with(|i| i.setup_token = pending.copied());
+        Ok(())
+    }
+
+    async fn setup_token(&self) -> StoreResult<Option<PendingSetup>> {
         Ok(self.with(|i| i.setup_token))
     }
 
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
         self.with(|i| {
-            let key = unique_key(&tenant.name);
-            if i.tenants.contains_key(&tenant.id)
-                || i.tenants.values().any(|t| unique_key(&t.name) == key)
-            {
-                return Err(StoreError::Conflict(format!("company {}", tenant.name)));
-            }
+            i.check_new_tenant(tenant)?;
             i.tenants.insert(tenant.id.clone(), tenant.clone());
+            i.setup_token = None;
             Ok(())
+        })
+    }
+
+    async fn create_tenant_with_admin(
+        &self,
+        tenant: &Tenant,
+        admin: &User,
+        setup: Option<&Digest>,
+    ) -> StoreResult<bool> {
+        self.with(|i| {
+            if let Some(digest) = setup
+                && !i.setup_token.is_some_and(|p| p.is(digest))
+            {
+                return Ok(false);
+            }
+            i.check_new_tenant(tenant)?;
+            i.check_new_user(admin)?;
+            i.tenants.insert(tenant.id.clone(), tenant.clone());
+            i.users.insert(admin.id.clone(), admin.clone());
+            i.setup_token = None;
+            Ok(true)
         })
     }
 
@@ -166,12 +256,7 @@ impl Store for MemoryStore {
 
     async fn create_user(&self, user: &User) -> StoreResult<()> {
         self.with(|i| {
-            let key = unique_key(&user.email);
-            if i.users.contains_key(&user.id)
-                || i.users.values().any(|u| unique_key(&u.email) == key)
-            {
-                return Err(StoreError::Conflict(format!("user {}", user.email)));
-            }
+            i.check_new_user(user)?;
             i.users.insert(user.id.clone(), user.clone());
             Ok(())
         })

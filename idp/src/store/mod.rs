@@ -52,15 +52,38 @@ pub trait Store: Send + Sync + 'static {
     /// at every later start, that the same master key is in use).
     async fn init_key_check(&self, check: &Sealed) -> StoreResult<Sealed>;
 
-    /// Replaces the pending `/setup` token digest.
-    async fn set_setup_token(&self, digest: &Digest) -> StoreResult<()>;
-    /// Consumes the `/setup` token if `digest` matches it: true exactly once.
-    async fn take_setup_token(&self, digest: &Digest) -> StoreResult<bool>;
-    /// The digest of the pending `/setup` token, if any.
-    async fn setup_token(&self) -> StoreResult<Option<Digest>>;
+    /// Every sealed value at rest, with where it is kept: the master-key check, signing keys,
+    /// Duo secret keys, TOTP seeds and TOTP seeds pending in sessions. For re-sealing them all
+    /// when the sealing scheme changes ([`crate::bootstrap::reseal_under_subkeys`]).
+    async fn list_sealed(&self) -> StoreResult<Vec<(SealedAt, Sealed)>>;
+    /// Replaces the sealed value at `at` with `new`, only if it is still `old` (compare-and-swap:
+    /// a concurrent change is never overwritten); the rest of the record is kept. False when the
+    /// value changed or the record is gone.
+    async fn replace_sealed(&self, at: &SealedAt, old: &Sealed, new: &Sealed) -> StoreResult<bool>;
 
-    /// Adds a company; `Conflict` when the name (case-insensitive) or id is taken.
+    /// Replaces the pending `/setup` token (`None` clears it). The token is consumed by
+    /// [`Store::create_tenant_with_admin`] and ended by any company's creation.
+    async fn set_setup_token(&self, pending: Option<&PendingSetup>) -> StoreResult<()>;
+    /// The pending `/setup` token, if any.
+    async fn setup_token(&self) -> StoreResult<Option<PendingSetup>>;
+
+    /// Adds a company; `Conflict` when the name (case-insensitive) or id is taken. In the same
+    /// atomic step it ends the pending `/setup` token: once a company exists, whoever holds the
+    /// first-run link must not create another one with its own administrator.
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+    /// Adds a company and its first administrator in one atomic step: both are stored or
+    /// neither. With `setup`, the step happens only while `setup` is the digest of the pending
+    /// `/setup` token, and consumes it. Like [`Store::create_tenant`], it ends the pending token.
+    ///
+    /// Returns `Ok(false)`, having written nothing, when `setup` is given and is not the pending
+    /// token. `Conflict` (nothing written, the token kept) when the company's name or id, or the
+    /// administrator's email or id, is taken.
+    async fn create_tenant_with_admin(
+        &self,
+        tenant: &Tenant,
+        admin: &User,
+        setup: Option<&Digest>,
+    ) -> StoreResult<bool>;
     /// A company by id.
     async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>>;
     /// A company by name (case-insensitive).
@@ -209,6 +232,53 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes everything written so far durable.
     async fn flush(&self) -> StoreResult<()>;
+}
+
+/// Where a sealed value is kept ([`Store::list_sealed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealedAt {
+    /// The master-key check ([`Store::init_key_check`]).
+    KeyCheck,
+    /// The private key of the signing key with this `kid`.
+    SigningKey(String),
+    /// The Duo secret key of this company.
+    DuoSecretKey(TenantId),
+    /// The confirmed TOTP seed of this user.
+    TotpSeed(UserId),
+    /// The TOTP seed shown for enrolment in the session stored under this digest.
+    PendingTotpSeed(Digest),
+}
+
+impl SealedAt {
+    /// The purpose the value is sealed for.
+    #[must_use]
+    pub fn purpose(&self) -> &'static str {
+        match self {
+            SealedAt::KeyCheck => crate::crypto::KEY_CHECK_PURPOSE,
+            SealedAt::SigningKey(_) => crate::domain::SIGNING_KEY_PURPOSE,
+            SealedAt::DuoSecretKey(_) => crate::domain::DUO_SKEY_PURPOSE,
+            SealedAt::TotpSeed(_) | SealedAt::PendingTotpSeed(_) => {
+                crate::domain::TOTP_SEED_PURPOSE
+            }
+        }
+    }
+}
+
+/// The pending `/setup` token as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingSetup {
+    /// SHA-256 of the token printed in the link.
+    pub digest: Digest,
+    /// When the link was printed, Unix seconds.
+    pub issued_at: Timestamp,
+}
+
+impl PendingSetup {
+    /// Whether `digest` is this token's digest (constant time).
+    #[must_use]
+    pub fn is(&self, digest: &Digest) -> bool {
+        subtle::ConstantTimeEq::ct_eq(&self.digest[..], &digest[..]).into()
+    }
 }
 
 /// The result of [`Store::take_auth_code`].

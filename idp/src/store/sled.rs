@@ -2,8 +2,8 @@
 //! trees updated in the same transaction as the record. sled types do not leave this file.
 
 use super::{
-    CODE_TOMBSTONE_SECS, CodeTake, Digest, Expiring, Rotation, Store, StoreError, StoreResult,
-    audit_matches, last_n, unique_key,
+    CODE_TOMBSTONE_SECS, CodeTake, Digest, Expiring, PendingSetup, Rotation, SealedAt, Store,
+    StoreError, StoreResult, audit_matches, last_n, unique_key,
 };
 use crate::crypto::Sealed;
 use crate::domain::{
@@ -18,7 +18,7 @@ use padlock_policy::throttle::{Throttle, ThrottlePolicy, ThrottleState};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use std::path::Path;
 
 const KEY_CHECK: &[u8] = b"key_check";
@@ -133,6 +133,92 @@ where
     }
 }
 
+/// The stored form of the pending `/setup` token: the digest, then the issue time (big-endian).
+fn encode_setup(p: &PendingSetup) -> Vec<u8> {
+    let mut v = p.digest.to_vec();
+    v.extend_from_slice(&p.issued_at.to_be_bytes());
+    v
+}
+
+/// Reads [`encode_setup`]'s form. A bare 32-byte digest (written before tokens had an issue time)
+/// reads as issued at 0: long expired, and replaced at the next start.
+fn decode_setup(v: &[u8]) -> StoreResult<PendingSetup> {
+    let corrupt = || StoreError::Corrupt("setup token".into());
+    let (digest, rest) = v.split_at_checked(32).ok_or_else(corrupt)?;
+    let issued_at = match rest {
+        [] => 0,
+        time => u64::from_be_bytes(time.try_into().map_err(|_| corrupt())?),
+    };
+    Ok(PendingSetup {
+        digest: digest.try_into().map_err(|_| corrupt())?,
+        issued_at,
+    })
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// Inserts `tenant` (encoded as `value`) and its name index entry, refusing a taken id or name.
+fn insert_tenant(
+    tenants: &TransactionalTree,
+    names: &TransactionalTree,
+    tenant: &Tenant,
+    value: &[u8],
+) -> TxResult<()> {
+    let (id, name) = (tenant.id.as_str(), unique_key(&tenant.name));
+    if tenants.get(id)?.is_some() || names.get(name.as_bytes())?.is_some() {
+        return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
+            format!("company {}", tenant.name),
+        )));
+    }
+    names.insert(name.as_bytes(), id)?;
+    tenants.insert(id, value)?;
+    Ok(())
+}
+
+/// Inserts `user` (encoded as `value`) and its email index entry, refusing a taken id or email.
+fn insert_user(
+    users: &TransactionalTree,
+    emails: &TransactionalTree,
+    user: &User,
+    value: &[u8],
+) -> TxResult<()> {
+    let (id, email) = (user.id.as_str(), unique_key(&user.email));
+    if users.get(id)?.is_some() || emails.get(email.as_bytes())?.is_some() {
+        return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
+            format!("user {}", user.email),
+        )));
+    }
+    emails.insert(email.as_bytes(), id)?;
+    users.insert(id, value)?;
+    Ok(())
+}
+
+/// Applies `change` to the record under `key` with compare-and-swap, re-reading when the record
+/// changed meanwhile. False when the record is absent or `change` returns false (nothing written).
+fn update_record<T: Serialize + DeserializeOwned>(
+    tree: &sled::Tree,
+    what: &str,
+    key: &[u8],
+    mut change: impl FnMut(&mut T) -> bool,
+) -> StoreResult<bool> {
+    loop {
+        let Some(bytes) = tree.get(key).map_err(backend)? else {
+            return Ok(false);
+        };
+        let mut record: T = decode(what, &bytes)?;
+        if !change(&mut record) {
+            return Ok(false);
+        }
+        if tree
+            .compare_and_swap(key, Some(bytes), Some(encode(&record)?))
+            .map_err(backend)?
+            .is_ok()
+        {
+            return Ok(true);
+        }
+    }
+}
+
 /// Maps a transaction result whose abort value is a [`StoreError`].
 fn tx<T>(r: Result<T, TransactionError<StoreError>>) -> StoreResult<T> {
     r.map_err(|e| match e {
@@ -170,28 +256,6 @@ impl SledStore {
             audit: tree("audit")?,
             db,
         })
-    }
-
-    /// Inserts `value` under `id` and `name_key` in its unique index, refusing duplicates.
-    fn create_unique(
-        &self,
-        records: &sled::Tree,
-        index: &sled::Tree,
-        id: &str,
-        name_key: &str,
-        value: Vec<u8>,
-        what: String,
-    ) -> StoreResult<()> {
-        tx((records, index).transaction(|(records, index)| {
-            if records.get(id)?.is_some() || index.get(name_key)?.is_some() {
-                return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
-                    what.clone(),
-                )));
-            }
-            index.insert(name_key, id)?;
-            records.insert(id, value.clone())?;
-            Ok(())
-        }))
     }
 
     /// Replaces an existing record, keeping its unique name (`keep`), refusing absent ones.
@@ -233,42 +297,150 @@ impl Store for SledStore {
         }
     }
 
-    async fn set_setup_token(&self, digest: &Digest) -> StoreResult<()> {
-        self.meta
-            .insert(SETUP_TOKEN, &digest[..])
-            .map_err(backend)?;
+    async fn list_sealed(&self) -> StoreResult<Vec<(SealedAt, Sealed)>> {
+        let mut out = Vec::new();
+        if let Some(v) = self.meta.get(KEY_CHECK).map_err(backend)? {
+            out.push((SealedAt::KeyCheck, decode("key check", &v)?));
+        }
+        for k in all::<SigningKeyRecord>(&self.keys, "signing key")? {
+            out.push((SealedAt::SigningKey(k.kid), k.pkcs8));
+        }
+        for t in all::<Tenant>(&self.tenants, "company")? {
+            if let Some(duo) = t.duo {
+                out.push((SealedAt::DuoSecretKey(t.id), duo.skey));
+            }
+        }
+        for u in all::<User>(&self.users, "user")? {
+            if let Some(totp) = u.totp {
+                out.push((SealedAt::TotpSeed(u.id), totp.seed));
+            }
+        }
+        for entry in self.sessions.iter() {
+            let (k, v) = entry.map_err(backend)?;
+            // Sessions are short-lived: an undecodable one is left to expire, as purging does.
+            if let Ok(session) = serde_json::from_slice::<Session>(&v)
+                && let Some(pending) = session.totp_pending
+                && let Ok(digest) = Digest::try_from(k.as_ref())
+            {
+                out.push((SealedAt::PendingTotpSeed(digest), pending));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn replace_sealed(&self, at: &SealedAt, old: &Sealed, new: &Sealed) -> StoreResult<bool> {
+        let swap = |slot: Option<&mut Sealed>| match slot {
+            Some(value) if value == old => {
+                *value = new.clone();
+                true
+            }
+            _ => false,
+        };
+        match at {
+            SealedAt::KeyCheck => Ok(self
+                .meta
+                .compare_and_swap(KEY_CHECK, Some(encode(old)?), Some(encode(new)?))
+                .map_err(backend)?
+                .is_ok()),
+            SealedAt::SigningKey(kid) => {
+                let mut key = None;
+                for entry in self.keys.iter() {
+                    let (k, v) = entry.map_err(backend)?;
+                    if decode::<SigningKeyRecord>("signing key", &v)?.kid == *kid {
+                        key = Some(k);
+                        break;
+                    }
+                }
+                let Some(key) = key else {
+                    return Ok(false);
+                };
+                update_record(
+                    &self.keys,
+                    "signing key",
+                    &key,
+                    |r: &mut SigningKeyRecord| swap(Some(&mut r.pkcs8)),
+                )
+            }
+            SealedAt::DuoSecretKey(id) => update_record(
+                &self.tenants,
+                "company",
+                id.as_str().as_bytes(),
+                |t: &mut Tenant| swap(t.duo.as_mut().map(|d| &mut d.skey)),
+            ),
+            SealedAt::TotpSeed(id) => update_record(
+                &self.users,
+                "user",
+                id.as_str().as_bytes(),
+                |u: &mut User| swap(u.totp.as_mut().map(|t| &mut t.seed)),
+            ),
+            SealedAt::PendingTotpSeed(digest) => {
+                update_record(&self.sessions, "session", digest, |s: &mut Session| {
+                    swap(s.totp_pending.as_mut())
+                })
+            }
+        }
+    }
+
+    async fn set_setup_token(&self, pending: Option<&PendingSetup>) -> StoreResult<()> {
+        match pending {
+            Some(p) => self.meta.insert(SETUP_TOKEN, encode_setup(p)),
+            None => self.meta.remove(SETUP_TOKEN),
+        }
+        .map_err(backend)?;
         Ok(())
     }
 
-    async fn take_setup_token(&self, digest: &Digest) -> StoreResult<bool> {
-        // Atomic: only one caller can swap the matching digest out.
-        Ok(self
-            .meta
-            .compare_and_swap(SETUP_TOKEN, Some(&digest[..]), None::<&[u8]>)
+    async fn setup_token(&self) -> StoreResult<Option<PendingSetup>> {
+        self.meta
+            .get(SETUP_TOKEN)
             .map_err(backend)?
-            .is_ok())
-    }
-
-    async fn setup_token(&self) -> StoreResult<Option<Digest>> {
-        let Some(v) = self.meta.get(SETUP_TOKEN).map_err(backend)? else {
-            return Ok(None);
-        };
-        v.as_ref()
-            .try_into()
-            .map(Some)
-            .map_err(|_| StoreError::Corrupt("setup token".into()))
+            .map(|v| decode_setup(&v))
+            .transpose()
     }
 
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
-        let what = format!("company {}", tenant.name);
-        self.create_unique(
+        let value = encode(tenant)?;
+        tx(
+            (&self.meta, &self.tenants, &self.tenant_names).transaction(
+                |(meta, tenants, names)| {
+                    insert_tenant(tenants, names, tenant, &value)?;
+                    meta.remove(SETUP_TOKEN)?;
+                    Ok(())
+                },
+            ),
+        )
+    }
+
+    async fn create_tenant_with_admin(
+        &self,
+        tenant: &Tenant,
+        admin: &User,
+        setup: Option<&Digest>,
+    ) -> StoreResult<bool> {
+        let (tenant_value, admin_value) = (encode(tenant)?, encode(admin)?);
+        let trees = (
+            &self.meta,
             &self.tenants,
             &self.tenant_names,
-            tenant.id.as_str(),
-            &unique_key(&tenant.name),
-            encode(tenant)?,
-            what,
-        )
+            &self.users,
+            &self.user_emails,
+        );
+        tx(trees.transaction(|(meta, tenants, names, users, emails)| {
+            if let Some(digest) = setup {
+                let pending = meta
+                    .get(SETUP_TOKEN)?
+                    .map(|v| decode_setup(&v))
+                    .transpose()
+                    .map_err(ConflictableTransactionError::Abort)?;
+                if !pending.is_some_and(|p| p.is(digest)) {
+                    return Ok(false);
+                }
+            }
+            insert_tenant(tenants, names, tenant, &tenant_value)?;
+            insert_user(users, emails, admin, &admin_value)?;
+            meta.remove(SETUP_TOKEN)?;
+            Ok(true)
+        }))
     }
 
     async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
@@ -302,15 +474,9 @@ impl Store for SledStore {
     }
 
     async fn create_user(&self, user: &User) -> StoreResult<()> {
-        let what = format!("user {}", user.email);
-        self.create_unique(
-            &self.users,
-            &self.user_emails,
-            user.id.as_str(),
-            &unique_key(&user.email),
-            encode(user)?,
-            what,
-        )
+        let value = encode(user)?;
+        tx((&self.users, &self.user_emails)
+            .transaction(|(users, emails)| insert_user(users, emails, user, &value)))
     }
 
     async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>> {
@@ -705,6 +871,27 @@ mod tests {
         }
         let store = SledStore::open(dir.path(), 8 << 20).unwrap();
         assert_eq!(store.find_tenant_by_name("acme").await.unwrap(), Some(t));
+    }
+
+    /// A setup token stored before tokens had an issue time (a bare digest) reads as issued at
+    /// 0: expired, so an old link does not work for ever.
+    #[tokio::test]
+    async fn a_setup_token_without_issue_time_reads_as_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 8 << 20).unwrap();
+        store.meta.insert(SETUP_TOKEN, &[7u8; 32]).unwrap();
+        assert_eq!(
+            store.setup_token().await.unwrap(),
+            Some(PendingSetup {
+                digest: [7; 32],
+                issued_at: 0
+            })
+        );
+        store.meta.insert(SETUP_TOKEN, vec![7u8; 35]).unwrap();
+        assert!(matches!(
+            store.setup_token().await,
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     /// DESIGN.md §9.7: a TOTP seed stored through the domain types is not on disk in the clear.

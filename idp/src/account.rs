@@ -263,11 +263,8 @@ pub(crate) async fn step_up(
         let m = crate::login::locked_message(until);
         render(&state, c, StatusCode::FORBIDDEN, None, Some(m))
     };
-    if let Some(until) = state
-        .store
-        .lockout_state(&c.user.id)
-        .await?
-        .locked_until(now, &state.limits.lockout)
+    if let Some(until) =
+        crate::factor::attempt::locked_until(&state, &c.user, "account.step_up", ip).await?
     {
         return locked(&c, until);
     }
@@ -373,10 +370,11 @@ pub(crate) async fn step_up(
         let message = crate::factor::code_message(outcome);
         return render(&state, &c, StatusCode::UNAUTHORIZED, None, Some(message));
     }
-    let locks_until = match crate::factor::attempt::admit(&state, &c.user).await? {
-        Attempt::Admitted { locks_until } => locks_until,
-        Attempt::Locked { until } => return locked(&c, until),
-    };
+    let locks_until =
+        match crate::factor::attempt::admit(&state, &c.user, "account.step_up", ip).await? {
+            Attempt::Admitted { locks_until } => locks_until,
+            Attempt::Locked { until } => return locked(&c, until),
+        };
     if accepted {
         let spent = c.session.clone();
         c.session.step_up = None;
@@ -417,13 +415,14 @@ async fn step_up_totp(
             Some("Enter the 6-digit code from your authenticator app.".into()),
         );
     };
-    let locks_until = match crate::factor::attempt::admit(state, &c.user).await? {
-        Attempt::Admitted { locks_until } => locks_until,
-        Attempt::Locked { until } => {
-            let m = crate::login::locked_message(until);
-            return render(state, &c, StatusCode::FORBIDDEN, None, Some(m));
-        }
-    };
+    let locks_until =
+        match crate::factor::attempt::admit(state, &c.user, "account.step_up", ip).await? {
+            Attempt::Admitted { locks_until } => locks_until,
+            Attempt::Locked { until } => {
+                let m = crate::login::locked_message(until);
+                return render(state, &c, StatusCode::FORBIDDEN, None, Some(m));
+            }
+        };
     let outcome =
         crate::factor::totp::check(state, &c.user, c.tenant.two_factor.totp_skew_steps, &typed)
             .await?;

@@ -28,6 +28,8 @@ pub struct Config {
     /// Peers (addresses or CIDR networks) whose `Forwarded` / `X-Forwarded-For` header names the
     /// client's address; everyone else is identified by the socket's peer address.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The one header trusted proxies write the client's address into.
+    pub proxy_header: crate::limits::ProxyHeader,
     /// Master key file; default `<data_dir>/master.key`.
     pub master_key_file: Option<PathBuf>,
     /// Storage backend.
@@ -287,6 +289,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./padlock-data"),
             issuer: None,
             trusted_proxies: Vec::new(),
+            proxy_header: crate::limits::ProxyHeader::default(),
             master_key_file: None,
             storage: Storage::Sled,
             cache_mb: 64,
@@ -384,7 +387,10 @@ impl Config {
                 .map_err(|e| err("lockout.source_max_failures", e.to_string()))?,
             RateLimit::new(l.source_max_flows, minutes(l.source_window_minutes))
                 .map_err(|e| err("lockout.source_max_flows", e.to_string()))?,
-            self.trusted_proxies.clone(),
+            crate::limits::Proxies {
+                trusted: self.trusted_proxies.clone(),
+                header: self.proxy_header,
+            },
         ))
     }
 

@@ -246,11 +246,14 @@ pub struct AuditEvent {
     pub source_ip: Option<String>,
 }
 
+/// Longest email (login name) an account can have, in bytes (RFC 5321's path limit).
+pub const MAX_EMAIL_BYTES: usize = 254;
+
 /// Checks and normalises an email address used as a login name (trimmed, at most 254 characters,
 /// one `@`, a dotted domain, no spaces or control characters).
 pub fn normalize_email(input: &str) -> Result<String, &'static str> {
     let email = input.trim();
-    let valid = email.len() <= 254
+    let valid = email.len() <= MAX_EMAIL_BYTES
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()

@@ -106,11 +106,17 @@ pub(crate) async fn submit(
     }
     let now = state.clock.now();
     // Counted before the password is checked, by login name, whether or not the account exists.
-    match state
-        .store
-        .admit_password_attempt(&f.email, now, &state.limits.passwords)
-        .await?
-    {
+    // A name longer than any account's email cannot sign in: it is not stored, it still costs the
+    // one hash every failure costs.
+    let throttle = if f.email.len() <= crate::domain::MAX_EMAIL_BYTES {
+        state
+            .store
+            .admit_password_attempt(&f.email, now, &state.limits.passwords)
+            .await?
+    } else {
+        Throttle::Admitted
+    };
+    match throttle {
         Throttle::Admitted => {}
         Throttle::Wait { retry_at } => {
             let m = format!(
@@ -154,6 +160,11 @@ pub(crate) async fn submit(
                         totp_pending: None,
                     };
                     return complete(&state, &f.flow, flow, s).await;
+                }
+                // Duo is not in this build: the sign-in fails closed, like any account that may not
+                // sign in here.
+                Decision::Challenge(padlock_policy::Factor::Duo) => {
+                    (Some(u), "login.denied.duo_unavailable")
                 }
                 Decision::Challenge(factor) => {
                     state.store.reset_password_failures(&f.email).await?;

@@ -37,7 +37,10 @@ fn limits(
         passwords,
         RateLimit::new(source_failures, 600).unwrap(),
         RateLimit::new(source_flows, 600).unwrap(),
-        proxies.iter().map(|p| p.parse().unwrap()).collect(),
+        crate::limits::Proxies {
+            trusted: proxies.iter().map(|p| p.parse().unwrap()).collect(),
+            header: crate::limits::ProxyHeader::XForwardedFor,
+        },
     ))
 }
 
@@ -230,7 +233,7 @@ async fn every_failed_sign_in_looks_the_same_and_costs_one_hash() {
     let (w, _) = world_2fa(&[Method::SmsEmail]).await;
     let ann = w.state.store.get_user(&w.user).await.unwrap().unwrap();
     type Setup = fn(&mut crate::domain::User, &mut padlock_policy::TwoFactorPolicy);
-    let cases: [(&str, &str, &str, Setup); 6] = [
+    let cases: [(&str, &str, &str, Setup); 8] = [
         ("unknown email", "nobody@acme.example", PW, |_, _| {}),
         (
             "wrong password",
@@ -246,8 +249,24 @@ async fn every_failed_sign_in_looks_the_same_and_costs_one_hash() {
         ("no usable method", "ann@acme.example", PW, |_, p| {
             p.methods = padlock_policy::Methods::from_list(&[Method::Totp]);
         }),
+        ("Duo, not in this build", "ann@acme.example", PW, |u, p| {
+            p.methods = padlock_policy::Methods::from_list(&[Method::Duo]);
+            p.duo_configured = true;
+            u.preferred_method = Some(Method::Duo);
+            u.duo = Some(crate::domain::DuoEnrolment {
+                duo_user_id: "DU1".into(),
+                active: true,
+            });
+        }),
+        ("an email longer than any account's", "a@b", PW, |_, _| {}),
     ];
+    let long_email = format!("{}@acme.example", "x".repeat(300));
     for (name, email, pw, setup) in cases {
+        let email = if email == "a@b" {
+            long_email.as_str()
+        } else {
+            email
+        };
         let mut user = ann.clone();
         let mut tenant = w.state.store.get_tenant(&w.tenant).await.unwrap().unwrap();
         let original = tenant.two_factor;
@@ -298,6 +317,7 @@ async fn every_failed_sign_in_looks_the_same_and_costs_one_hash() {
         "login.denied.disabled",
         "login.denied.locked",
         "login.denied.no_method",
+        "login.denied.duo_unavailable",
     ] {
         assert!(audit.iter().any(|e| e.action == action), "{action}");
     }

@@ -74,23 +74,35 @@ impl<'a> Audit<'a> {
 
 impl AppState {
     /// Refuses a request from a source address that is over its failure limit, before anything
-    /// is checked; the refusal is audited. Returns the seconds to wait.
+    /// is checked. Returns the seconds to wait.
     pub async fn refuse_source(&self, ip: Option<&str>, action: &str) -> StoreResult<Option<u64>> {
         let now = self.clock.now();
-        let Some(retry_at) = self.limits.source_refused(ip, now) else {
-            return Ok(None);
-        };
-        let source = ip.unwrap_or("-");
-        self.audit(Audit {
-            tenant: None,
-            actor: source,
-            action: "ratelimit.source",
-            target: action,
-            outcome: Outcome::Failure,
-            source_ip: ip,
-        })
-        .await?;
-        Ok(Some(retry_at.saturating_sub(now).max(1)))
+        match self.limits.source_refused(ip, now) {
+            None => Ok(None),
+            Some(refusal) => self.refused_source(ip, action, refusal).await.map(Some),
+        }
+    }
+
+    /// Audits a per-source refusal (the first of its period only, so refused requests cannot
+    /// flood the append-only log) and returns the seconds to wait, at least 1.
+    pub async fn refused_source(
+        &self,
+        ip: Option<&str>,
+        action: &str,
+        refusal: crate::limits::Refusal,
+    ) -> StoreResult<u64> {
+        if refusal.first {
+            self.audit(Audit {
+                tenant: None,
+                actor: ip.unwrap_or("-"),
+                action: "ratelimit.source",
+                target: action,
+                outcome: Outcome::Failure,
+                source_ip: ip,
+            })
+            .await?;
+        }
+        Ok(refusal.retry_at.saturating_sub(self.clock.now()).max(1))
     }
 
     /// Appends to the audit log (and mirrors it to the service log).

@@ -1,7 +1,9 @@
 //! Throttling of password guesses for one account (NIST SP 800-63B §5.2.2): the first few failures
 //! are free, then each failure doubles the wait before the next try (capped), and a run of
-//! [`ThrottlePolicy::max_failures`] consecutive failures locks password sign-in until the lock time
-//! passes. A correct password resets the count.
+//! [`ThrottlePolicy::max_failures`] consecutive failures locks password sign-in for the lock time.
+//! After that hard stop the count is kept: each later try is one guess per lock time, until a
+//! correct password resets the count (or the record is forgotten after
+//! [`HARD_STOP_MEMORY_SECS`] of quiet).
 //!
 //! Like [`crate::lockout`], a try is counted *before* the password is checked, so parallel guesses
 //! cannot get more checks than the throttle allows.
@@ -17,6 +19,9 @@ pub const DEFAULT_MAX_DELAY_SECS: u64 = 300;
 pub const DEFAULT_MAX_FAILURES: u32 = 100;
 /// Default length of that lock: 1 hour.
 pub const DEFAULT_LOCK_SECS: u64 = 3600;
+
+/// How long an account that reached the hard stop is remembered without any try: 30 days.
+pub const HARD_STOP_MEMORY_SECS: u64 = 30 * 86_400;
 
 /// How password failures of one account are throttled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -141,30 +146,30 @@ impl ThrottleState {
     }
 
     /// Counts one try at `now` if allowed. Returns the state to store and the verdict; a refused
-    /// try is not counted. After a lock has ended the count starts again.
+    /// try is not counted. Past the hard stop the count stays, so a failed try locks again at once.
     pub fn admit(self, now: u64, policy: &ThrottlePolicy) -> (ThrottleState, Throttle) {
         if let Some(refusal) = self.refusal(now, policy) {
             return (self, refusal);
         }
-        let failures = if self.failures >= policy.max_failures {
-            1
-        } else {
-            self.failures.saturating_add(1)
-        };
         (
             ThrottleState {
-                failures,
+                failures: self.failures.saturating_add(1),
                 last_at: now,
             },
             Throttle::Admitted,
         )
     }
 
-    /// When this state stops mattering (no wait or lock left): it may then be deleted.
+    /// When this state may be deleted: once no wait or lock is left, and for an account past the
+    /// hard stop only after [`HARD_STOP_MEMORY_SECS`] without a try.
     #[must_use]
     pub fn idle_at(&self, policy: &ThrottlePolicy) -> u64 {
-        self.last_at
-            .saturating_add(policy.lock_secs.max(policy.max_delay_secs))
+        let keep = if self.failures >= policy.max_failures {
+            HARD_STOP_MEMORY_SECS.max(policy.lock_secs)
+        } else {
+            policy.lock_secs.max(policy.max_delay_secs)
+        };
+        self.last_at.saturating_add(keep)
     }
 }
 
@@ -213,9 +218,11 @@ mod tests {
         let (s, _) = s.admit(115, &p);
         assert_eq!(s.failures, 6);
         assert_eq!(s.admit(500, &p).1, Throttle::Locked { until: 1115 });
+        // After the hard stop: one try per lock time, until a right password resets the count.
         let (s, t) = s.admit(1115, &p);
         assert_eq!(t, Throttle::Admitted);
-        assert_eq!(s.failures, 1);
+        assert_eq!(s.admit(1116, &p).1, Throttle::Locked { until: 2115 });
+        assert_eq!(s.idle_at(&p), 1115 + HARD_STOP_MEMORY_SECS);
     }
 
     proptest! {

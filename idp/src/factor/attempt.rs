@@ -8,17 +8,58 @@
 //!    threshold began the lock, and the user is told by email — once per lock, because exactly one
 //!    admitted try reaches the threshold. Every failure also counts against its source address.
 
-use crate::domain::{User, format_time};
+use crate::domain::{Outcome, User, format_time};
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::state::{AppState, Audit};
 use padlock_policy::lockout::Attempt;
 
-/// Admits one try of `user` now, or says until when the second factor is locked.
-pub(crate) async fn admit(state: &AppState, user: &User) -> Result<Attempt, AppError> {
-    Ok(state
+/// Admits one try of `user` now, or says until when the second factor is locked (a refusal is
+/// audited under `action`).
+pub(crate) async fn admit(
+    state: &AppState,
+    user: &User,
+    action: &str,
+    ip: Option<&str>,
+) -> Result<Attempt, AppError> {
+    let attempt = state
         .store
         .admit_second_factor_attempt(&user.id, state.clock.now(), &state.limits.lockout)
-        .await?)
+        .await?;
+    if let Attempt::Locked { .. } = attempt {
+        audit_locked(state, user, action, ip).await?;
+    }
+    Ok(attempt)
+}
+
+/// Until when `user`'s second factor is locked, if it is; a request refused for it (a code to
+/// check, a code to send) is audited under `action`. Nothing is counted.
+pub(crate) async fn locked_until(
+    state: &AppState,
+    user: &User,
+    action: &str,
+    ip: Option<&str>,
+) -> Result<Option<u64>, AppError> {
+    let until = state
+        .store
+        .lockout_state(&user.id)
+        .await?
+        .locked_until(state.clock.now(), &state.limits.lockout);
+    if until.is_some() {
+        audit_locked(state, user, action, ip).await?;
+    }
+    Ok(until)
+}
+
+async fn audit_locked(
+    state: &AppState,
+    user: &User,
+    action: &str,
+    ip: Option<&str>,
+) -> Result<(), AppError> {
+    state
+        .audit(Audit::by_user(user, action, Outcome::Failure, ip))
+        .await?;
+    Ok(())
 }
 
 /// After an admitted try was checked: `passed` clears the count; a failure is counted against the

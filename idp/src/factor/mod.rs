@@ -253,6 +253,10 @@ pub(crate) async fn submit(
         }
     };
     const RACE: &str = "This sign-in changed in another window. Try again.";
+    // While locked nothing is checked and nothing is sent.
+    if let Some(until) = attempt::locked_until(&state, &user, "login.second_factor", ip).await? {
+        return Ok(locked(until));
+    }
 
     if f.resend.is_some() {
         let (Factor::Code { channel }, Some(mut ch)) = (&factor, code) else {
@@ -311,7 +315,7 @@ pub(crate) async fn submit(
                     return Ok(reply(StatusCode::CONFLICT, None, Some(RACE.into())));
                 }
                 if outcome == CodeOutcome::Accepted || outcome.is_failed_guess() {
-                    match attempt::admit(&state, &user).await? {
+                    match attempt::admit(&state, &user, "login.second_factor", ip).await? {
                         Attempt::Locked { until } => return Ok(locked(until)),
                         Attempt::Admitted { locks_until } => Ok((
                             outcome == CodeOutcome::Accepted,
@@ -325,10 +329,11 @@ pub(crate) async fn submit(
             }
             (Factor::Totp, _) => {
                 // Counted before the code is checked: a TOTP check also spends the time step.
-                let locks_until = match attempt::admit(&state, &user).await? {
-                    Attempt::Locked { until } => return Ok(locked(until)),
-                    Attempt::Admitted { locks_until } => locks_until,
-                };
+                let locks_until =
+                    match attempt::admit(&state, &user, "login.second_factor", ip).await? {
+                        Attempt::Locked { until } => return Ok(locked(until)),
+                        Attempt::Admitted { locks_until } => locks_until,
+                    };
                 let (passed, message) =
                     match totp::check(&state, &user, tenant.two_factor.totp_skew_steps, &typed)
                         .await?

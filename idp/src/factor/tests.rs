@@ -244,6 +244,25 @@ async fn wrong_codes_exhaust_the_code_then_lock_the_user() {
         StatusCode::FORBIDDEN,
         "locked: even the right code is refused"
     );
+    // Nor is a new code sent while locked; both refusals are audited.
+    w.clock.advance(30);
+    let sent = std::fs::read_dir(dir.join("outbox")).unwrap().count();
+    let r = submit(&w, &flow, &cookie, "resend=1").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(std::fs::read_dir(dir.join("outbox")).unwrap().count(), sent);
+    let audit = w
+        .state
+        .store
+        .list_audit(Some(&w.tenant), None, 100)
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .rev()
+            .take(2)
+            .all(|e| e.action == "login.second_factor" && e.outcome == Outcome::Failure)
+    );
     // A new login is refused at the password step while the lock lasts — with the answer a wrong
     // password gets, so a guesser learns nothing — and works after it. The user was told by email.
     let (r, _) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;

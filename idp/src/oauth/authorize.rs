@@ -16,7 +16,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use padlock_policy::decision::credential_allowed;
 use padlock_policy::permission::is_admin_scope;
-use padlock_policy::rate::RateAdmission;
 use serde::Deserialize;
 
 /// Authorization codes live at most this long.
@@ -322,6 +321,17 @@ async fn authorize(
             return issue_code(&state, &req, &s).await;
         }
     }
+    // From here on the request needs a sign-in: it counts against the source's flow limit, so
+    // neither new flows nor prompt=none probes (each audited) come without bound.
+    if let Some(refusal) = state.limits.admit_flow(ip.as_deref(), now) {
+        let retry_after_secs = state
+            .refused_source(ip.as_deref(), "authorize", refusal)
+            .await?;
+        return Err(AppError::TooManyRequests {
+            message: "Too many sign-ins were started from your network. Wait a few minutes, then try again.".into(),
+            retry_after_secs,
+        });
+    }
     if prompts.contains(&"none") {
         let event = match &session_user {
             Some((user, _)) => Audit {
@@ -344,22 +354,6 @@ async fn authorize(
             "login_required",
             "the user must sign in",
         ));
-    }
-    if let RateAdmission::Refused { retry_at } = state.limits.admit_flow(ip.as_deref(), now) {
-        state
-            .audit(Audit {
-                tenant: None,
-                actor: ip.as_deref().unwrap_or("-"),
-                action: "ratelimit.source",
-                target: "authorize",
-                outcome: Outcome::Failure,
-                source_ip: ip.as_deref(),
-            })
-            .await?;
-        return Err(AppError::TooManyRequests {
-            message: "Too many sign-ins were started from your network. Wait a few minutes, then try again.".into(),
-            retry_after_secs: retry_at.saturating_sub(now).max(1),
-        });
     }
     let flow_id = random_token(32);
     let flow = LoginFlow {

@@ -7,7 +7,7 @@
 use super::client_auth::Authenticated;
 use super::error::{OAuthError, OAuthForm};
 use super::token::client_of;
-use super::tokens::{AccessClaims, verify_access};
+use super::tokens::{AccessClaims, grant_user, token_user, verify_access};
 use crate::crypto::sha256;
 use crate::domain::{Client, Outcome};
 use crate::extract::ClientIp;
@@ -59,7 +59,11 @@ pub(crate) async fn introspect(
         .token
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     if let Ok(c) = verify_access(&state, &token).await {
-        if c.client_id != client.id.as_str() {
+        // Described only to its own client, and only while its user may still use it (the
+        // company's policy now; the operator credential's tokens have no user).
+        if c.client_id != client.id.as_str()
+            || (c.tenant.is_some() && token_user(&state, &c).await?.is_none())
+        {
             return Ok(inactive());
         }
         let mut out = serde_json::json!({
@@ -89,6 +93,7 @@ pub(crate) async fn introspect(
         || rec.client_id != client.id
         || rec.expires_at <= state.clock.now()
         || state.store.is_revoked(&rec.grant_id).await?
+        || grant_user(&state, &rec.user_id, rec.acr).await.is_err()
     {
         return Ok(inactive());
     }

@@ -83,6 +83,20 @@ async fn password_only_credentials_die_when_the_company_turns_2fa_on() {
     let loc = sso_code(&w, &session, "&prompt=none").await;
     assert_eq!(query(&loc)["error"], "login_required");
     assert!(sso_code(&w, &session, "").await.starts_with("/login?flow="));
+    // Introspection, for the panel that holds them, calls both inactive.
+    for token in [&access, &refresh_token] {
+        let r = call(
+            &w.state,
+            post_form_basic(
+                "/introspect",
+                &w.panel,
+                &format!("{}-secret", w.panel),
+                format!("token={token}"),
+            ),
+        )
+        .await;
+        assert_eq!(r.json(), json!({"active": false}), "{}", r.body);
+    }
     // 4. /userinfo and 5. /api/v1 refuse the access token as invalid.
     let r = call(&w.state, bearer("/userinfo", &access)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
@@ -206,6 +220,35 @@ async fn admin_rights_never_come_from_a_scope_a_panel_asked_for() {
                 "grant_type=authorization_code&code={code}&redirect_uri={}",
                 urlencode(crate::oauth::flow_tests::CB)
             ),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["scope"], "openid");
+    // A grant stored before this rule with tenant.admin in it loses it at its next refresh.
+    let issued = r.json()["refresh_token"].as_str().unwrap().to_owned();
+    let digest = crate::crypto::sha256(issued.as_bytes());
+    let (mut record, _) = w
+        .state
+        .store
+        .get_refresh_token(&digest)
+        .await
+        .unwrap()
+        .unwrap();
+    record.scope = "openid tenant.admin".into();
+    let fresh = crate::crypto::random_token(32);
+    w.state
+        .store
+        .put_refresh_token(&crate::crypto::sha256(fresh.as_bytes()), &record)
+        .await
+        .unwrap();
+    let r = call(
+        &w.state,
+        post_form_basic(
+            "/token",
+            "c_legacy",
+            "c_legacy-secret",
+            format!("grant_type=refresh_token&refresh_token={fresh}"),
         ),
     )
     .await;

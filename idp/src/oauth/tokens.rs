@@ -227,6 +227,17 @@ pub fn sign_user_tokens(
     Ok((access, Some(jwt::sign(key, jwt::TYP_JWT, &id)?)))
 }
 
+/// The scopes of an interactive grant without the admin scopes, which only the client-credentials
+/// grant issues (grants stored before that rule may still carry them).
+#[must_use]
+pub fn interactive_scope(scope: &str) -> String {
+    scope
+        .split(' ')
+        .filter(|s| !s.is_empty() && !padlock_policy::permission::is_admin_scope(s))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The user of an interactive grant (authorization code or refresh token) if they may still get
 /// tokens: not disabled, not an API account, and the grant's `acr` meets their company's current
 /// policy (a grant minted with a password alone dies when the company turns its second factor on).

@@ -7,7 +7,7 @@ use crate::domain::{ClientKind, Outcome, RefreshRecord};
 use crate::oauth::client_auth::Authenticated;
 use crate::oauth::error::OAuthError;
 use crate::oauth::tokens::{
-    TokenResponse, UserGrant, grant_user, refresh_expiry, sign_user_tokens,
+    TokenResponse, UserGrant, grant_user, interactive_scope, refresh_expiry, sign_user_tokens,
 };
 use crate::state::{AppState, Audit};
 use crate::store::CodeTake;
@@ -109,11 +109,12 @@ pub async fn grant(
         (None, None) => {}
     }
     let user = grant_user(state, &g.user_id, g.acr).await?;
+    let scope = interactive_scope(&g.scope);
 
     let grant = UserGrant {
         client: &client,
         user: &user,
-        scope: &g.scope,
+        scope: &scope,
         auth_time: g.auth_time,
         amr: &g.amr,
         acr: g.acr,
@@ -126,7 +127,7 @@ pub async fn grant(
         grant_id: g.grant_id.clone(),
         client_id: client.id.clone(),
         user_id: user.id.clone(),
-        scope: g.scope.clone(),
+        scope: scope.clone(),
         auth_time: g.auth_time,
         amr: g.amr.clone(),
         acr: g.acr,
@@ -149,7 +150,7 @@ pub async fn grant(
         access_token,
         token_type: "Bearer",
         expires_in: state.tokens.access_token_ttl_secs,
-        scope: g.scope,
+        scope,
         refresh_token: Some(refresh),
         id_token,
     })

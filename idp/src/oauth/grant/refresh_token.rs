@@ -8,7 +8,7 @@ use crate::domain::{Outcome, RefreshRecord};
 use crate::oauth::client_auth::Authenticated;
 use crate::oauth::error::OAuthError;
 use crate::oauth::tokens::{
-    TokenResponse, UserGrant, grant_user, refresh_expiry, sign_user_tokens,
+    TokenResponse, UserGrant, grant_user, interactive_scope, refresh_expiry, sign_user_tokens,
 };
 use crate::state::{AppState, Audit};
 use crate::store::Rotation;
@@ -38,14 +38,10 @@ pub async fn grant(
     {
         return Err(invalid());
     }
+    let granted = interactive_scope(&current.scope);
     let scope = match scope.map(str::trim).filter(|s| !s.is_empty()) {
-        None => current.scope.clone(),
-        Some(s)
-            if s.split(' ')
-                .all(|x| current.scope.split(' ').any(|c| c == x)) =>
-        {
-            s.to_owned()
-        }
+        None => granted.clone(),
+        Some(s) if s.split(' ').all(|x| granted.split(' ').any(|c| c == x)) => s.to_owned(),
         Some(_) => {
             return Err(OAuthError::invalid_scope(
                 "a refresh can only narrow the granted scopes",

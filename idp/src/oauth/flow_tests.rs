@@ -47,6 +47,32 @@ pub(crate) fn client(id: &str, public: bool) -> Client {
     }
 }
 
+/// Stores a user of `tenant` with password [`PW`] and one role.
+pub(crate) async fn add_user(state: &AppState, tenant: &TenantId, email: &str, role: &str) -> User {
+    let hash = state
+        .passwords
+        .hash(Password::new(PW.into()))
+        .await
+        .unwrap();
+    let user = User {
+        id: UserId::generate(),
+        tenant: tenant.clone(),
+        email: email.into(),
+        mobile: None,
+        password_hash: hash,
+        roles: vec![role.into()],
+        preferred_method: None,
+        totp: None,
+        duo: None,
+        api_account: false,
+        unix_name: None,
+        disabled: false,
+        created_at: 0,
+    };
+    state.store.create_user(&user).await.unwrap();
+    user
+}
+
 pub(crate) async fn world() -> World {
     let memory = std::sync::Arc::new(crate::store::memory::MemoryStore::new());
     let (state, clock) = test_state_on(memory.clone()).await;
@@ -58,27 +84,7 @@ pub(crate) async fn world() -> World {
         created_at: 0,
     };
     state.store.create_tenant(&tenant).await.unwrap();
-    let hash = state
-        .passwords
-        .hash(Password::new(PW.into()))
-        .await
-        .unwrap();
-    let user = User {
-        id: UserId::generate(),
-        tenant: tenant.id.clone(),
-        email: "ann@acme.example".into(),
-        mobile: None,
-        password_hash: hash,
-        roles: vec!["admin".into()],
-        preferred_method: None,
-        totp: None,
-        duo: None,
-        api_account: false,
-        unix_name: None,
-        disabled: false,
-        created_at: 0,
-    };
-    state.store.create_user(&user).await.unwrap();
+    let user = add_user(&state, &tenant.id, "ann@acme.example", "admin").await;
     state
         .store
         .put_client(&client("c_panel", false))

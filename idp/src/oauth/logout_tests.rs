@@ -2,40 +2,13 @@
 //! user's panel is asked about first, and only Padlock's own confirmation form ends the session.
 
 use super::flow_tests::{
-    CB, PW, World, exchange, location, login, query, set_cookie, urlencode, with_cookie, world,
+    CB, PW, World, add_user, exchange, location, login, query, set_cookie, urlencode, with_cookie,
+    world,
 };
-use crate::domain::User;
-use crate::secret::{Password, UserId};
 use crate::testing::{Reply, call, get, post_form};
 use axum::http::{StatusCode, header};
 
 const BYE: &str = "https://panel.example.com/bye";
-
-/// A second user of the world's company.
-async fn add_user(w: &World, email: &str) {
-    let hash = w
-        .state
-        .passwords
-        .hash(Password::new(PW.into()))
-        .await
-        .unwrap();
-    let user = User {
-        id: UserId::generate(),
-        tenant: w.tenant.clone(),
-        email: email.into(),
-        mobile: None,
-        password_hash: hash,
-        roles: vec!["user".into()],
-        preferred_method: None,
-        totp: None,
-        duo: None,
-        api_account: false,
-        unix_name: None,
-        disabled: false,
-        created_at: 0,
-    };
-    w.state.store.create_user(&user).await.unwrap();
-}
 
 /// Signs `email` in on the panel; returns (session cookie header, ID token).
 async fn signed_in(w: &World, email: &str) -> (String, String) {
@@ -151,7 +124,7 @@ async fn logout_without_a_hint_asks_and_only_the_confirmation_ends_the_session()
 #[tokio::test]
 async fn a_hint_for_another_user_asks_and_the_users_own_hint_ends_at_once() {
     let w = world().await;
-    add_user(&w, "bob@acme.example").await;
+    add_user(&w.state, &w.tenant, "bob@acme.example", "user").await;
     let (_, bobs_hint) = signed_in(&w, "bob@acme.example").await;
     let (cookie, anns_hint) = signed_in(&w, "ann@acme.example").await;
 

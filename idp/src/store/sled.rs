@@ -193,30 +193,21 @@ fn insert_user(
     Ok(())
 }
 
-/// Applies `change` to the record under `key` with compare-and-swap, re-reading when the record
-/// changed meanwhile. False when the record is absent or `change` returns false (nothing written).
+/// Applies `change` to the record under `key` with [`update`]'s compare-and-swap. False when the
+/// record is absent or `change` returns false (then nothing changes).
 fn update_record<T: Serialize + DeserializeOwned>(
     tree: &sled::Tree,
     what: &str,
     key: &[u8],
-    mut change: impl FnMut(&mut T) -> bool,
+    change: impl Fn(&mut T) -> bool,
 ) -> StoreResult<bool> {
-    loop {
-        let Some(bytes) = tree.get(key).map_err(backend)? else {
-            return Ok(false);
-        };
-        let mut record: T = decode(what, &bytes)?;
-        if !change(&mut record) {
-            return Ok(false);
+    update(tree, what, key, |current: Option<T>| match current {
+        None => (None, false),
+        Some(mut record) => {
+            let changed = change(&mut record);
+            (Some(record), changed)
         }
-        if tree
-            .compare_and_swap(key, Some(bytes), Some(encode(&record)?))
-            .map_err(backend)?
-            .is_ok()
-        {
-            return Ok(true);
-        }
-    }
+    })
 }
 
 /// Maps a transaction result whose abort value is a [`StoreError`].

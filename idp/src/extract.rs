@@ -27,6 +27,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Form<T> {
     }
 }
 
+/// A query string; a malformed or duplicated parameter is a 400 error page (not axum's plain
+/// text).
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(e) => Err(AppError::BadRequest(format!(
+                "The address could not be read: {}",
+                e.body_text()
+            ))),
+        }
+    }
+}
+
 /// The client's address: the socket peer, or the address a trusted proxy forwarded
 /// ([`crate::limits::Limits::client_addr`]). Absent when the server runs without connect info
 /// (in-process tests), unless a test sets a [`ConnectInfo`] extension.

@@ -4,14 +4,14 @@
 
 use crate::domain::{LoginFlow, LoginStep, Outcome, Session, User};
 use crate::error::AppError;
-use crate::extract::{ClientIp, Form};
+use crate::extract::{ClientIp, Form, Query};
 use crate::oauth::authorize::issue_code;
 use crate::secret::Password;
 use crate::session::{self, FLOW_COOKIE, SESSION_COOKIE, SESSION_TTL_SECS};
 use crate::state::{AppState, Audit};
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use padlock_policy::decision::{Decision, DenyReason, Subject, decide};

@@ -9,13 +9,13 @@ pub mod totp;
 
 use crate::domain::{LoginFlow, LoginStep, Outcome, Session, Tenant, User};
 use crate::error::AppError;
-use crate::extract::{ClientIp, Form};
+use crate::extract::{ClientIp, Form, Query};
 use crate::login::{NO_FLOW, complete, flow_of, locked_message};
 use crate::session::{self, SESSION_TTL_SECS};
 use crate::state::{AppState, Audit};
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use padlock_policy::Factor;

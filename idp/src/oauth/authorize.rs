@@ -7,11 +7,11 @@ use crate::domain::{
     AuthCodeGrant, AuthRequest, ClientKind, LoginFlow, LoginStep, Outcome, Session, User,
 };
 use crate::error::AppError;
-use crate::extract::ClientIp;
+use crate::extract::{ClientIp, Query};
 use crate::secret::ClientId;
 use crate::session::{self, FLOW_COOKIE, FLOW_TTL_SECS};
 use crate::state::{AppState, Audit};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use padlock_policy::decision::credential_allowed;

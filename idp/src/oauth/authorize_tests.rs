@@ -85,3 +85,21 @@ async fn max_age_zero_always_asks_and_max_age_n_ends_at_t_plus_n() {
     );
     assert!(query(&ask("&max_age=11").await).contains_key("code"));
 }
+
+/// A query string that cannot be read (a parameter given twice) gets Padlock's
+/// 400 error page on every page that reads one, not a bare text answer.
+#[tokio::test]
+async fn unreadable_query_strings_get_the_error_page() {
+    let w = world().await;
+    for uri in [
+        format!("/authorize?client_id={0}&client_id={0}", w.panel),
+        "/login?flow=a&flow=b".to_owned(),
+        "/login/factor?flow=a&flow=b".to_owned(),
+        "/setup?token=a&token=b".to_owned(),
+        "/logout?state=a&state=b".to_owned(),
+    ] {
+        let r = call(&w.state, get(&uri)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}: {}", r.body);
+        assert!(r.body.contains("<!doctype html>"), "{uri}: {}", r.body);
+    }
+}

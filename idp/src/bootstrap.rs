@@ -76,8 +76,9 @@ fn euid() -> u32 {
 }
 
 /// Makes `path` private if others can reach it: a directory becomes `mode & 0700 | 0700`, a file
-/// `mode & 0700`, recursively through directories. Symbolic links are not followed. Returns how
-/// many entries were changed; an entry that cannot be changed is an error naming it.
+/// `mode & 0700`, recursively through directories. A symbolic link, or an entry owned by another
+/// user, is an error naming it (it was not written by Padlock). Returns how many entries were
+/// changed; an entry that cannot be changed is an error naming it.
 fn make_private(path: &Path) -> Result<usize, String> {
     use std::os::unix::fs::PermissionsExt;
     let meta = match std::fs::symlink_metadata(path) {
@@ -85,8 +86,21 @@ fn make_private(path: &Path) -> Result<usize, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(format!("cannot inspect {}: {e}", path.display())),
     };
+    // What Padlock writes is its own: a link or another user's entry here was planted (say while
+    // the directory was open to others) and would send keys, codes or the database elsewhere.
     if meta.file_type().is_symlink() {
-        return Ok(0);
+        return Err(format!(
+            "{} is a symbolic link; Padlock writes there and does not follow links in its data directory: remove it",
+            path.display()
+        ));
+    }
+    if std::os::unix::fs::MetadataExt::uid(&meta) != euid() {
+        return Err(format!(
+            "{} is owned by uid {}, not by the user Padlock runs as (uid {}): remove it or `chown` it",
+            path.display(),
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            euid()
+        ));
     }
     let mode = meta.permissions().mode() & 0o777;
     let mut changed = 0;
@@ -177,6 +191,8 @@ impl DataDir {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            // A link planted here would have the pid written over its target.
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&lock_path)
             .map_err(|e| bad(format!("not writable: {e}")))?;
         match lock.try_lock() {
@@ -248,14 +264,10 @@ pub async fn master_key(path: &Path, store: &dyn Store) -> Result<MasterKey, Sta
         tracing::info!(path = %path.display(), "created master key");
         key
     } else {
-        crate::fsutil::check_secret_file(path)
+        // Read through the checked handle: the file checked is the file read.
+        let text = crate::fsutil::read_secret_file(path)
             .map_err(|e| StartError::MasterKey(format!("master_key_file: {e}")))?;
-        MasterKey::load(path).map_err(|e| match e {
-            CryptoError::KeyFile { path, source } => {
-                StartError::MasterKey(format!("cannot read {path}: {source}"))
-            }
-            other => StartError::MasterKey(other.to_string()),
-        })?
+        MasterKey::from_hex(&text, path).map_err(|e| StartError::MasterKey(e.to_string()))?
     };
     let check = key
         .key_check()
@@ -422,8 +434,6 @@ mod tests {
         write(&root.join("operator.json"), 0o644);
         write(&root.join("master.key"), 0o640);
         write(&root.join("notes.txt"), 0o644);
-        write(&parent.path().join("elsewhere"), 0o644);
-        std::os::unix::fs::symlink(parent.path().join("elsewhere"), root.join("db/link")).unwrap();
 
         let dir = DataDir::open(&root).unwrap();
         assert_eq!(mode(&root), 0o700);
@@ -441,12 +451,52 @@ mod tests {
         ] {
             assert_eq!(mode(&root.join(path)), expected, "{path}");
         }
-        assert_eq!(
-            mode(&parent.path().join("elsewhere")),
-            0o644,
-            "links are not followed"
-        );
         drop(dir);
+    }
+
+    /// Entries planted in a data directory (say while it was open to others) are refused, never
+    /// followed: a link named like the lock file would have the pid written over the master key, a
+    /// link or another user's directory in place of `db` or `outbox` would send the database or the
+    /// codes elsewhere.
+    #[test]
+    fn planted_links_and_foreign_entries_are_refused() {
+        let parent = tempfile::tempdir().unwrap();
+        let root = parent.path().join("data");
+        mkdir(&root, 0o777);
+        write(&root.join("master.key"), 0o600);
+        std::fs::write(root.join("master.key"), "keep me").unwrap();
+        std::os::unix::fs::symlink(root.join("master.key"), root.join("padlock.lock")).unwrap();
+        let err = DataDir::open(&root).err().expect("refused").to_string();
+        assert!(
+            err.contains("padlock.lock") || err.contains("not writable"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("master.key")).unwrap(),
+            "keep me"
+        );
+        std::fs::remove_file(root.join("padlock.lock")).unwrap();
+
+        let elsewhere = parent.path().join("elsewhere");
+        mkdir(&elsewhere, 0o700);
+        std::os::unix::fs::symlink(&elsewhere, root.join("outbox")).unwrap();
+        let err = DataDir::open(&root).err().expect("refused").to_string();
+        assert!(
+            err.contains("outbox") && err.contains("symbolic link"),
+            "{err}"
+        );
+        std::fs::remove_file(root.join("outbox")).unwrap();
+
+        mkdir(&root.join("db"), 0o700);
+        std::os::unix::fs::chown(root.join("db"), Some(4242), None)
+            .expect("the suite runs as root");
+        let err = DataDir::open(&root).err().expect("refused").to_string();
+        assert!(
+            err.contains("db") && err.contains("owned by uid 4242"),
+            "{err}"
+        );
+        std::fs::remove_dir(root.join("db")).unwrap();
+        assert!(DataDir::open(&root).is_ok(), "clean again: it starts");
     }
 
     #[test]

@@ -178,6 +178,14 @@ impl MasterKey {
                 source,
             }
         })?);
+        Self::from_hex(&text, path)
+    }
+
+    /// The key written as hex in `text` (the content of the key file `path`, named in errors).
+    ///
+    /// # Errors
+    /// [`CryptoError::KeyFormat`] when `text` is not 64 hex digits.
+    pub fn from_hex(text: &str, path: &Path) -> Result<MasterKey, CryptoError> {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         hex::decode_to_slice(text.trim(), bytes.as_mut())
             .map_err(|_| CryptoError::KeyFormat(path.display().to_string()))?;

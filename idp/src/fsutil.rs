@@ -4,7 +4,8 @@
 //! - What Padlock reads as a secret (the master key, the SMTP password, the SMS auth token) must
 //!   not be open to others: [`read_secret_file`] and [`check_secret_file`] refuse a file that is
 //!   group- or world-writable (someone else could swap the secret) or world-readable (anyone on
-//!   the host could read it). Group-readable is fine: `root:padlock 0640` is the usual way to
+//!   the host could read it), or owned by a user other than Padlock's or root (its owner could
+//!   rewrite it whatever its mode). Group-readable is fine: `root:padlock 0640` is the usual way to
 //!   give the service account a file it does not own.
 
 use std::io::{Read, Write};
@@ -41,6 +42,19 @@ pub enum SecretFileError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another user owns the file (it could rewrite it at any time).
+    #[error(
+        "{path} is owned by uid {owner}: a file holding a secret must belong to the user Padlock \
+         runs as (uid {euid}) or to root: run `chown` on it"
+    )]
+    ForeignOwner {
+        /// The file, as configured.
+        path: String,
+        /// Its owner.
+        owner: u32,
+        /// The user Padlock runs as.
+        euid: u32,
+    },
     /// Others can read or change the file.
     #[error(
         "{path} is {exposure} (mode {mode:04o}); a file holding a secret must not be group- or \
@@ -67,8 +81,8 @@ fn exposure(mode: u32) -> Option<String> {
     (!words.is_empty()).then(|| words.join(", "))
 }
 
-/// Opens `path` and checks its permission bits (on the open file, so the file checked is the file
-/// read; a symbolic link is followed and its target is what counts).
+/// Opens `path` and checks its owner and permission bits (on the open file, so the file checked is
+/// the file read; a symbolic link is followed and its target is what counts).
 fn open_secret(path: &Path) -> Result<std::fs::File, SecretFileError> {
     let shown = || path.display().to_string();
     let unreadable = |source| SecretFileError::Unreadable {
@@ -76,7 +90,17 @@ fn open_secret(path: &Path) -> Result<std::fs::File, SecretFileError> {
         source,
     };
     let file = std::fs::File::open(path).map_err(unreadable)?;
-    let mode = file.metadata().map_err(unreadable)?.permissions().mode() & 0o777;
+    let meta = file.metadata().map_err(unreadable)?;
+    let euid = rustix::process::geteuid().as_raw();
+    let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+    if owner != euid && owner != 0 {
+        return Err(SecretFileError::ForeignOwner {
+            path: shown(),
+            owner,
+            euid,
+        });
+    }
+    let mode = meta.permissions().mode() & 0o777;
     match exposure(mode) {
         Some(exposure) => Err(SecretFileError::Exposed {
             path: shown(),
@@ -87,11 +111,13 @@ fn open_secret(path: &Path) -> Result<std::fs::File, SecretFileError> {
     }
 }
 
-/// Checks that `path` can be opened and is neither group- nor world-writable nor world-readable.
+/// Checks that `path` can be opened, belongs to Padlock's user or root, and is neither group- nor
+/// world-writable nor world-readable.
 ///
 /// # Errors
-/// [`SecretFileError::Unreadable`] when it cannot be opened, [`SecretFileError::Exposed`] when
-/// its mode lets others read or change it.
+/// [`SecretFileError::Unreadable`] when it cannot be opened, [`SecretFileError::ForeignOwner`]
+/// when another user owns it, [`SecretFileError::Exposed`] when its mode lets others read or
+/// change it.
 pub fn check_secret_file(path: &Path) -> Result<(), SecretFileError> {
     open_secret(path).map(drop)
 }
@@ -120,6 +146,21 @@ mod tests {
         std::fs::write(&path, "s3cret\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         path
+    }
+
+    /// A secret file another (non-root) user owns is refused whatever its mode: its owner could
+    /// rewrite it. (Giving a file away needs root, as the test suite runs here.)
+    #[test]
+    fn secret_files_owned_by_another_user_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with_mode(dir.path(), 0o600);
+        let me = rustix::process::geteuid().as_raw();
+        let other = if me == 4242 { 4243 } else { 4242 };
+        std::os::unix::fs::chown(&path, Some(other), None).expect("the suite runs as root");
+        let err = read_secret_file(&path).unwrap_err().to_string();
+        assert!(err.contains(&format!("owned by uid {other}")), "{err}");
+        std::os::unix::fs::chown(&path, Some(me), None).unwrap();
+        assert!(read_secret_file(&path).is_ok());
     }
 
     /// DESIGN.md §9.7: secrets read from files are not group- or world-writable, not

@@ -107,6 +107,22 @@ fn all<T: DeserializeOwned>(tree: &sled::Tree, what: &str) -> StoreResult<Vec<T>
         .collect()
 }
 
+/// The records of `tree` that decode; each one that does not is logged (by key) and skipped.
+fn decodable<T: DeserializeOwned>(tree: &sled::Tree, what: &str) -> StoreResult<Vec<T>> {
+    let mut out = Vec::new();
+    for entry in tree.iter() {
+        let (k, v) = entry.map_err(backend)?;
+        match serde_json::from_slice(&v) {
+            Ok(t) => out.push(t),
+            Err(_) => tracing::error!(
+                record = %String::from_utf8_lossy(&k),
+                "stored {what} record is corrupt: skipped"
+            ),
+        }
+    }
+    Ok(out)
+}
+
 /// Replaces the record under `key` by `f(current)` with a compare-and-swap loop (`f` may run more
 /// than once: it must be pure) and returns `f`'s verdict. `None` from `f` deletes the record.
 fn update<T, R>(
@@ -296,12 +312,14 @@ impl Store for SledStore {
         for k in all::<SigningKeyRecord>(&self.keys, "signing key")? {
             out.push((SealedAt::SigningKey(k.kid), k.pkcs8));
         }
-        for t in all::<Tenant>(&self.tenants, "company")? {
+        // One undecodable company or user must not stop every start: it is named in the log and
+        // left for the operator, as every other read of it reports it.
+        for t in decodable::<Tenant>(&self.tenants, "company")? {
             if let Some(duo) = t.duo {
                 out.push((SealedAt::DuoSecretKey(t.id), duo.skey));
             }
         }
-        for u in all::<User>(&self.users, "user")? {
+        for u in decodable::<User>(&self.users, "user")? {
             if let Some(totp) = u.totp {
                 out.push((SealedAt::TotpSeed(u.id), totp.seed));
             }
@@ -862,6 +880,41 @@ mod tests {
         }
         let store = SledStore::open(dir.path(), 8 << 20).unwrap();
         assert_eq!(store.find_tenant_by_name("acme").await.unwrap(), Some(t));
+    }
+
+    /// One corrupt user record does not stop the start-up scan of sealed values: the others are
+    /// still listed (and re-sealed), the corrupt one is left for the operator.
+    #[tokio::test]
+    async fn a_corrupt_record_does_not_stop_the_sealed_value_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 8 << 20).unwrap();
+        let master = MasterKey::generate().unwrap();
+        let t = tenant("Acme");
+        store.create_tenant(&t).await.unwrap();
+        let mut u = user(&t, "ann@acme.example");
+        u.totp = Some(crate::domain::TotpEnrolment {
+            seed: master
+                .seal(crate::domain::TOTP_SEED_PURPOSE, b"seed")
+                .unwrap(),
+            enrolled_at: 0,
+        });
+        store.create_user(&u).await.unwrap();
+        store
+            .users
+            .insert("broken", b"{not json".as_slice())
+            .unwrap();
+        let sealed = store.list_sealed().await.unwrap();
+        assert!(
+            sealed
+                .iter()
+                .any(|(at, _)| *at == SealedAt::TotpSeed(u.id.clone()))
+        );
+        assert!(matches!(
+            store
+                .get_user(&crate::secret::UserId::from_string("broken".into()))
+                .await,
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     /// A setup token stored before tokens had an issue time (a bare digest) reads as issued at

@@ -7,19 +7,10 @@ use crate::factor::tests::{
     give_ann_a_mobile, last_code, slow_sms_gateway, submit, to_factor, world_2fa,
 };
 use crate::oauth::flow_tests::{PW, World, authorize_uri, login, set_cookie, with_cookie, world};
-use crate::testing::{Reply, call, call_parallel, get, post_form, statuses_parallel};
+use crate::testing::{Reply, call, call_parallel, csrf_field, get, post_form, statuses_parallel};
 use axum::http::StatusCode;
 use padlock_policy::Method;
 use std::sync::Arc;
-
-fn csrf(page: &Reply) -> String {
-    let at = page
-        .body
-        .find("name=\"csrf\" value=\"")
-        .expect("a form with a CSRF token")
-        + 19;
-    page.body[at..at + 32].to_owned()
-}
 
 async fn page(w: &World, cookie: &str) -> Reply {
     call(&w.state, with_cookie(get("/account/security"), cookie)).await
@@ -82,7 +73,7 @@ async fn changes_need_a_fresh_second_factor() {
     let p = page(&w, &cookie).await;
     assert_eq!(p.status, StatusCode::OK);
     assert!(p.body.contains("Confirm it is you") && !p.body.contains("Preferred method"));
-    let token = csrf(&p);
+    let token = csrf_field(&p);
     let r = post(
         &w,
         &cookie,
@@ -146,7 +137,7 @@ async fn changes_need_a_fresh_second_factor() {
 #[tokio::test]
 async fn bad_input_leaves_the_settings_untouched() {
     let (w, _, cookie) = fresh_session(&[Method::SmsEmail, Method::Totp]).await;
-    let token = csrf(&page(&w, &cookie).await);
+    let token = csrf_field(&page(&w, &cookie).await);
     for (body, message) in [
         (
             format!("csrf={token}&preferred=sms-email&mobile=555-1234"),
@@ -172,7 +163,7 @@ async fn bad_input_leaves_the_settings_untouched() {
 #[tokio::test]
 async fn totp_enrolment_is_saved_only_with_a_valid_code() {
     let (w, _, cookie) = fresh_session(&[Method::SmsEmail, Method::Totp]).await;
-    let token = csrf(&page(&w, &cookie).await);
+    let token = csrf_field(&page(&w, &cookie).await);
     let r = post(
         &w,
         &cookie,
@@ -287,7 +278,7 @@ async fn parallel_step_up_requests_send_one_message() {
     give_ann_a_mobile(&w).await;
     let (_, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
     let cookie = format!("padlock_session={session}");
-    let token = csrf(&page(&w, &cookie).await);
+    let token = csrf_field(&page(&w, &cookie).await);
     let answers = statuses_parallel(&w.state, 4, || {
         with_cookie(
             post_form("/account/security/step-up", format!("csrf={token}")),
@@ -316,7 +307,7 @@ async fn parallel_step_up_requests_send_one_message() {
 #[tokio::test]
 async fn parallel_step_up_guesses_spend_each_try_once() {
     let (w, dir, cookie) = password_only_session().await;
-    let token = csrf(&page(&w, &cookie).await);
+    let token = csrf_field(&page(&w, &cookie).await);
     let r = step_up(&w, &cookie, &token, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let (_, _, code) = last_code(&dir);
@@ -350,7 +341,7 @@ async fn parallel_step_up_guesses_spend_each_try_once() {
 #[tokio::test]
 async fn step_up_codes_are_limited() {
     let (w, dir, cookie) = password_only_session().await;
-    let token = csrf(&page(&w, &cookie).await);
+    let token = csrf_field(&page(&w, &cookie).await);
     let send = || step_up(&w, &cookie, &token, None);
     assert_eq!(send().await.status, StatusCode::OK);
     let r = send().await;
@@ -396,7 +387,7 @@ async fn step_up_asks_for_the_users_current_factor() {
         p.body
     );
     assert!(!p.body.contains("Send me a code"));
-    let token = csrf(&p);
+    let token = csrf_field(&p);
     // Asking for a code sends nothing.
     let r = step_up(&w, &session, &token, None).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);

@@ -4,7 +4,8 @@
 //! node: they slow down one address, the per-account limits are what bound guessing).
 //!
 //! A source is the socket's peer address, or — when that peer is one of `trusted_proxies` — the
-//! client address the proxy reported in `Forwarded` (RFC 7239) or `X-Forwarded-For`.
+//! client address the proxy reported in the one header `proxy_header` names (`X-Forwarded-For`
+//! or `Forwarded`, RFC 7239). IPv6 sources count by their /64 network.
 
 use forwarded_header_value::ForwardedHeaderValue;
 use ipnet::IpNet;

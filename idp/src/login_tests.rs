@@ -106,8 +106,7 @@ async fn every_path_that_sends_a_code_counts_against_one_limit_per_user() {
     );
     // 4. The padlock page's step-up.
     let page = call(&w.state, with_cookie(get("/account/security"), &session)).await;
-    let at = page.body.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = page.body[at..at + 32].to_owned();
+    let csrf = crate::testing::csrf_field(&page);
     let r = call(
         &w.state,
         with_cookie(

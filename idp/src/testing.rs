@@ -68,6 +68,16 @@ pub async fn statuses_parallel(
         .collect()
 }
 
+/// The CSRF token of the first form on a page (`<input name="csrf" value="…">`, 32 hex digits).
+pub fn csrf_field(page: &Reply) -> String {
+    let at = page
+        .body
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no form with a CSRF token: {}", page.body))
+        + 19;
+    page.body[at..at + 32].to_owned()
+}
+
 pub fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }

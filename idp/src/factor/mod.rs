@@ -110,7 +110,8 @@ pub(crate) async fn begin(
     let fresh = match &factor {
         Factor::Code { channel } => Some((channel.clone(), sms_email::draw(state, &flow_digest))),
         Factor::Totp => None,
-        // Duo is not part of this build: fail closed.
+        // Not reached (the password step answers a Duo user as it answers a wrong password);
+        // Duo is not part of this build, so fail closed all the same.
         Factor::Duo => {
             return Err(AppError::Forbidden(
                 "This sign-in needs Duo, which this Padlock cannot check yet.".into(),

@@ -207,7 +207,7 @@ pub(crate) async fn exchange(w: &World, code: &str, extra: &str) -> Reply {
 }
 
 /// `grant_type=refresh_token` by the confidential panel.
-pub(crate) async fn refresh(w: &World, refresh_token: &str) -> Reply {
+pub(crate) async fn refresh_grant(w: &World, refresh_token: &str) -> Reply {
     call(
         &w.state,
         post_form_basic(
@@ -277,16 +277,7 @@ async fn code_flow_end_to_end() {
     // Refresh rotates; the old refresh token then revokes the family.
     let secret = format!("{}-secret", w.panel);
     let refresh = t["refresh_token"].as_str().unwrap();
-    let r1 = call(
-        &w.state,
-        post_form_basic(
-            "/token",
-            &w.panel,
-            &secret,
-            format!("grant_type=refresh_token&refresh_token={refresh}"),
-        ),
-    )
-    .await;
+    let r1 = refresh_grant(&w, refresh).await;
     assert_eq!(r1.status, StatusCode::OK, "{}", r1.body);
     let r1 = r1.json();
     assert_ne!(r1["refresh_token"], t["refresh_token"]);
@@ -304,16 +295,7 @@ async fn code_flow_end_to_end() {
     .json();
     assert_eq!(intro["active"], true);
     assert_eq!(intro["client_id"], w.panel);
-    let reuse = call(
-        &w.state,
-        post_form_basic(
-            "/token",
-            &w.panel,
-            &secret,
-            format!("grant_type=refresh_token&refresh_token={refresh}"),
-        ),
-    )
-    .await;
+    let reuse = refresh_grant(&w, refresh).await;
     assert_eq!(reuse.json()["error"], "invalid_grant");
     assert_eq!(
         call(&w.state, bearer("/userinfo", new_access)).await.status,
@@ -321,16 +303,7 @@ async fn code_flow_end_to_end() {
         "family revoked"
     );
     let newest = r1["refresh_token"].as_str().unwrap();
-    let r2 = call(
-        &w.state,
-        post_form_basic(
-            "/token",
-            &w.panel,
-            &secret,
-            format!("grant_type=refresh_token&refresh_token={newest}"),
-        ),
-    )
-    .await;
+    let r2 = refresh_grant(&w, newest).await;
     assert_eq!(
         r2.json()["error"],
         "invalid_grant",
@@ -421,16 +394,7 @@ async fn code_reuse_revokes_its_tokens_and_codes_expire() {
         StatusCode::UNAUTHORIZED
     );
     let refresh = first["refresh_token"].as_str().unwrap();
-    let r = call(
-        &w.state,
-        post_form_basic(
-            "/token",
-            &w.panel,
-            "c_panel-secret",
-            format!("grant_type=refresh_token&refresh_token={refresh}"),
-        ),
-    )
-    .await;
+    let r = refresh_grant(&w, refresh).await;
     assert_eq!(r.json()["error"], "invalid_grant");
 
     let (r, _) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;

@@ -5,7 +5,7 @@ use super::flow_tests::{
     CB, PW, World, add_user, exchange, location, login, query, set_cookie, urlencode, with_cookie,
     world,
 };
-use crate::testing::{Reply, call, get, post_form};
+use crate::testing::{Reply, call, csrf_field, get, post_form};
 use axum::http::{StatusCode, header};
 
 const BYE: &str = "https://panel.example.com/bye";
@@ -40,15 +40,6 @@ async fn still_signed_in(w: &World, cookie: &str) -> bool {
     query(&location(&r)).contains_key("code")
 }
 
-fn csrf_of(page: &Reply) -> String {
-    let at = page
-        .body
-        .find("name=\"csrf\" value=\"")
-        .expect("a CSRF field")
-        + 19;
-    page.body[at..at + 32].to_owned()
-}
-
 fn is_question(r: &Reply) -> bool {
     r.status == StatusCode::OK
         && r.body.contains("Sign out of Padlock?")
@@ -71,7 +62,7 @@ async fn logout_without_a_hint_asks_and_only_the_confirmation_ends_the_session()
         still_signed_in(&w, &cookie).await,
         "a link alone signs no one out"
     );
-    let csrf = csrf_of(&ask);
+    let csrf = csrf_field(&ask);
 
     // A GET carrying the token is still only a question (links leak).
     let r = call(

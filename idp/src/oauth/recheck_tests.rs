@@ -14,8 +14,8 @@
 //! there.
 
 use crate::oauth::flow_tests::{
-    PW, World, authorize_uri, bearer, client, exchange, location, login, query, refresh, urlencode,
-    with_cookie, world,
+    PW, World, authorize_uri, bearer, client, exchange, location, login, query, refresh_grant,
+    urlencode, with_cookie, world,
 };
 use crate::testing::{call, get, json_request, operator, post_form_basic, token};
 use axum::http::StatusCode;
@@ -117,14 +117,14 @@ async fn password_only_credentials_die_when_the_company_turns_2fa_on() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.json()["error"], "invalid_grant");
     // 3. The refresh token is refused, and stays refused (its grant is revoked).
-    let r = refresh(&w, &refresh_token).await;
+    let r = refresh_grant(&w, &refresh_token).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert_eq!(r.json()["error"], "invalid_grant");
     let mut t = w.state.store.get_tenant(&w.tenant).await.unwrap().unwrap();
     t.two_factor.enabled = false;
     w.state.store.update_tenant(&t).await.unwrap();
     assert_eq!(
-        refresh(&w, &refresh_token).await.status,
+        refresh_grant(&w, &refresh_token).await.status,
         StatusCode::BAD_REQUEST,
         "turning 2FA off again does not revive the revoked grant"
     );
@@ -145,17 +145,17 @@ async fn refresh_tokens_have_an_absolute_lifetime() {
     for _ in 0..2 {
         // Used within its idle day each time: it rotates.
         w.clock.advance(20 * 3600);
-        let r = refresh(&w, &rt).await;
+        let r = refresh_grant(&w, &rt).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         rt = r.json()["refresh_token"].as_str().unwrap().to_owned();
     }
     // 40 h after the sign-in; the last rotation may not carry it past 48 h.
     w.clock.advance(8 * 3600 - 1);
-    let r = refresh(&w, &rt).await;
+    let r = refresh_grant(&w, &rt).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     rt = r.json()["refresh_token"].as_str().unwrap().to_owned();
     w.clock.advance(1);
-    let r = refresh(&w, &rt).await;
+    let r = refresh_grant(&w, &rt).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "48 h after the sign-in");
     assert_eq!(r.json()["error"], "invalid_grant");
 }

@@ -19,6 +19,8 @@
 //!   [`rate::RateWindow::admit`]: count-then-check admission of second-factor tries, password
 //!   tries, and messages or failures per window.
 //! - [`permission::effective`]: admin rights = token scopes ∩ the user's roles.
+//! - [`pam`]: the PAM API's wire shapes, and which PAM result a failed call becomes under the
+//!   module's `failmode`.
 //! - [`step_up::freshness`]: whether a session passed a second factor recently enough to change
 //!   second-factor settings.
 //!
@@ -36,6 +38,7 @@ pub mod code;
 pub mod decision;
 pub mod lockout;
 pub mod mobile;
+pub mod pam;
 pub mod permission;
 pub mod rate;
 pub mod step_up;

@@ -10,20 +10,21 @@
 use crate::domain::{Outcome, Session, TOTP_SEED_PURPOSE, Tenant, TotpEnrolment, User};
 use crate::error::AppError;
 use crate::extract::{ClientIp, Form};
+use crate::factor::engine::{self, Checked, Ctx, Sent, Slot, Who};
 use crate::factor::sms_email;
 use crate::session;
 use crate::state::{AppState, Audit};
-use crate::store::Digest;
+use crate::store::{Digest, StoreResult};
 use askama::Template;
 use askama_web::WebTemplate;
+use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use padlock_policy::Factor;
 use padlock_policy::Method;
-use padlock_policy::code::{CodeChallenge, CodeInput, CodeOutcome, normalize_code};
+use padlock_policy::code::{CodeChallenge, normalize_code};
 use padlock_policy::decision::{Subject, credential_allowed, resolve_factor};
-use padlock_policy::lockout::Attempt;
 use padlock_policy::mobile::E164;
 use padlock_policy::step_up::{Freshness, freshness};
 use padlock_policy::totp::{SECRET_LEN, TotpOutcome, verify};
@@ -238,9 +239,11 @@ fn race(state: &AppState, c: &Context) -> Result<Response, AppError> {
     )
 }
 
-/// Step-up: confirms it is the user with their current second factor. For a code by SMS/email,
-/// a post without `code` sends one and a post with it checks it; for TOTP the post carries the
-/// app's code. A passed step-up marks the session fresh for 5 minutes.
+/// Step-up: confirms it is the user with their current second factor, through the same
+/// [`engine`] as the login. For a code by SMS/email, a post without `code` sends one (the first
+/// starts a challenge kept in the session; later ones count against its limits until a step-up
+/// passes) and a post with it checks it; for TOTP the post carries the app's code. A passed
+/// step-up marks the session fresh for 5 minutes.
 pub(crate) async fn step_up(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -248,29 +251,21 @@ pub(crate) async fn step_up(
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, AppError> {
     let ip = ip.as_deref();
-    if let Some(retry_after_secs) = state.refuse_source(ip, "account.step_up").await? {
+    if let Some(retry_after_secs) = state.refuse_source(ip, STEP_UP).await? {
         return Err(AppError::TooManyRequests {
             message: crate::factor::TOO_MANY_FROM_HERE.into(),
             retry_after_secs,
         });
     }
-    let mut c = context(&state, &headers).await?;
+    let c = context(&state, &headers).await?;
     session::check_csrf(&state, &c.digest, &f.csrf)?;
-    // Every write below replaces the session only if it is still the one read here.
-    let before = c.session.clone();
-    let now = state.clock.now();
-    let locked = |c: &Context, until| {
-        let m = crate::login::locked_message(until);
-        render(&state, c, StatusCode::FORBIDDEN, None, Some(m))
+    let ctx = Ctx {
+        action: STEP_UP,
+        ip,
+        pam: None,
     };
-    if let Some(until) =
-        crate::factor::attempt::locked_until(&state, &c.user, "account.step_up", ip).await?
-    {
-        return locked(&c, until);
-    }
-    let channel = match step_up_factor(&c) {
-        Some(Factor::Code { channel }) => channel,
-        Some(Factor::Totp) => return step_up_totp(&state, c, f.code.as_deref(), ip).await,
+    let factor = match step_up_factor(&c) {
+        Some(f @ (Factor::Code { .. } | Factor::Totp)) => f,
         Some(Factor::Duo) => {
             return render(
                 &state,
@@ -290,196 +285,115 @@ pub(crate) async fn step_up(
             );
         }
     };
-    let Some(typed) = f.code.as_deref() else {
-        // Record the code first, then send it: parallel requests cannot send more codes than
-        // the challenge counts. A refused or failed send restores the session as it was.
-        // The first code starts a challenge; later ones count against its limits (30 s apart, at
-        // most 5) until a step-up succeeds.
-        let fresh = sms_email::draw(&state, &c.digest);
-        let challenge = match c.session.step_up.clone() {
-            None => CodeChallenge::issue(fresh.digest, now),
-            Some(mut ch) => {
-                if let Some(refusal) = crate::factor::resend_refusal(
-                    ch.advance(CodeInput::Resend(fresh.digest), now),
-                    now,
-                    "No more codes for now. Sign out, sign in again, then confirm it is you.",
-                ) {
-                    return render(
+    let (user, tenant) = (c.user.clone(), c.tenant.clone());
+    let who = Who {
+        user: &user,
+        tenant: &tenant,
+    };
+    let mut slot = SessionSlot(c);
+    match (&factor, f.code.as_deref()) {
+        (Factor::Code { channel }, None) => {
+            let at_limit =
+                "No more codes for now. Sign out, sign in again, then confirm it is you.";
+            let sent = engine::send_code(&state, &mut slot, who, channel, &ctx, at_limit).await?;
+            let c = slot.0;
+            match sent {
+                Sent::Sent => {
+                    let notice = format!("We sent a code {}.", sms_email::masked(channel));
+                    render(&state, &c, StatusCode::OK, Some(notice), None)
+                }
+                Sent::Refused(status, message) => render(&state, &c, status, None, Some(message)),
+                Sent::Race => race(&state, &c),
+            }
+        }
+        (_, typed) => {
+            let Some(typed) = typed.and_then(normalize_code) else {
+                let m = match factor {
+                    Factor::Totp => "Enter the 6-digit code from your authenticator app.",
+                    _ => "Ask for a code, then enter its 6 digits.",
+                };
+                return render(
+                    &state,
+                    &slot.0,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    None,
+                    Some(m.into()),
+                );
+            };
+            let checked = engine::check(&state, &mut slot, who, &factor, &typed, &ctx).await?;
+            let mut c = slot.0;
+            match checked {
+                Checked::Passed => {
+                    let before = c.session.clone();
+                    c.session.step_up = None;
+                    c.session.second_factor_at = Some(state.clock.now());
+                    if !state
+                        .store
+                        .swap_session(&c.digest, &before, &c.session)
+                        .await?
+                    {
+                        return race(&state, &c);
+                    }
+                    let m = "Confirmed. You can change your settings for the next 5 minutes.";
+                    render(&state, &c, StatusCode::OK, Some(m.into()), None)
+                }
+                Checked::Failed { message, .. } => {
+                    render(&state, &c, StatusCode::UNAUTHORIZED, None, Some(message))
+                }
+                Checked::Locked { until } => {
+                    let m = crate::login::locked_message(until);
+                    render(&state, &c, StatusCode::FORBIDDEN, None, Some(m))
+                }
+                Checked::NoCode => {
+                    let m = "Ask for a code, then enter its 6 digits.";
+                    render(
                         &state,
                         &c,
-                        StatusCode::TOO_MANY_REQUESTS,
+                        StatusCode::UNPROCESSABLE_ENTITY,
                         None,
-                        Some(refusal),
-                    );
+                        Some(m.into()),
+                    )
                 }
-                ch
+                Checked::Race => race(&state, &c),
             }
-        };
-        c.session.step_up = Some(challenge);
-        if !state
-            .store
-            .swap_session(&c.digest, &before, &c.session)
-            .await?
-        {
-            return race(&state, &c);
-        }
-        if let Err(undelivered) =
-            sms_email::deliver(&state, &c.user, &c.tenant.name, &channel, &fresh, ip).await?
-        {
-            state
-                .store
-                .swap_session(&c.digest, &c.session, &before)
-                .await?;
-            c.session = before;
-            let (status, message) = undelivered.answer(now);
-            return render(&state, &c, status, None, Some(message));
-        }
-        return render(
-            &state,
-            &c,
-            StatusCode::OK,
-            Some(format!("We sent a code {}.", sms_email::masked(&channel))),
-            None,
-        );
-    };
-    let (Some(mut ch), Some(typed)) = (c.session.step_up.clone(), normalize_code(typed)) else {
-        return render(
-            &state,
-            &c,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            None,
-            Some("Ask for a code, then enter its 6 digits.".into()),
-        );
-    };
-    let outcome = ch.advance(
-        CodeInput::Submit(sms_email::digest(&state, &c.digest, &typed)),
-        now,
-    );
-    let accepted = outcome == CodeOutcome::Accepted;
-    c.session.step_up = Some(ch);
-    // The try is spent on the session first (one winner per try), then counted; the session turns
-    // fresh only once the lockout admitted the try.
-    if !state
-        .store
-        .swap_session(&c.digest, &before, &c.session)
-        .await?
-    {
-        return race(&state, &c);
-    }
-    if !accepted && !outcome.is_failed_guess() {
-        let message = crate::factor::code_message(outcome);
-        return render(&state, &c, StatusCode::UNAUTHORIZED, None, Some(message));
-    }
-    let locks_until =
-        match crate::factor::attempt::admit(&state, &c.user, "account.step_up", ip).await? {
-            Attempt::Admitted { locks_until } => locks_until,
-            Attempt::Locked { until } => return locked(&c, until),
-        };
-    if accepted {
-        let spent = c.session.clone();
-        c.session.step_up = None;
-        c.session.second_factor_at = Some(now);
-        if !state
-            .store
-            .swap_session(&c.digest, &spent, &c.session)
-            .await?
-        {
-            return race(&state, &c);
         }
     }
-    finish_step_up(
-        &state,
-        c,
-        accepted,
-        crate::factor::code_message(outcome),
-        locks_until,
-        ip,
-    )
-    .await
 }
 
-/// The step-up with the authenticator app: counted against the lockout before the code is
-/// checked (a check also spends the time step).
-async fn step_up_totp(
-    state: &AppState,
-    mut c: Context,
-    typed: Option<&str>,
-    ip: Option<&str>,
-) -> Result<Response, AppError> {
-    let Some(typed) = typed.and_then(normalize_code) else {
-        return render(
-            state,
-            &c,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            None,
-            Some("Enter the 6-digit code from your authenticator app.".into()),
-        );
-    };
-    let locks_until =
-        match crate::factor::attempt::admit(state, &c.user, "account.step_up", ip).await? {
-            Attempt::Admitted { locks_until } => locks_until,
-            Attempt::Locked { until } => {
-                let m = crate::login::locked_message(until);
-                return render(state, &c, StatusCode::FORBIDDEN, None, Some(m));
-            }
-        };
-    let outcome =
-        crate::factor::totp::check(state, &c.user, c.tenant.two_factor.totp_skew_steps, &typed)
-            .await?;
-    let passed = matches!(outcome, TotpOutcome::Accepted { .. });
-    let message = match outcome {
-        TotpOutcome::Replayed => "This code was already used. Wait for the next code in your app.",
-        _ => "That code is not right.",
-    };
-    if passed {
-        let before = c.session.clone();
-        c.session.second_factor_at = Some(state.clock.now());
-        c.session.step_up = None;
-        if !state
-            .store
-            .swap_session(&c.digest, &before, &c.session)
-            .await?
-        {
-            return race(state, &c);
-        }
-    }
-    finish_step_up(state, c, passed, message.into(), locks_until, ip).await
-}
+/// The audit action of the padlock page's step-up.
+const STEP_UP: &str = "account.step_up";
 
-/// Settles a checked step-up try (lockout count, lock notice), audits it and answers.
-async fn finish_step_up(
-    state: &AppState,
-    c: Context,
-    passed: bool,
-    message: String,
-    locks_until: Option<u64>,
-    ip: Option<&str>,
-) -> Result<Response, AppError> {
-    let lock =
-        crate::factor::attempt::settle(state, &c.user, &c.tenant.name, passed, locks_until, ip)
-            .await?;
-    let outcome = if passed {
-        Outcome::Success
-    } else {
-        Outcome::Failure
-    };
-    state
-        .audit(Audit::by_user(&c.user, "account.step_up", outcome, ip))
-        .await?;
-    if passed {
-        return render(
-            state,
-            &c,
-            StatusCode::OK,
-            Some("Confirmed. You can change your settings for the next 5 minutes.".into()),
-            None,
-        );
+/// The signed-in session, lent to [`engine`] as the record that holds the step-up's challenge.
+struct SessionSlot(Context);
+
+#[async_trait]
+impl Slot for SessionSlot {
+    fn binding(&self) -> &Digest {
+        &self.0.digest
     }
-    let message = match lock {
-        Some(until) => crate::login::locked_message(until),
-        None => message,
-    };
-    render(state, &c, StatusCode::UNAUTHORIZED, None, Some(message))
+
+    fn code(&self) -> Option<&CodeChallenge> {
+        self.0.session.step_up.as_ref()
+    }
+
+    async fn put_code(
+        &mut self,
+        state: &AppState,
+        code: Option<CodeChallenge>,
+    ) -> StoreResult<bool> {
+        let next = Session {
+            step_up: code,
+            ..self.0.session.clone()
+        };
+        let swapped = state
+            .store
+            .swap_session(&self.0.digest, &self.0.session, &next)
+            .await?;
+        if swapped {
+            self.0.session = next;
+        }
+        Ok(swapped)
+    }
 }
 
 /// The signed-in user of a form post that changes settings: CSRF checked, and the session fresh

@@ -326,6 +326,35 @@ pub async fn reseal_under_subkeys(store: &dyn Store, key: &MasterKey) -> Result<
     Ok(resealed)
 }
 
+/// Unix names that more than one user of a company holds (stored before Unix names were
+/// unique): `(company name, Unix name, the users' emails)`. Such a name can log in through
+/// `pam_padlock.so` as nobody until an administrator renames all but one; `serve` logs each at
+/// start.
+///
+/// # Errors
+/// [`StartError::Store`] when storage fails.
+pub async fn duplicate_unix_names(
+    store: &dyn Store,
+) -> Result<Vec<(String, String, Vec<String>)>, StartError> {
+    let mut found = Vec::new();
+    for tenant in store.list_tenants().await? {
+        let mut by_name: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for user in store.list_users(&tenant.id).await? {
+            by_name
+                .entry(user.unix_name().to_owned())
+                .or_default()
+                .push(user.email.clone());
+        }
+        found.extend(
+            by_name
+                .into_iter()
+                .filter(|(_, emails)| emails.len() > 1)
+                .map(|(name, emails)| (tenant.name.clone(), name, emails)),
+        );
+    }
+    Ok(found)
+}
+
 /// The operator credential file's content.
 #[derive(Serialize)]
 struct OperatorFile<'a> {

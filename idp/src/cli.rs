@@ -51,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         command: ApiAccountCommand,
     },
+    /// PAM hosts: the credential a host running pam_padlock.so uses, bound to one company.
+    PamHost {
+        #[command(subcommand)]
+        command: PamHostCommand,
+    },
     /// Token signing keys.
     Keys {
         #[command(subcommand)]
@@ -201,6 +206,36 @@ enum ApiAccountCommand {
 }
 
 #[derive(Subcommand)]
+enum PamHostCommand {
+    /// Create a PAM host credential for a company; prints host_id and host_secret (once).
+    Add {
+        /// Company id or name.
+        #[arg(long)]
+        tenant: String,
+        /// Display name (e.g. the host's name).
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// List PAM hosts (never their secrets).
+    List {
+        /// Only this company (id or name).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Remove a PAM host: its module's next call is refused.
+    Remove {
+        /// The host_id.
+        host_id: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// Make new signing keys current; the previous ones stay published for a day.
     Rotate {
@@ -305,6 +340,7 @@ pub fn main() -> ExitCode {
         Command::User { command } => manage(command.into()),
         Command::Client { command } => manage(command.into()),
         Command::ApiAccount { command } => manage(command.into()),
+        Command::PamHost { command } => manage(command.into()),
         Command::Keys { command } => manage(command.into()),
         Command::Audit { command } => manage(command.into()),
     }
@@ -326,6 +362,7 @@ enum Method {
     Get,
     Post,
     Put,
+    Delete,
 }
 
 fn call(
@@ -543,6 +580,60 @@ impl From<ApiAccountCommand> for Result<Call, String> {
     }
 }
 
+impl From<PamHostCommand> for Result<Call, String> {
+    fn from(c: PamHostCommand) -> Self {
+        match c {
+            PamHostCommand::Add {
+                tenant,
+                name,
+                remote,
+            } => call(
+                remote,
+                Method::Post,
+                format!("/tenants/{}/pam-hosts", segment(&tenant)),
+                serde_json::json!({ "name": name }),
+                |v| {
+                    format!(
+                        "host_id: {}\nhost_secret: {}\n(the secret is shown only now: put it in the host's host_secret_file, mode 0600, owned by root)",
+                        field(v, "host_id"),
+                        field(v, "host_secret")
+                    )
+                },
+            ),
+            PamHostCommand::List { tenant, remote } => {
+                let query = tenant.map(|t| vec![("tenant", t)]).unwrap_or_default();
+                Ok(Call {
+                    query,
+                    list_key: Some("pam_hosts"),
+                    ..call(
+                        remote,
+                        Method::Get,
+                        "/pam-hosts".into(),
+                        serde_json::Value::Null,
+                        |v| {
+                            lines(v, |h| {
+                                format!(
+                                    "{}\t{}\t{}",
+                                    field(h, "host_id"),
+                                    field(h, "name"),
+                                    field(h, "tenant")
+                                )
+                            })
+                        },
+                    )?
+                })
+            }
+            PamHostCommand::Remove { host_id, remote } => call(
+                remote,
+                Method::Delete,
+                format!("/pam-hosts/{}", segment(&host_id)),
+                serde_json::Value::Null,
+                |v| format!("removed PAM host {}", field(v, "removed")),
+            ),
+        }
+    }
+}
+
 impl From<KeysCommand> for Result<Call, String> {
     fn from(c: KeysCommand) -> Self {
         let KeysCommand::Rotate { remote } = c;
@@ -651,6 +742,7 @@ fn manage(call: Result<Call, String>) -> ExitCode {
                     .put::<serde_json::Value>(&call.path, &call.body)
                     .await
             }
+            Method::Delete => remote.delete::<serde_json::Value>(&call.path).await,
         }
     });
     match result {

@@ -244,6 +244,27 @@ pub struct AuditEvent {
     pub outcome: Outcome,
     /// Source address.
     pub source_ip: Option<String>,
+    /// For a PAM login: where and through what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pam: Option<PamLogin>,
+}
+
+/// A login through `pam_padlock.so`, as its host reported it (each field at most
+/// [`padlock_policy::pam::MAX_FIELD_BYTES`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PamLogin {
+    /// The PAM host's client id.
+    pub host: String,
+    /// `PAM_USER`, as the host sent it.
+    pub user: String,
+    /// `PAM_SERVICE` (`sshd`, `sudo`, …).
+    pub service: String,
+    /// `PAM_RHOST`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rhost: Option<String>,
+    /// `PAM_TTY`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty: Option<String>,
 }
 
 /// Longest email (login name) an account can have, in bytes (RFC 5321's path limit).
@@ -383,6 +404,24 @@ pub struct LoginFlow {
     /// Current step.
     pub step: LoginStep,
     /// Expiry of the flow.
+    pub expires_at: Timestamp,
+}
+
+/// One PAM login waiting for its second factor (stored under the digest of its `txid`; the
+/// second-factor engine keeps its code challenge here as the web login keeps it in the flow).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PamTransaction {
+    /// The PAM host that started it; only that host may answer it.
+    pub host: ClientId,
+    /// The user, or `None` for a name Padlock does not know: that challenge never passes.
+    pub user_id: Option<UserId>,
+    /// What is asked.
+    pub factor: padlock_policy::Factor,
+    /// The one-time code in play (SMS/Email).
+    pub code: Option<padlock_policy::code::CodeChallenge>,
+    /// Where and through what the login happens (for the audit trail).
+    pub login: PamLogin,
+    /// Expiry, Unix seconds.
     pub expires_at: Timestamp,
 }
 

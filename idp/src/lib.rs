@@ -39,6 +39,7 @@ pub mod keys;
 pub mod limits;
 mod login;
 pub mod oauth;
+pub mod pam_api;
 pub mod password;
 pub mod remote;
 pub mod secret;

@@ -115,6 +115,11 @@ impl Remote {
         self.send(self.http.put(self.url(path)).json(body)).await
     }
 
+    /// `DELETE /api/v1{path}`.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, RemoteError> {
+        self.send(self.http.delete(self.url(path))).await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }

@@ -40,6 +40,7 @@ pub fn app(state: AppState) -> Router {
         .route("/account/security/totp/confirm", post(crate::account::totp_confirm))
         .merge(crate::oauth::routes())
         .nest("/api/v1", crate::api::routes())
+        .nest("/pam/v1", crate::pam_api::routes())
         .fallback(|| async { AppError::NotFound })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -115,6 +116,14 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
     )?);
     let master = bootstrap::master_key(&config.master_key_path(), store.as_ref()).await?;
     bootstrap::reseal_under_subkeys(store.as_ref(), &master).await?;
+    for (company, name, emails) in bootstrap::duplicate_unix_names(store.as_ref()).await? {
+        tracing::warn!(
+            company = %company,
+            unix_name = %name,
+            users = %emails.join(", "),
+            "several users share one Unix name: PAM logins with it are refused until an administrator gives each a different Unix name"
+        );
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let keys = Keys::load_or_create(store.as_ref(), &master, clock.now()).await?;
     bootstrap::ensure_operator(&dir, store.as_ref(), &issuer, clock.now()).await?;

@@ -4,7 +4,7 @@
 use crate::clock::Clock;
 use crate::config::TokensConfig;
 use crate::crypto::MasterKey;
-use crate::domain::{AuditEvent, Outcome};
+use crate::domain::{AuditEvent, Outcome, PamLogin};
 use crate::keys::KeyRing;
 use crate::password::Passwords;
 use crate::secret::TenantId;
@@ -107,8 +107,14 @@ impl AppState {
 
     /// Appends to the audit log (and mirrors it to the service log).
     pub async fn audit(&self, a: Audit<'_>) -> StoreResult<()> {
+        self.audit_with(a, None).await
+    }
+
+    /// Like [`AppState::audit`], for a decision about a PAM login: the event also names the
+    /// host, service, rhost and tty.
+    pub async fn audit_with(&self, a: Audit<'_>, pam: Option<&PamLogin>) -> StoreResult<()> {
         let (actor, target) = (bounded(a.actor), bounded(a.target));
-        tracing::info!(target: "padlock::audit", actor = actor, action = a.action, target = target, outcome = ?a.outcome, ip = a.source_ip);
+        tracing::info!(target: "padlock::audit", actor = actor, action = a.action, target = target, outcome = ?a.outcome, ip = a.source_ip, pam = ?pam);
         self.store
             .append_audit(&AuditEvent {
                 at: self.clock.now(),
@@ -118,6 +124,7 @@ impl AppState {
                 target,
                 outcome: a.outcome,
                 source_ip: a.source_ip.map(str::to_owned),
+                pam: pam.cloned(),
             })
             .await
     }

@@ -54,7 +54,7 @@ fn check_redirect(field: &str, uri: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_name(name: &str) -> Result<String, ApiError> {
+pub(super) fn check_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid("name", "must be 1 to 100 characters"));

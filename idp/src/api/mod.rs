@@ -9,6 +9,7 @@
 
 mod audit;
 mod clients;
+mod pam_hosts;
 mod tenants;
 pub(crate) mod two_factor;
 mod users;
@@ -23,7 +24,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use padlock_policy::permission::{Permission, Permissions, effective};
 
 pub use padlock_policy::permission::{SCOPE_OPERATOR, SCOPE_TENANT_ADMIN};
@@ -43,6 +44,9 @@ pub fn routes() -> Router<AppState> {
             "/tenants/{tenant}/api-accounts",
             post(clients::create_api_account),
         )
+        .route("/tenants/{tenant}/pam-hosts", post(pam_hosts::create))
+        .route("/pam-hosts", get(pam_hosts::list))
+        .route("/pam-hosts/{host}", delete(pam_hosts::remove))
         .route("/clients", post(clients::create_relying_panel))
         .route("/keys/rotate", post(clients::rotate_keys))
         .route("/audit", get(audit::list))

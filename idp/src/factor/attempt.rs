@@ -1,5 +1,6 @@
-//! Counting second-factor tries against the user's lockout: the same steps for every path that
-//! checks a second factor (the login's factor step, the padlock page's step-up, later PAM).
+//! Counting second-factor tries against the user's lockout: the steps [`super::engine`] takes for
+//! every path that checks a second factor (the login's factor step, the padlock page's step-up,
+//! the PAM API).
 //!
 //! 1. [`admit`] before an answer is revealed: refused while locked; else the try is counted as a
 //!    failure in the same atomic store step, so parallel guesses never get more answers than
@@ -8,36 +9,35 @@
 //!    threshold began the lock, and the user is told by email — once per lock, because exactly one
 //!    admitted try reaches the threshold. Every failure also counts against its source address.
 
+use super::engine::{Ctx, Who};
 use crate::domain::{Outcome, User, format_time};
 use crate::error::AppError;
-use crate::state::{AppState, Audit};
+use crate::state::AppState;
 use padlock_policy::lockout::Attempt;
 
 /// Admits one try of `user` now, or says until when the second factor is locked (a refusal is
-/// audited under `action`).
+/// audited under `ctx`).
 pub(crate) async fn admit(
     state: &AppState,
     user: &User,
-    action: &str,
-    ip: Option<&str>,
+    ctx: &Ctx<'_>,
 ) -> Result<Attempt, AppError> {
     let attempt = state
         .store
         .admit_second_factor_attempt(&user.id, state.clock.now(), &state.limits.lockout)
         .await?;
     if let Attempt::Locked { .. } = attempt {
-        audit_locked(state, user, action, ip).await?;
+        ctx.audit(state, user, Outcome::Failure).await?;
     }
     Ok(attempt)
 }
 
 /// Until when `user`'s second factor is locked, if it is; a request refused for it (a code to
-/// check, a code to send) is audited under `action`. Nothing is counted.
+/// check, a code to send) is audited under `ctx`. Nothing is counted.
 pub(crate) async fn locked_until(
     state: &AppState,
     user: &User,
-    action: &str,
-    ip: Option<&str>,
+    ctx: &Ctx<'_>,
 ) -> Result<Option<u64>, AppError> {
     let until = state
         .store
@@ -45,41 +45,33 @@ pub(crate) async fn locked_until(
         .await?
         .locked_until(state.clock.now(), &state.limits.lockout);
     if until.is_some() {
-        audit_locked(state, user, action, ip).await?;
+        ctx.audit(state, user, Outcome::Failure).await?;
     }
     Ok(until)
 }
 
-async fn audit_locked(
-    state: &AppState,
-    user: &User,
-    action: &str,
-    ip: Option<&str>,
-) -> Result<(), AppError> {
-    state
-        .audit(Audit::by_user(user, action, Outcome::Failure, ip))
-        .await?;
-    Ok(())
-}
-
 /// After an admitted try was checked: `passed` clears the count; a failure is counted against the
-/// source `ip` and, when the try reached the threshold (`locks_until` from [`admit`]), mails the
-/// user that sign-in is locked. Returns the end of the lock that began, if one did.
+/// source address of `ctx` and, when the try reached the threshold (`locks_until` from [`admit`]),
+/// mails the user that sign-in is locked. Returns the end of the lock that began, if one did.
 pub(crate) async fn settle(
     state: &AppState,
-    user: &User,
-    company: &str,
+    who: Who<'_>,
     passed: bool,
     locks_until: Option<u64>,
-    ip: Option<&str>,
+    ctx: &Ctx<'_>,
 ) -> Result<Option<u64>, AppError> {
     if passed {
-        state.store.record_second_factor_success(&user.id).await?;
+        state
+            .store
+            .record_second_factor_success(&who.user.id)
+            .await?;
         return Ok(None);
     }
-    state.limits.record_source_failure(ip, state.clock.now());
+    state
+        .limits
+        .record_source_failure(ctx.ip, state.clock.now());
     if let Some(until) = locks_until {
-        notify_locked(state, user, company, until).await;
+        notify_locked(state, who.user, &who.tenant.name, until).await;
     }
     Ok(locks_until)
 }

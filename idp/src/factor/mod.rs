@@ -1,9 +1,10 @@
-//! The second-factor step of the login (`/login/factor`). The policy crate chose the factor; this
-//! module challenges, checks, counts failures toward the lockout, and completes the login with
-//! `amr`/`acr` saying what was used. Every try is written with a compare-and-swap on the flow, so
-//! parallel posts cannot spend the same try twice.
+//! The second-factor step of the login (`/login/factor`). The policy crate chose the factor;
+//! [`engine`] sends the codes and checks the answers (the same engine the padlock page's step-up
+//! and the PAM API use), with the challenge kept in the login flow; this module renders the
+//! page and completes the login with `amr`/`acr` saying what was used.
 
 pub(crate) mod attempt;
+pub(crate) mod engine;
 pub mod sms_email;
 pub mod totp;
 
@@ -12,17 +13,18 @@ use crate::error::AppError;
 use crate::extract::{ClientIp, Form, Query};
 use crate::login::{NO_FLOW, complete, flow_of, locked_message};
 use crate::session::{self, SESSION_TTL_SECS};
-use crate::state::{AppState, Audit};
+use crate::state::AppState;
+use crate::store::{Digest, StoreResult};
 use askama::Template;
 use askama_web::WebTemplate;
+use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use engine::{Checked, Ctx, Sent, Slot, Who};
 use padlock_policy::Factor;
-use padlock_policy::code::{CodeChallenge, CodeInput, CodeOutcome, normalize_code};
+use padlock_policy::code::{CodeChallenge, normalize_code};
 use padlock_policy::decision::passed as passed_factor;
-use padlock_policy::lockout::Attempt;
-use padlock_policy::totp::TotpOutcome;
 use serde::Deserialize;
 
 #[derive(Template, WebTemplate)]
@@ -67,33 +69,6 @@ fn page(
     (status, p).into_response()
 }
 
-/// What the user reads after submitting an SMS/Email code that was not accepted.
-pub(crate) fn code_message(outcome: CodeOutcome) -> String {
-    match outcome {
-        CodeOutcome::Accepted => String::new(),
-        CodeOutcome::Wrong { tries_left } => format!(
-            "That code is not right. {tries_left} more {} for this code.",
-            if tries_left == 1 { "try" } else { "tries" }
-        ),
-        CodeOutcome::Expired => "This code has expired. Send a new code.".into(),
-        CodeOutcome::TooManyTries => "Too many wrong codes. Send a new code.".into(),
-        _ => "This code was already used.".into(),
-    }
-}
-
-/// Why a new code cannot be sent (`None`: it was resent), for the user; `at_limit` is the answer
-/// once the challenge sent its last code.
-pub(crate) fn resend_refusal(outcome: CodeOutcome, now: u64, at_limit: &str) -> Option<String> {
-    match outcome {
-        CodeOutcome::Resent { .. } => None,
-        CodeOutcome::ResendTooSoon { retry_at } => Some(format!(
-            "Wait {} seconds before asking for a new code.",
-            retry_at - now
-        )),
-        _ => Some(at_limit.to_owned()),
-    }
-}
-
 /// After a correct password, when the policy asks for `factor`: move the flow to the factor step
 /// and send the code (if any). The flow moves first, so of two parallel password posts only one
 /// sends; a failed send moves it back to the password step.
@@ -106,60 +81,108 @@ pub(crate) async fn begin(
     factor: Factor,
     ip: Option<&str>,
 ) -> Result<Response, AppError> {
-    let flow_digest = session::digest(flow_id);
-    let fresh = match &factor {
-        Factor::Code { channel } => Some((channel.clone(), sms_email::draw(state, &flow_digest))),
-        Factor::Totp => None,
+    if let Factor::Duo = factor {
         // Not reached (the password step answers a Duo user as it answers a wrong password);
         // Duo is not part of this build, so fail closed all the same.
-        Factor::Duo => {
-            return Err(AppError::Forbidden(
-                "This sign-in needs Duo, which this Padlock cannot check yet.".into(),
-            ));
-        }
+        return Err(AppError::Forbidden(engine::DUO_UNAVAILABLE.into()));
+    }
+    let mut slot = FlowSlot {
+        digest: session::digest(flow_id),
+        flow: flow.clone(),
     };
-    let next = LoginFlow {
+    let at_factor = LoginFlow {
         step: LoginStep::Factor {
             user_id: user.id.clone(),
-            factor,
-            code: fresh
-                .as_ref()
-                .map(|(_, c)| CodeChallenge::issue(c.digest, state.clock.now())),
+            factor: factor.clone(),
+            code: None,
         },
         ..flow.clone()
     };
-    if !state
-        .store
-        .swap_login_flow(&flow_digest, &flow, &next)
-        .await?
-    {
+    if !slot.replace(state, at_factor).await? {
         return Err(AppError::Forbidden(NO_FLOW.into()));
     }
-    if let Some((channel, code)) = &fresh
-        && let Err(undelivered) =
-            sms_email::deliver(state, user, &tenant.name, channel, code, ip).await?
-    {
-        // Back to the password step (unless another request moved it since).
-        state
-            .store
-            .swap_login_flow(&flow_digest, &next, &flow)
-            .await?;
-        let (status, message) = undelivered.answer(state.clock.now());
-        return Ok(crate::login::again(
-            flow_id.to_owned(),
-            user.email.clone(),
-            &message,
-            status,
-        ));
+    let ctx = Ctx {
+        action: ACTION,
+        ip,
+        pam: None,
+    };
+    if let Factor::Code { channel } = &factor {
+        let who = Who { user, tenant };
+        match engine::send_code(state, &mut slot, who, channel, &ctx, AT_LIMIT).await? {
+            Sent::Sent => {}
+            Sent::Race => return Err(AppError::Forbidden(NO_FLOW.into())),
+            Sent::Refused(status, message) => {
+                // Back to the password step (unless another request moved it since).
+                slot.replace(state, flow).await?;
+                return Ok(crate::login::again(
+                    flow_id.to_owned(),
+                    user.email.clone(),
+                    &message,
+                    status,
+                ));
+            }
+        }
     }
-    state
-        .audit(Audit::by_user(user, "login.password", Outcome::Success, ip))
+    ctx.audit_as(state, user, "login.password", Outcome::Success)
         .await?;
     Ok((
         StatusCode::SEE_OTHER,
         [(header::LOCATION, format!("/login/factor?flow={flow_id}"))],
     )
         .into_response())
+}
+
+/// The audit action of the login's factor step.
+const ACTION: &str = "login.second_factor";
+/// Refusal of a resend once the login's challenge sent its last code.
+const AT_LIMIT: &str =
+    "No more codes for this sign-in. Go back to the application and start again.";
+
+/// A login flow, lent to [`engine`] as the record that holds its challenge.
+struct FlowSlot {
+    digest: Digest,
+    flow: LoginFlow,
+}
+
+impl FlowSlot {
+    /// Replaces the flow with `next` if it is still the one this slot holds.
+    async fn replace(&mut self, state: &AppState, next: LoginFlow) -> StoreResult<bool> {
+        let swapped = state
+            .store
+            .swap_login_flow(&self.digest, &self.flow, &next)
+            .await?;
+        if swapped {
+            self.flow = next;
+        }
+        Ok(swapped)
+    }
+}
+
+#[async_trait]
+impl Slot for FlowSlot {
+    fn binding(&self) -> &Digest {
+        &self.digest
+    }
+
+    fn code(&self) -> Option<&CodeChallenge> {
+        match &self.flow.step {
+            LoginStep::Factor { code, .. } => code.as_ref(),
+            LoginStep::Password => None,
+        }
+    }
+
+    async fn put_code(
+        &mut self,
+        state: &AppState,
+        code: Option<CodeChallenge>,
+    ) -> StoreResult<bool> {
+        let mut next = self.flow.clone();
+        let LoginStep::Factor { code: slot, .. } = &mut next.step else {
+            return Ok(false);
+        };
+        *slot = code;
+        self.replace(state, next).await
+    }
 }
 
 #[derive(Deserialize)]
@@ -179,12 +202,10 @@ async fn factor_flow(
     state: &AppState,
     headers: &HeaderMap,
     id: &str,
-) -> Result<(LoginFlow, User, Factor, Option<CodeChallenge>), AppError> {
+) -> Result<(LoginFlow, User, Factor), AppError> {
     let flow = flow_of(state, headers, id).await?;
     let LoginStep::Factor {
-        user_id,
-        factor,
-        code,
+        user_id, factor, ..
     } = flow.step.clone()
     else {
         return Err(AppError::Forbidden(NO_FLOW.into()));
@@ -195,7 +216,7 @@ async fn factor_flow(
         .await?
         .filter(|u| !u.disabled && !u.api_account)
         .ok_or_else(|| AppError::Forbidden(NO_FLOW.into()))?;
-    Ok((flow, user, factor, code))
+    Ok((flow, user, factor))
 }
 
 pub(crate) async fn show(
@@ -204,7 +225,7 @@ pub(crate) async fn show(
     Query(q): Query<FlowQuery>,
 ) -> Result<Response, AppError> {
     let id = q.flow.ok_or_else(|| AppError::BadRequest(NO_FLOW.into()))?;
-    let (_, _, factor, _) = factor_flow(&state, &headers, &id).await?;
+    let (_, _, factor) = factor_flow(&state, &headers, &id).await?;
     Ok(page(&id, &factor, StatusCode::OK, None, None))
 }
 
@@ -221,78 +242,50 @@ pub(crate) async fn submit(
             retry_after_secs,
         });
     }
-    let (flow, user, factor, code) = factor_flow(&state, &headers, &f.flow).await?;
+    let (flow, user, factor) = factor_flow(&state, &headers, &f.flow).await?;
     let now = state.clock.now();
     let reply = |status, notice: Option<String>, error: Option<String>| {
         page(&f.flow, &factor, status, notice, error)
     };
-    let locked = |until| reply(StatusCode::FORBIDDEN, None, Some(locked_message(until)));
     let tenant = state
         .store
         .get_tenant(&user.tenant)
         .await?
         .ok_or_else(|| anyhow::anyhow!("user {} has no company", user.id))?;
-    let flow_digest = session::digest(&f.flow);
-    // The flow with `ch` as its code challenge.
-    let flow_with = |ch: CodeChallenge| LoginFlow {
-        step: LoginStep::Factor {
-            user_id: user.id.clone(),
-            factor: factor.clone(),
-            code: Some(ch),
-        },
-        ..flow.clone()
+    let who = Who {
+        user: &user,
+        tenant: &tenant,
     };
-    // Replaces `expected` by the flow with `ch`, if no other request changed it first.
-    let store_challenge = |expected: &LoginFlow, ch: CodeChallenge| {
-        let next = flow_with(ch);
-        let (state, expected, flow_digest) = (&state, expected.clone(), flow_digest);
-        async move {
-            state
-                .store
-                .swap_login_flow(&flow_digest, &expected, &next)
-                .await
-        }
+    let ctx = Ctx {
+        action: ACTION,
+        ip,
+        pam: None,
+    };
+    let mut slot = FlowSlot {
+        digest: session::digest(&f.flow),
+        flow,
     };
     const RACE: &str = "This sign-in changed in another window. Try again.";
-    // While locked nothing is checked and nothing is sent.
-    if let Some(until) = attempt::locked_until(&state, &user, "login.second_factor", ip).await? {
-        return Ok(locked(until));
-    }
 
     if f.resend.is_some() {
-        let (Factor::Code { channel }, Some(mut ch)) = (&factor, code) else {
+        let (Factor::Code { channel }, Some(_)) = (&factor, slot.code()) else {
             return Ok(reply(
                 StatusCode::BAD_REQUEST,
                 None,
                 Some("There is no code to resend.".into()),
             ));
         };
-        // Record the new code first, then send it: parallel resends cannot send more codes than
-        // the challenge counts. A refused or failed send puts the previous challenge back.
-        let fresh = sms_email::draw(&state, &flow_digest);
-        let previous = ch.clone();
-        if let Some(refusal) = resend_refusal(
-            ch.advance(CodeInput::Resend(fresh.digest), now),
-            now,
-            "No more codes for this sign-in. Go back to the application and start again.",
-        ) {
-            return Ok(reply(StatusCode::TOO_MANY_REQUESTS, None, Some(refusal)));
-        }
-        if !store_challenge(&flow, ch.clone()).await? {
-            return Ok(reply(StatusCode::CONFLICT, None, Some(RACE.into())));
-        }
-        if let Err(undelivered) =
-            sms_email::deliver(&state, &user, &tenant.name, channel, &fresh, ip).await?
-        {
-            store_challenge(&flow_with(ch), previous).await?;
-            let (status, message) = undelivered.answer(now);
-            return Ok(reply(status, None, Some(message)));
-        }
-        return Ok(reply(
-            StatusCode::OK,
-            Some("A new code is on its way. The previous one no longer works.".into()),
-            None,
-        ));
+        return Ok(
+            match engine::send_code(&state, &mut slot, who, channel, &ctx, AT_LIMIT).await? {
+                Sent::Sent => reply(
+                    StatusCode::OK,
+                    Some("A new code is on its way. The previous one no longer works.".into()),
+                    None,
+                ),
+                Sent::Refused(status, message) => reply(status, None, Some(message)),
+                Sent::Race => reply(StatusCode::CONFLICT, None, Some(RACE.into())),
+            },
+        );
     }
 
     let Some(typed) = f.code.as_deref().and_then(normalize_code) else {
@@ -302,89 +295,20 @@ pub(crate) async fn submit(
             Some("Enter the 6 digits of the code.".into()),
         ));
     };
-    // (passed, what to tell the user, the lock this try may begin); `None`: not a guess (an
-    // expired or spent code), nothing is counted.
-    let checked =
-        match (&factor, code) {
-            (Factor::Code { .. }, Some(mut ch)) => {
-                let outcome = ch.advance(
-                    CodeInput::Submit(sms_email::digest(&state, &flow_digest, &typed)),
-                    now,
-                );
-                // The try is spent on the flow first (one winner per try), then counted.
-                if !store_challenge(&flow, ch).await? {
-                    return Ok(reply(StatusCode::CONFLICT, None, Some(RACE.into())));
-                }
-                if outcome == CodeOutcome::Accepted || outcome.is_failed_guess() {
-                    match attempt::admit(&state, &user, "login.second_factor", ip).await? {
-                        Attempt::Locked { until } => return Ok(locked(until)),
-                        Attempt::Admitted { locks_until } => Ok((
-                            outcome == CodeOutcome::Accepted,
-                            code_message(outcome),
-                            locks_until,
-                        )),
-                    }
-                } else {
-                    Err(code_message(outcome))
-                }
-            }
-            (Factor::Totp, _) => {
-                // Counted before the code is checked: a TOTP check also spends the time step.
-                let locks_until =
-                    match attempt::admit(&state, &user, "login.second_factor", ip).await? {
-                        Attempt::Locked { until } => return Ok(locked(until)),
-                        Attempt::Admitted { locks_until } => locks_until,
-                    };
-                let (passed, message) =
-                    match totp::check(&state, &user, tenant.two_factor.totp_skew_steps, &typed)
-                        .await?
-                    {
-                        TotpOutcome::Accepted { .. } => (true, String::new()),
-                        TotpOutcome::Replayed => (
-                            false,
-                            "This code was already used. Wait for the next code in your app."
-                                .into(),
-                        ),
-                        _ => (false, "That code is not right.".into()),
-                    };
-                Ok((passed, message, locks_until))
-            }
-            _ => return Err(AppError::Forbidden(NO_FLOW.into())),
-        };
-    let (passed, message, locks_until) = match checked {
-        Ok(c) => c,
-        // Not a guess: nothing counted.
-        Err(message) => {
-            state
-                .audit(Audit::by_user(
-                    &user,
-                    "login.second_factor",
-                    Outcome::Failure,
-                    ip,
-                ))
-                .await?;
+    match engine::check(&state, &mut slot, who, &factor, &typed, &ctx).await? {
+        Checked::Passed => {}
+        Checked::Failed { message, .. } => {
             return Ok(reply(StatusCode::UNAUTHORIZED, None, Some(message)));
         }
-    };
-    let lock = attempt::settle(&state, &user, &tenant.name, passed, locks_until, ip).await?;
-    state
-        .audit(Audit::by_user(
-            &user,
-            "login.second_factor",
-            if passed {
-                Outcome::Success
-            } else {
-                Outcome::Failure
-            },
-            ip,
-        ))
-        .await?;
-    if !passed {
-        let message = match lock {
-            Some(until) => locked_message(until),
-            None => message,
-        };
-        return Ok(reply(StatusCode::UNAUTHORIZED, None, Some(message)));
+        Checked::Locked { until } => {
+            return Ok(reply(
+                StatusCode::FORBIDDEN,
+                None,
+                Some(locked_message(until)),
+            ));
+        }
+        Checked::NoCode => return Err(AppError::Forbidden(NO_FLOW.into())),
+        Checked::Race => return Ok(reply(StatusCode::CONFLICT, None, Some(RACE.into()))),
     }
     let (amr, acr) = passed_factor(&factor);
     let s = Session {
@@ -397,7 +321,7 @@ pub(crate) async fn submit(
         step_up: None,
         totp_pending: None,
     };
-    complete(&state, &f.flow, flow, s).await
+    complete(&state, &f.flow, slot.flow, s).await
 }
 
 /// Shown when one source address failed too often.

@@ -1,10 +1,11 @@
 //! SMS/Email one-time codes: drawn from the system CSPRNG (uniform over 000000–999999), kept only
 //! as an HMAC under the master key bound to the login flow, delivered by SMS or email.
 
+use super::engine::Ctx;
 use crate::delivery::CodeMessage;
 use crate::domain::{Outcome, User};
 use crate::error::AppError;
-use crate::state::{AppState, Audit};
+use crate::state::AppState;
 use axum::http::StatusCode;
 use padlock_policy::code::{CodeDigest, code_from_random};
 use padlock_policy::decision::Channel;
@@ -86,15 +87,16 @@ fn wait_text(secs: u64) -> String {
 
 /// Sends `code` to `user` over `channel`, worded by the `[messages]` templates — if the per-user
 /// message limit allows it. Every path that sends a code goes through here, so the limit holds
-/// whatever the path (first send, resend, a new flow, the padlock page's step-up). A send that
-/// fails still counts (the gateway may have delivered it). A refusal or failure is audited.
+/// whatever the path (first send, resend, a new flow, the padlock page's step-up, PAM). A send
+/// that fails still counts (the gateway may have delivered it). A refusal or failure is audited
+/// as `second_factor.send` under `ctx`.
 pub(crate) async fn deliver(
     state: &AppState,
     user: &User,
     company: &str,
     channel: &Channel,
     code: &NewCode,
-    ip: Option<&str>,
+    ctx: &Ctx<'_>,
 ) -> Result<Result<(), Undelivered>, AppError> {
     let now = state.clock.now();
     let result = match state
@@ -118,13 +120,7 @@ pub(crate) async fn deliver(
         }
     };
     if result.is_err() {
-        state
-            .audit(Audit::by_user(
-                user,
-                "second_factor.send",
-                Outcome::Failure,
-                ip,
-            ))
+        ctx.audit_as(state, user, "second_factor.send", Outcome::Failure)
             .await?;
     }
     Ok(result)

@@ -7,7 +7,8 @@ use super::{CodeTake, PendingSetup, Rotation, SealedAt, Store, StoreError};
 use crate::crypto::MasterKey;
 use crate::domain::{
     AuditEvent, AuthCodeGrant, AuthRequest, Client, ClientKind, DuoConfig, LoginFlow, LoginStep,
-    Outcome, RefreshRecord, Session, SigningAlg, SigningKeyRecord, Tenant, TotpEnrolment, User,
+    Outcome, PamLogin, PamTransaction, RefreshRecord, Session, SigningAlg, SigningKeyRecord,
+    Tenant, TotpEnrolment, User,
 };
 use crate::secret::{ClientId, TenantId, UserId};
 use padlock_policy::TwoFactorPolicy;
@@ -31,7 +32,9 @@ macro_rules! store_conformance {
             totp_step_race_has_one_winner, lockout_counts_atomically, messages_are_limited_per_user_atomically,
             password_tries_are_throttled_atomically, audit_is_filtered_and_limited,
             sessions_and_flows_round_trip, refresh_rotates_once_and_detects_reuse, refresh_race_has_one_winner,
-            revocations_are_remembered, expired_records_are_purged);
+            revocations_are_remembered, expired_records_are_purged,
+            unix_names_are_unique_per_company, clients_are_listed_and_removed,
+            pam_transactions_round_trip);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -570,6 +573,13 @@ pub async fn audit_is_filtered_and_limited(s: Arc<dyn Store>) {
             target: "x".into(),
             outcome: Outcome::Success,
             source_ip: None,
+            pam: (i == 1).then(|| crate::domain::PamLogin {
+                host: "c_host".into(),
+                user: "ann".into(),
+                service: "sshd".into(),
+                rhost: Some("192.0.2.7".into()),
+                tty: None,
+            }),
         };
         s.append_audit(&e).await.unwrap();
     }
@@ -773,12 +783,20 @@ pub async fn expired_records_are_purged(s: Arc<dyn Store>) {
     s.put_session(&[1; 32], &session(50)).await.unwrap();
     s.put_session(&[2; 32], &session(500)).await.unwrap();
     s.put_login_flow(&[1; 32], &flow(50)).await.unwrap();
+    s.put_pam_transaction(&[1; 32], &pam_transaction(50))
+        .await
+        .unwrap();
+    s.put_pam_transaction(&[2; 32], &pam_transaction(500))
+        .await
+        .unwrap();
     s.put_refresh_token(&[1; 32], &refresh("g", 50))
         .await
         .unwrap();
     s.revoke_token("old", 50).await.unwrap();
     s.revoke_token("new", 500).await.unwrap();
-    assert_eq!(s.purge_expired(100).await.unwrap(), 5);
+    assert_eq!(s.purge_expired(100).await.unwrap(), 6);
+    assert_eq!(s.get_pam_transaction(&[1; 32]).await.unwrap(), None);
+    assert!(s.get_pam_transaction(&[2; 32]).await.unwrap().is_some());
     assert_eq!(s.take_auth_code(&[1; 32]).await.unwrap(), CodeTake::Unknown);
     assert!(matches!(
         s.take_auth_code(&[2; 32]).await.unwrap(),
@@ -791,8 +809,8 @@ pub async fn expired_records_are_purged(s: Arc<dyn Store>) {
         s.purge_expired(500 + super::CODE_TOMBSTONE_SECS - 1)
             .await
             .unwrap(),
-        2,
-        "the session and the revocation of 500, not the tombstone"
+        3,
+        "the session, the PAM transaction and the revocation of 500, not the tombstone"
     );
     assert!(matches!(
         s.take_auth_code(&[2; 32]).await.unwrap(),
@@ -893,5 +911,161 @@ pub async fn sealed_values_are_listed_and_replaced(s: Arc<dyn Store>) {
         !s.replace_sealed(&SealedAt::TotpSeed(UserId::generate()), &ghost, &ghost)
             .await
             .unwrap()
+    );
+}
+
+fn pam_transaction(expires_at: u64) -> PamTransaction {
+    PamTransaction {
+        host: ClientId::from_string("c_host".into()),
+        user_id: Some(UserId::from_string("u_ann".into())),
+        factor: padlock_policy::Factor::Totp,
+        code: None,
+        login: PamLogin {
+            host: "c_host".into(),
+            user: "ann".into(),
+            service: "sshd".into(),
+            rhost: Some("192.0.2.1".into()),
+            tty: Some("ssh".into()),
+        },
+        expires_at,
+    }
+}
+
+/// A Unix name (given, or the email's local part) belongs to one user per company, on create and
+/// on update; other companies may use it too.
+pub async fn unix_names_are_unique_per_company(s: Arc<dyn Store>) {
+    let acme = tenant("Acme");
+    let globex = tenant("Globex");
+    s.create_tenant(&acme).await.unwrap();
+    s.create_tenant(&globex).await.unwrap();
+    let ann = user(&acme, "ann@acme.example");
+    s.create_user(&ann).await.unwrap();
+    // The same local part at another domain of the same company is the same Unix name.
+    assert!(matches!(
+        s.create_user(&user(&acme, "ann@other.example")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let named = User {
+        unix_name: Some("ann".into()),
+        ..user(&acme, "anna@acme.example")
+    };
+    assert!(matches!(
+        s.create_user(&named).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Another company may have its own `ann`.
+    s.create_user(&user(&globex, "ann@globex.example"))
+        .await
+        .unwrap();
+    let bob = user(&acme, "bob@acme.example");
+    s.create_user(&bob).await.unwrap();
+    let found = s.find_users_by_unix_name(&acme.id, "ann").await.unwrap();
+    assert_eq!(found.iter().map(|u| &u.id).collect::<Vec<_>>(), [&ann.id]);
+    assert!(
+        s.find_users_by_unix_name(&acme.id, "Ann")
+            .await
+            .unwrap()
+            .is_empty(),
+        "Unix names are compared exactly"
+    );
+    // Bob cannot take ann's name; the refused update changes nothing.
+    let bob_as_ann = User {
+        unix_name: Some("ann".into()),
+        ..bob.clone()
+    };
+    assert!(matches!(
+        s.update_user(&bob_as_ann).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.get_user(&bob.id).await.unwrap(), Some(bob.clone()));
+    // Ann renames herself: her old name is free, the new one is hers.
+    let ann_renamed = User {
+        unix_name: Some("annie".into()),
+        ..ann.clone()
+    };
+    s.update_user(&ann_renamed).await.unwrap();
+    assert!(
+        s.find_users_by_unix_name(&acme.id, "ann")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.find_users_by_unix_name(&acme.id, "annie")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    s.update_user(&bob_as_ann).await.unwrap();
+    let found = s.find_users_by_unix_name(&acme.id, "ann").await.unwrap();
+    assert_eq!(found.iter().map(|u| &u.id).collect::<Vec<_>>(), [&bob.id]);
+    // An update that keeps the name (other fields change) is no conflict with itself.
+    s.update_user(&User {
+        disabled: true,
+        ..bob_as_ann
+    })
+    .await
+    .unwrap();
+}
+
+pub async fn clients_are_listed_and_removed(s: Arc<dyn Store>) {
+    let host = |name: &str| Client {
+        id: ClientId::generate(),
+        name: name.into(),
+        kind: ClientKind::PamHost,
+        secret_sha256: Some("00".repeat(32)),
+        scopes: vec![],
+        tenant: Some(TenantId::generate()),
+        created_at: 1,
+    };
+    let (a, b) = (host("a"), host("b"));
+    s.put_client(&a).await.unwrap();
+    s.put_client(&b).await.unwrap();
+    let mut ids: Vec<_> = s
+        .list_clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    ids.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+    let mut want = vec![a.id.clone(), b.id.clone()];
+    want.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+    assert_eq!(ids, want);
+    assert!(s.delete_client(&a.id).await.unwrap());
+    assert!(!s.delete_client(&a.id).await.unwrap(), "already gone");
+    assert_eq!(s.get_client(&a.id).await.unwrap(), None);
+    assert_eq!(s.list_clients().await.unwrap(), vec![b]);
+}
+
+pub async fn pam_transactions_round_trip(s: Arc<dyn Store>) {
+    let t = pam_transaction(100);
+    s.put_pam_transaction(&[3; 32], &t).await.unwrap();
+    assert_eq!(
+        s.get_pam_transaction(&[3; 32]).await.unwrap(),
+        Some(t.clone())
+    );
+    let later = PamTransaction {
+        expires_at: 200,
+        ..t.clone()
+    };
+    assert!(
+        !s.swap_pam_transaction(&[3; 32], &later, &t).await.unwrap(),
+        "a stale expectation changes nothing"
+    );
+    assert!(s.swap_pam_transaction(&[3; 32], &t, &later).await.unwrap());
+    assert!(
+        !s.swap_pam_transaction(&[3; 32], &t, &later).await.unwrap(),
+        "the second of two racing answers loses"
+    );
+    assert_eq!(
+        s.take_pam_transaction(&[3; 32]).await.unwrap(),
+        Some(later.clone())
+    );
+    assert_eq!(s.take_pam_transaction(&[3; 32]).await.unwrap(), None);
+    assert!(
+        !s.swap_pam_transaction(&[3; 32], &later, &t).await.unwrap(),
+        "a completed transaction is not brought back"
     );
 }

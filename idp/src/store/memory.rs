@@ -6,8 +6,8 @@ use super::{
 };
 use crate::crypto::Sealed;
 use crate::domain::{
-    AuditEvent, AuthCodeGrant, Client, LoginFlow, RefreshRecord, Session, SigningKeyRecord, Tenant,
-    Timestamp, User,
+    AuditEvent, AuthCodeGrant, Client, LoginFlow, PamTransaction, RefreshRecord, Session,
+    SigningKeyRecord, Tenant, Timestamp, User,
 };
 use crate::secret::{ClientId, TenantId, UserId};
 use async_trait::async_trait;
@@ -29,6 +29,7 @@ struct Inner {
     code_tombstones: HashMap<Digest, (String, Timestamp)>,
     sessions: HashMap<Digest, Session>,
     flows: HashMap<Digest, LoginFlow>,
+    pam_transactions: HashMap<Digest, PamTransaction>,
     refresh: HashMap<Digest, (RefreshRecord, bool)>,
     revoked: HashMap<String, Timestamp>,
     totp_steps: HashMap<UserId, u64>,
@@ -57,6 +58,20 @@ impl Inner {
             || self.users.values().any(|u| unique_key(&u.email) == key)
         {
             return Err(StoreError::Conflict(format!("user {}", user.email)));
+        }
+        self.check_unix_name(user)
+    }
+
+    /// `Conflict` when another user of the company has the user's Unix name.
+    fn check_unix_name(&self, user: &User) -> StoreResult<()> {
+        let taken = self.users.values().any(|u| {
+            u.id != user.id && u.tenant == user.tenant && u.unix_name() == user.unix_name()
+        });
+        if taken {
+            return Err(StoreError::Conflict(format!(
+                "Unix name {}",
+                user.unix_name()
+            )));
         }
         Ok(())
     }
@@ -289,16 +304,34 @@ impl Store for MemoryStore {
     }
 
     async fn update_user(&self, user: &User) -> StoreResult<()> {
-        self.with(|i| match i.users.get_mut(&user.id) {
-            Some(u) => {
-                *u = User {
-                    email: u.email.clone(),
-                    ..user.clone()
-                };
-                Ok(())
+        self.with(|i| {
+            let Some(old) = i.users.get(&user.id) else {
+                return Err(StoreError::NotFound(format!("user {}", user.id)));
+            };
+            let new = User {
+                email: old.email.clone(),
+                ..user.clone()
+            };
+            if new.unix_name() != old.unix_name() {
+                i.check_unix_name(&new)?;
             }
-            None => Err(StoreError::NotFound(format!("user {}", user.id))),
+            i.users.insert(new.id.clone(), new);
+            Ok(())
         })
+    }
+
+    async fn find_users_by_unix_name(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> StoreResult<Vec<User>> {
+        Ok(self.with(|i| {
+            i.users
+                .values()
+                .filter(|u| &u.tenant == tenant && u.unix_name() == name)
+                .cloned()
+                .collect()
+        }))
     }
 
     async fn put_client(&self, client: &Client) -> StoreResult<()> {
@@ -308,6 +341,16 @@ impl Store for MemoryStore {
 
     async fn get_client(&self, id: &ClientId) -> StoreResult<Option<Client>> {
         Ok(self.with(|i| i.clients.get(id).cloned()))
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<Client>> {
+        let mut all: Vec<Client> = self.with(|i| i.clients.values().cloned().collect());
+        all.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        Ok(all)
+    }
+
+    async fn delete_client(&self, id: &ClientId) -> StoreResult<bool> {
+        Ok(self.with(|i| i.clients.remove(id).is_some()))
     }
 
     async fn put_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
@@ -413,6 +456,34 @@ impl Store for MemoryStore {
         Ok(self.with(|i| i.flows.remove(digest)))
     }
 
+    async fn put_pam_transaction(&self, digest: &Digest, txn: &PamTransaction) -> StoreResult<()> {
+        self.with(|i| i.pam_transactions.insert(*digest, txn.clone()));
+        Ok(())
+    }
+
+    async fn get_pam_transaction(&self, digest: &Digest) -> StoreResult<Option<PamTransaction>> {
+        Ok(self.with(|i| i.pam_transactions.get(digest).cloned()))
+    }
+
+    async fn swap_pam_transaction(
+        &self,
+        digest: &Digest,
+        expected: &PamTransaction,
+        new: &PamTransaction,
+    ) -> StoreResult<bool> {
+        Ok(self.with(|i| match i.pam_transactions.get_mut(digest) {
+            Some(t) if t == expected => {
+                *t = new.clone();
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn take_pam_transaction(&self, digest: &Digest) -> StoreResult<Option<PamTransaction>> {
+        Ok(self.with(|i| i.pam_transactions.remove(digest)))
+    }
+
     async fn put_refresh_token(&self, digest: &Digest, record: &RefreshRecord) -> StoreResult<()> {
         self.with(|i| i.refresh.insert(*digest, (record.clone(), false)));
         Ok(())
@@ -464,6 +535,7 @@ impl Store for MemoryStore {
                     + i.code_tombstones.len()
                     + i.sessions.len()
                     + i.flows.len()
+                    + i.pam_transactions.len()
                     + i.refresh.len()
                     + i.revoked.len()
                     + i.messages.len()
@@ -474,6 +546,7 @@ impl Store for MemoryStore {
             i.code_tombstones.retain(|_, (_, until)| *until > now);
             i.sessions.retain(|_, s| s.expires_at > now);
             i.flows.retain(|_, f| f.expires_at > now);
+            i.pam_transactions.retain(|_, t| t.expires_at > now);
             i.refresh.retain(|_, (r, _)| r.expires_at > now);
             i.revoked.retain(|_, until| *until > now);
             i.messages.retain(|_, (_, idle_at)| *idle_at > now);

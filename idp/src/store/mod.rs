@@ -8,8 +8,8 @@
 
 use crate::crypto::Sealed;
 use crate::domain::{
-    AuditEvent, AuthCodeGrant, Client, LoginFlow, RefreshRecord, Session, SigningKeyRecord, Tenant,
-    Timestamp, User,
+    AuditEvent, AuthCodeGrant, Client, LoginFlow, PamTransaction, RefreshRecord, Session,
+    SigningKeyRecord, Tenant, Timestamp, User,
 };
 use crate::secret::{ClientId, TenantId, UserId};
 use async_trait::async_trait;
@@ -103,11 +103,22 @@ pub trait Store: Send + Sync + 'static {
     async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>>;
     /// Replaces a user record (not its email); `NotFound` if absent.
     async fn update_user(&self, user: &User) -> StoreResult<()>;
+    /// The users of `tenant` whose [`User::unix_name`] is exactly `name` (PAM logins). More than
+    /// one only for duplicates stored before Unix names were unique; callers refuse those.
+    async fn find_users_by_unix_name(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> StoreResult<Vec<User>>;
 
     /// Adds or replaces a client.
     async fn put_client(&self, client: &Client) -> StoreResult<()>;
     /// A client by id.
     async fn get_client(&self, id: &ClientId) -> StoreResult<Option<Client>>;
+    /// Every client, by id.
+    async fn list_clients(&self) -> StoreResult<Vec<Client>>;
+    /// Removes a client; false when there was none.
+    async fn delete_client(&self, id: &ClientId) -> StoreResult<bool>;
 
     /// Adds or replaces a signing key.
     async fn put_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
@@ -149,6 +160,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Removes and returns a login flow (it completes once).
     async fn take_login_flow(&self, digest: &Digest) -> StoreResult<Option<LoginFlow>>;
+
+    /// Adds or replaces a PAM transaction.
+    async fn put_pam_transaction(&self, digest: &Digest, txn: &PamTransaction) -> StoreResult<()>;
+    /// A PAM transaction.
+    async fn get_pam_transaction(&self, digest: &Digest) -> StoreResult<Option<PamTransaction>>;
+    /// Replaces a PAM transaction only if it still equals `expected` (two answers of one login
+    /// cannot both spend the same try).
+    async fn swap_pam_transaction(
+        &self,
+        digest: &Digest,
+        expected: &PamTransaction,
+        new: &PamTransaction,
+    ) -> StoreResult<bool>;
+    /// Removes and returns a PAM transaction (it completes once).
+    async fn take_pam_transaction(&self, digest: &Digest) -> StoreResult<Option<PamTransaction>>;
 
     /// Stores a new refresh token.
     async fn put_refresh_token(&self, digest: &Digest, record: &RefreshRecord) -> StoreResult<()>;
@@ -225,7 +251,8 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<AuditEvent>>;
 
-    /// Removes expired codes, tombstones, sessions, login flows, refresh tokens, revocations, and
+    /// Removes expired codes, tombstones, sessions, login flows, PAM transactions, refresh
+    /// tokens, revocations, and
     /// message and password-throttle counters that no longer hold anything back.
     /// Returns how many records went.
     async fn purge_expired(&self, now: Timestamp) -> StoreResult<usize>;
@@ -315,6 +342,15 @@ pub(crate) struct Expiring<T> {
 
 /// How long a redeemed code's tombstone outlives the code, to catch a late replay.
 pub const CODE_TOMBSTONE_SECS: Timestamp = 600;
+
+/// The index key of a Unix name within a company: Unix names are compared exactly.
+#[must_use]
+pub fn unix_name_key(tenant: &TenantId, name: &str) -> Vec<u8> {
+    let mut key = tenant.as_str().as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
 
 /// The case-insensitive key of unique names (tenant names, emails).
 #[must_use]

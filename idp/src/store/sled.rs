@@ -3,12 +3,12 @@
 
 use super::{
     CODE_TOMBSTONE_SECS, CodeTake, Digest, Expiring, PendingSetup, Rotation, SealedAt, Store,
-    StoreError, StoreResult, audit_matches, last_n, unique_key,
+    StoreError, StoreResult, audit_matches, last_n, unique_key, unix_name_key,
 };
 use crate::crypto::Sealed;
 use crate::domain::{
-    AuditEvent, AuthCodeGrant, Client, LoginFlow, RefreshRecord, Session, SigningKeyRecord, Tenant,
-    Timestamp, User,
+    AuditEvent, AuthCodeGrant, Client, LoginFlow, PamTransaction, RefreshRecord, Session,
+    SigningKeyRecord, Tenant, Timestamp, User,
 };
 use crate::secret::{ClientId, TenantId, UserId};
 use async_trait::async_trait;
@@ -23,6 +23,8 @@ use std::path::Path;
 
 const KEY_CHECK: &[u8] = b"key_check";
 const SETUP_TOKEN: &[u8] = b"setup_token";
+/// Present once the Unix-name index was built from the users stored before it existed.
+const UNIX_NAMES_INDEXED: &[u8] = b"unix_names_indexed";
 
 /// An authorization code, live or redeemed (a tombstone naming its grant).
 #[derive(Serialize, Deserialize)]
@@ -67,11 +69,15 @@ pub struct SledStore {
     tenant_names: sled::Tree,
     users: sled::Tree,
     user_emails: sled::Tree,
+    /// [`unix_name_key`] → the ids of the users with that Unix name, comma-separated (one, except
+    /// for duplicates stored before the index existed).
+    user_unix_names: sled::Tree,
     clients: sled::Tree,
     keys: sled::Tree,
     codes: sled::Tree,
     sessions: sled::Tree,
     flows: sled::Tree,
+    pam_transactions: sled::Tree,
     refresh: sled::Tree,
     revoked: sled::Tree,
     totp_steps: sled::Tree,
@@ -191,10 +197,12 @@ fn insert_tenant(
     Ok(())
 }
 
-/// Inserts `user` (encoded as `value`) and its email index entry, refusing a taken id or email.
+/// Inserts `user` (encoded as `value`) and its email and Unix-name index entries, refusing a
+/// taken id, email, or Unix name within the company.
 fn insert_user(
     users: &TransactionalTree,
     emails: &TransactionalTree,
+    unix_names: &TransactionalTree,
     user: &User,
     value: &[u8],
 ) -> TxResult<()> {
@@ -204,8 +212,45 @@ fn insert_user(
             format!("user {}", user.email),
         )));
     }
+    claim_unix_name(unix_names, user)?;
     emails.insert(email.as_bytes(), id)?;
     users.insert(id, value)?;
+    Ok(())
+}
+
+fn unix_name_taken(user: &User) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(StoreError::Conflict(format!(
+        "Unix name {}",
+        user.unix_name()
+    )))
+}
+
+/// Points the user's Unix-name index entry at the user; `Conflict` when another user holds it.
+fn claim_unix_name(unix_names: &TransactionalTree, user: &User) -> TxResult<()> {
+    let key = unix_name_key(&user.tenant, user.unix_name());
+    match unix_names.get(&key)? {
+        Some(ids) if ids.as_ref() != user.id.as_str().as_bytes() => Err(unix_name_taken(user)),
+        _ => {
+            unix_names.insert(key, user.id.as_str())?;
+            Ok(())
+        }
+    }
+}
+
+/// Takes the user out of the index entry of their (old) Unix name.
+fn release_unix_name(unix_names: &TransactionalTree, user: &User) -> TxResult<()> {
+    let key = unix_name_key(&user.tenant, user.unix_name());
+    if let Some(ids) = unix_names.get(&key)? {
+        let rest: Vec<&[u8]> = ids
+            .split(|b| *b == b',')
+            .filter(|id| *id != user.id.as_str().as_bytes())
+            .collect();
+        if rest.is_empty() {
+            unix_names.remove(key)?;
+        } else {
+            unix_names.insert(key, rest.join(&b','))?;
+        }
+    }
     Ok(())
 }
 
@@ -243,17 +288,19 @@ impl SledStore {
             .open()
             .map_err(backend)?;
         let tree = |name: &str| db.open_tree(name).map_err(backend);
-        Ok(SledStore {
+        let store = SledStore {
             meta: tree("meta")?,
             tenants: tree("tenants")?,
             tenant_names: tree("tenant_names")?,
             users: tree("users")?,
             user_emails: tree("user_emails")?,
+            user_unix_names: tree("user_unix_names")?,
             clients: tree("clients")?,
             keys: tree("signing_keys")?,
             codes: tree("auth_codes")?,
             sessions: tree("sessions")?,
             flows: tree("login_flows")?,
+            pam_transactions: tree("pam_transactions")?,
             refresh: tree("refresh_tokens")?,
             revoked: tree("revoked")?,
             totp_steps: tree("totp_steps")?,
@@ -262,7 +309,38 @@ impl SledStore {
             password_throttles: tree("password_throttles")?,
             audit: tree("audit")?,
             db,
-        })
+        };
+        store.index_unix_names()?;
+        Ok(store)
+    }
+
+    /// Builds the Unix-name index from the stored users, once (data written before the index
+    /// existed). Duplicates share one entry listing every holder, so lookups see them all and
+    /// refuse the name until an administrator renames one.
+    fn index_unix_names(&self) -> StoreResult<()> {
+        if self
+            .meta
+            .contains_key(UNIX_NAMES_INDEXED)
+            .map_err(backend)?
+        {
+            return Ok(());
+        }
+        let mut index: std::collections::BTreeMap<Vec<u8>, Vec<String>> = Default::default();
+        for user in decodable::<User>(&self.users, "user")? {
+            index
+                .entry(unix_name_key(&user.tenant, user.unix_name()))
+                .or_default()
+                .push(user.id.as_str().to_owned());
+        }
+        for (key, ids) in index {
+            self.user_unix_names
+                .insert(key, ids.join(",").as_bytes())
+                .map_err(backend)?;
+        }
+        self.meta
+            .insert(UNIX_NAMES_INDEXED, &[1u8])
+            .map_err(backend)?;
+        Ok(())
     }
 
     /// Replaces an existing record, keeping its unique name (`keep`), refusing absent ones.
@@ -433,23 +511,26 @@ impl Store for SledStore {
             &self.tenant_names,
             &self.users,
             &self.user_emails,
+            &self.user_unix_names,
         );
-        tx(trees.transaction(|(meta, tenants, names, users, emails)| {
-            if let Some(digest) = setup {
-                let pending = meta
-                    .get(SETUP_TOKEN)?
-                    .map(|v| decode_setup(&v))
-                    .transpose()
-                    .map_err(ConflictableTransactionError::Abort)?;
-                if !pending.is_some_and(|p| p.is(digest)) {
-                    return Ok(false);
+        tx(
+            trees.transaction(|(meta, tenants, names, users, emails, unix_names)| {
+                if let Some(digest) = setup {
+                    let pending = meta
+                        .get(SETUP_TOKEN)?
+                        .map(|v| decode_setup(&v))
+                        .transpose()
+                        .map_err(ConflictableTransactionError::Abort)?;
+                    if !pending.is_some_and(|p| p.is(digest)) {
+                        return Ok(false);
+                    }
                 }
-            }
-            insert_tenant(tenants, names, tenant, &tenant_value)?;
-            insert_user(users, emails, admin, &admin_value)?;
-            meta.remove(SETUP_TOKEN)?;
-            Ok(true)
-        }))
+                insert_tenant(tenants, names, tenant, &tenant_value)?;
+                insert_user(users, emails, unix_names, admin, &admin_value)?;
+                meta.remove(SETUP_TOKEN)?;
+                Ok(true)
+            }),
+        )
     }
 
     async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
@@ -484,8 +565,11 @@ impl Store for SledStore {
 
     async fn create_user(&self, user: &User) -> StoreResult<()> {
         let value = encode(user)?;
-        tx((&self.users, &self.user_emails)
-            .transaction(|(users, emails)| insert_user(users, emails, user, &value)))
+        tx(
+            (&self.users, &self.user_emails, &self.user_unix_names).transaction(
+                |(users, emails, unix_names)| insert_user(users, emails, unix_names, user, &value),
+            ),
+        )
     }
 
     async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>> {
@@ -509,12 +593,55 @@ impl Store for SledStore {
     }
 
     async fn update_user(&self, user: &User) -> StoreResult<()> {
-        Self::replace(&self.users, "user", user.id.as_str(), user, |old, new| {
-            User {
-                email: old.email.clone(),
-                ..new.clone()
+        let id = user.id.as_str();
+        tx(
+            (&self.users, &self.user_unix_names).transaction(|(users, unix_names)| {
+                let Some(old) = users.get(id)? else {
+                    return Err(ConflictableTransactionError::Abort(StoreError::NotFound(
+                        format!("user {id}"),
+                    )));
+                };
+                let old: User =
+                    decode("user", &old).map_err(ConflictableTransactionError::Abort)?;
+                let new = User {
+                    email: old.email.clone(),
+                    ..user.clone()
+                };
+                if new.unix_name() != old.unix_name() {
+                    release_unix_name(unix_names, &old)?;
+                    claim_unix_name(unix_names, &new)?;
+                }
+                users.insert(
+                    id,
+                    encode(&new).map_err(ConflictableTransactionError::Abort)?,
+                )?;
+                Ok(())
+            }),
+        )
+    }
+
+    async fn find_users_by_unix_name(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> StoreResult<Vec<User>> {
+        let Some(ids) = self
+            .user_unix_names
+            .get(unix_name_key(tenant, name))
+            .map_err(backend)?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        for id in ids.split(|b| *b == b',') {
+            if let Some(user) = get::<User>(&self.users, "user", id)?
+                && &user.tenant == tenant
+                && user.unix_name() == name
+            {
+                found.push(user);
             }
-        })
+        }
+        Ok(found)
     }
 
     async fn put_client(&self, client: &Client) -> StoreResult<()> {
@@ -526,6 +653,14 @@ impl Store for SledStore {
 
     async fn get_client(&self, id: &ClientId) -> StoreResult<Option<Client>> {
         get(&self.clients, "client", id.as_str().as_bytes())
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<Client>> {
+        decodable(&self.clients, "client")
+    }
+
+    async fn delete_client(&self, id: &ClientId) -> StoreResult<bool> {
+        Ok(self.clients.remove(id.as_str()).map_err(backend)?.is_some())
     }
 
     async fn put_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
@@ -635,6 +770,39 @@ impl Store for SledStore {
             .transpose()
     }
 
+    async fn put_pam_transaction(&self, digest: &Digest, txn: &PamTransaction) -> StoreResult<()> {
+        self.pam_transactions
+            .insert(digest, encode(txn)?)
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_pam_transaction(&self, digest: &Digest) -> StoreResult<Option<PamTransaction>> {
+        get(&self.pam_transactions, "PAM transaction", digest)
+    }
+
+    async fn swap_pam_transaction(
+        &self,
+        digest: &Digest,
+        expected: &PamTransaction,
+        new: &PamTransaction,
+    ) -> StoreResult<bool> {
+        // JSON encoding is deterministic, so equal records have equal bytes.
+        Ok(self
+            .pam_transactions
+            .compare_and_swap(digest, Some(encode(expected)?), Some(encode(new)?))
+            .map_err(backend)?
+            .is_ok())
+    }
+
+    async fn take_pam_transaction(&self, digest: &Digest) -> StoreResult<Option<PamTransaction>> {
+        self.pam_transactions
+            .remove(digest)
+            .map_err(backend)?
+            .map(|v| decode("PAM transaction", &v))
+            .transpose()
+    }
+
     async fn put_refresh_token(&self, digest: &Digest, record: &RefreshRecord) -> StoreResult<()> {
         self.refresh
             .insert(
@@ -713,6 +881,7 @@ impl Store for SledStore {
         })?;
         n += purge::<Session>(&self.sessions, |s| s.expires_at <= now)?;
         n += purge::<LoginFlow>(&self.flows, |f| f.expires_at <= now)?;
+        n += purge::<PamTransaction>(&self.pam_transactions, |t| t.expires_at <= now)?;
         n += purge::<StoredRefresh>(&self.refresh, |r| r.record.expires_at <= now)?;
         n += purge::<Expiring<RateWindow>>(&self.messages, |m| m.idle_at <= now)?;
         n += purge::<Expiring<ThrottleState>>(&self.password_throttles, |t| t.idle_at <= now)?;

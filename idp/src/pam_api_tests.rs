@@ -1,1 +1,470 @@
+//! Oneshot tests of `/pam/v1` and the PAM-host API: host authentication, each preauth answer,
+//! codes and TOTP through the shared second-factor engine (the lockout, replay and message limit
+//! shared with the web login), decoys for unknown names, and the audit context.
 
+use crate::clock::Clock;
+use crate::domain::{ClientKind, Outcome};
+use crate::factor::tests::{enrol_totp, last_code, submit, to_factor, world_2fa};
+use crate::oauth::flow_tests::{World, add_user, world};
+use crate::testing::{Reply, basic, call, json_request, operator, token};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use padlock_policy::Method;
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// A PAM host of the world's company, created through the API: (host_id, host_secret).
+async fn host(w: &World) -> (String, String) {
+    let (id, secret) = operator(&w.state).await;
+    let t = token(&w.state, &id, &secret).await;
+    let r = call(
+        &w.state,
+        json_request(
+            "POST",
+            &format!("/api/v1/tenants/{}/pam-hosts", w.tenant.as_str()),
+            &t,
+            &json!({ "name": "bastion" }),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let v = r.json();
+    let secret = v["host_secret"].as_str().unwrap().to_owned();
+    assert!(secret.len() >= 43, "at least 256 bits: {secret}");
+    (v["host_id"].as_str().unwrap().to_owned(), secret)
+}
+
+fn pam_post(uri: &str, (id, secret): &(String, String), body: &Value) -> Request<Body> {
+    Request::post(uri)
+        .header(header::AUTHORIZATION, basic(id, secret))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+async fn preauth(w: &World, h: &(String, String), user: &str) -> Value {
+    let body = json!({ "user": user, "service": "sshd", "rhost": "192.0.2.9", "tty": "ssh" });
+    let r = call(&w.state, pam_post("/pam/v1/preauth", h, &body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.json()
+}
+
+async fn answer(w: &World, h: &(String, String), txid: &str, answer: &str) -> Value {
+    let body = json!({ "txid": txid, "answer": answer });
+    let r = call(&w.state, pam_post("/pam/v1/auth", h, &body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.json()
+}
+
+fn outbox_len(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("outbox")).map_or(0, Iterator::count)
+}
+
+#[tokio::test]
+async fn wrong_unknown_and_foreign_credentials_get_the_same_401() {
+    let w = world().await;
+    let h = host(&w).await;
+    let body = json!({ "user": "ann", "service": "sshd" });
+    let refused = [
+        (h.0.clone(), "wrong".to_owned()),
+        ("c_unknown".to_owned(), h.1.clone()),
+        // A relying panel's own credential is no PAM host.
+        ("c_panel".to_owned(), "c_panel-secret".to_owned()),
+    ];
+    let mut bodies = Vec::new();
+    for creds in &refused {
+        let r = call(&w.state, pam_post("/pam/v1/preauth", creds, &body)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{creds:?}");
+        assert_eq!(
+            r.headers[header::WWW_AUTHENTICATE],
+            "Basic realm=\"padlock-pam\""
+        );
+        bodies.push(r.body);
+    }
+    let no_auth = Request::post("/pam/v1/preauth")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let r = call(&w.state, no_auth).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    bodies.push(r.body);
+    assert!(bodies.windows(2).all(|b| b[0] == b[1]), "{bodies:?}");
+    assert_eq!(preauth(&w, &h, "ann").await["result"], "allow");
+}
+
+#[tokio::test]
+async fn pam_hosts_are_listed_removed_and_operator_only() {
+    let w = world().await;
+    let h = host(&w).await;
+    let (id, secret) = operator(&w.state).await;
+    let t = token(&w.state, &id, &secret).await;
+    let r = call(
+        &w.state,
+        json_request("GET", "/api/v1/pam-hosts", &t, &Value::Null),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let listed = r.json();
+    assert_eq!(listed[0]["host_id"], h.0.as_str());
+    assert_eq!(listed[0]["tenant"], w.tenant.as_str());
+    assert!(
+        !r.body.contains(&h.1),
+        "the secret is shown once, never listed"
+    );
+    let stored = w
+        .state
+        .store
+        .get_client(&crate::secret::ClientId::from_string(h.0.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.kind, ClientKind::PamHost);
+    assert_eq!(
+        stored.secret_sha256.as_deref(),
+        Some(hex::encode(crate::crypto::sha256(h.1.as_bytes())).as_str()),
+        "stored as SHA-256"
+    );
+    // A PAM host credential gets no tokens.
+    let r = call(
+        &w.state,
+        crate::testing::post_form_basic("/token", &h.0, &h.1, "grant_type=client_credentials"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    // A company administrator's token is not the operator's.
+    let r = call(
+        &w.state,
+        json_request(
+            "DELETE",
+            &format!("/api/v1/pam-hosts/{}", h.0),
+            "x.y.z",
+            &Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = call(
+        &w.state,
+        json_request(
+            "DELETE",
+            &format!("/api/v1/pam-hosts/{}", h.0),
+            &t,
+            &Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let body = json!({ "user": "ann", "service": "sshd" });
+    let r = call(&w.state, pam_post("/pam/v1/preauth", &h, &body)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "a removed host is refused"
+    );
+    let r = call(
+        &w.state,
+        json_request(
+            "DELETE",
+            &format!("/api/v1/pam-hosts/{}", h.0),
+            &t,
+            &Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = call(
+        &w.state,
+        json_request("DELETE", "/api/v1/pam-hosts/c_panel", &t, &Value::Null),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "only PAM hosts are removed here"
+    );
+}
+
+#[tokio::test]
+async fn an_email_code_at_pam_wrong_then_right_with_the_login_audited() {
+    let (w, dir) = world_2fa(&[Method::SmsEmail]).await;
+    let h = host(&w).await;
+    let v = preauth(&w, &h, "ann").await;
+    assert_eq!(v["result"], "challenge", "{v}");
+    assert_eq!(v["method"], "code");
+    assert_eq!(
+        v["prompt"],
+        "Verification code (sent by email to a\u{2022}\u{2022}\u{2022}@acme.example): "
+    );
+    let txid = v["txid"].as_str().unwrap();
+    let (_, to, code) = last_code(&dir);
+    assert_eq!(to, "ann@acme.example");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = answer(&w, &h, txid, wrong).await;
+    assert_eq!(r["result"], "retry", "{r}");
+    assert_eq!(
+        r["message"],
+        "That code is not right. 4 more tries for this code."
+    );
+    let r = answer(&w, &h, txid, "12345").await;
+    assert_eq!(r["result"], "retry", "not six digits: not counted");
+    assert_eq!(answer(&w, &h, txid, &code).await["result"], "allow");
+    let r = answer(&w, &h, txid, &code).await;
+    assert_eq!(r["result"], "deny", "the transaction completed once");
+    let events = w.state.store.list_audit(None, None, 100).await.unwrap();
+    let pam: Vec<_> = events.iter().filter(|e| e.pam.is_some()).collect();
+    let actions: Vec<(&str, Outcome)> =
+        pam.iter().map(|e| (e.action.as_str(), e.outcome)).collect();
+    assert_eq!(
+        actions,
+        [
+            ("pam.challenge", Outcome::Success),
+            ("pam.second_factor", Outcome::Failure),
+            ("pam.second_factor", Outcome::Success),
+        ]
+    );
+    let login = pam[0].pam.as_ref().unwrap();
+    assert_eq!(
+        (
+            login.host.as_str(),
+            login.user.as_str(),
+            login.service.as_str()
+        ),
+        (h.0.as_str(), "ann", "sshd")
+    );
+    assert_eq!(login.rhost.as_deref(), Some("192.0.2.9"));
+    assert_eq!(login.tty.as_deref(), Some("ssh"));
+    assert_eq!(pam[0].source_ip.as_deref(), Some("192.0.2.9"));
+}
+
+#[tokio::test]
+async fn a_transaction_answers_only_its_own_host() {
+    let (w, dir) = world_2fa(&[Method::SmsEmail]).await;
+    let h = host(&w).await;
+    let other = host(&w).await;
+    let v = preauth(&w, &h, "ann").await;
+    let txid = v["txid"].as_str().unwrap();
+    let (_, _, code) = last_code(&dir);
+    assert_eq!(answer(&w, &other, txid, &code).await["result"], "deny");
+    assert_eq!(answer(&w, &h, txid, &code).await["result"], "allow");
+}
+
+#[tokio::test]
+async fn totp_at_pam_refuses_a_step_used_on_the_web() {
+    let (w, _) = world_2fa(&[Method::SmsEmail, Method::Totp]).await;
+    let seed = enrol_totp(&w).await;
+    let h = host(&w).await;
+    let code = padlock_policy::totp::code_at(&seed, w.clock.now()).unwrap();
+    // Used on the web first…
+    let (flow, cookie) = to_factor(&w).await;
+    let r = submit(&w, &flow, &cookie, &format!("code={code}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // …then at PAM: the same step is refused.
+    let v = preauth(&w, &h, "ann").await;
+    assert_eq!(v["method"], "totp");
+    assert_eq!(v["prompt"], "Code from your authenticator app: ");
+    let txid = v["txid"].as_str().unwrap();
+    let r = answer(&w, &h, txid, &code).await;
+    assert_eq!(r["result"], "retry");
+    assert_eq!(
+        r["message"],
+        "This code was already used. Wait for the next code in your app."
+    );
+    w.clock.advance(30);
+    let next = padlock_policy::totp::code_at(&seed, w.clock.now()).unwrap();
+    assert_eq!(answer(&w, &h, txid, &next).await["result"], "allow");
+}
+
+/// DESIGN §9 item 4 across paths: failures at PAM and on the web count toward one lockout.
+#[tokio::test]
+async fn the_lockout_is_shared_with_the_web_login() {
+    let (w, _) = world_2fa(&[Method::SmsEmail, Method::Totp]).await;
+    let seed = enrol_totp(&w).await;
+    let h = host(&w).await;
+    let right = padlock_policy::totp::code_at(&seed, w.clock.now()).unwrap();
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    // Nine wrong answers at PAM (over several logins)…
+    for _ in 0..3 {
+        let v = preauth(&w, &h, "ann").await;
+        let txid = v["txid"].as_str().unwrap().to_owned();
+        for _ in 0..3 {
+            assert_eq!(answer(&w, &h, &txid, wrong).await["result"], "retry");
+        }
+    }
+    // …and the tenth on the web locks the second factor everywhere.
+    let (flow, cookie) = to_factor(&w).await;
+    let r = submit(&w, &flow, &cookie, &format!("code={wrong}")).await;
+    assert!(r.body.contains("locked until"), "{}", r.body);
+    let v = preauth(&w, &h, "ann").await;
+    assert_eq!(v["result"], "deny", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("locked"));
+    // The lock also ends a transaction already in progress, even with the right code.
+    w.clock.advance(16 * 60);
+    let v = preauth(&w, &h, "ann").await;
+    let txid = v["txid"].as_str().unwrap().to_owned();
+    for _ in 0..9 {
+        assert_eq!(answer(&w, &h, &txid, wrong).await["result"], "retry");
+    }
+    let (flow, cookie) = to_factor(&w).await;
+    submit(&w, &flow, &cookie, &format!("code={wrong}")).await;
+    let code = padlock_policy::totp::code_at(&seed, w.clock.now()).unwrap();
+    let r = answer(&w, &h, &txid, &code).await;
+    assert_eq!(r["result"], "deny", "{r}");
+}
+
+#[tokio::test]
+async fn company_2fa_off_allows_api_accounts_and_disabled_users_are_denied() {
+    let (w, _) = world_2fa(&[Method::SmsEmail]).await;
+    let h = host(&w).await;
+    let mut bob = add_user(&w.state, &w.tenant, "bob@acme.example", "user").await;
+    bob.disabled = true;
+    w.state.store.update_user(&bob).await.unwrap();
+    let v = preauth(&w, &h, "bob").await;
+    assert_eq!(v["result"], "deny");
+    assert_eq!(
+        v["message"],
+        "This account is disabled. Contact your administrator."
+    );
+    let mut api = add_user(&w.state, &w.tenant, "svc@acme.example", "user").await;
+    api.api_account = true;
+    w.state.store.update_user(&api).await.unwrap();
+    let v = preauth(&w, &h, "svc").await;
+    assert_eq!(v["result"], "deny");
+    assert!(v["message"].as_str().unwrap().contains("API account"));
+    let mut t = w.state.store.get_tenant(&w.tenant).await.unwrap().unwrap();
+    t.two_factor.enabled = false;
+    w.state.store.update_tenant(&t).await.unwrap();
+    assert_eq!(preauth(&w, &h, "ann").await["result"], "allow");
+    assert_eq!(
+        preauth(&w, &h, "svc").await["result"],
+        "deny",
+        "an API account never logs in interactively, 2FA on or off"
+    );
+}
+
+/// No user enumeration: an unknown name gets a challenge shaped like a real one, that sends
+/// nothing and never passes; with `unknown_user = "ignore"` the module is told instead.
+#[tokio::test]
+async fn unknown_names_get_a_decoy_that_never_passes() {
+    let (w, dir) = world_2fa(&[Method::SmsEmail]).await;
+    let h = host(&w).await;
+    let real = preauth(&w, &h, "ann").await;
+    let sent = outbox_len(&dir);
+    let decoy = preauth(&w, &h, "alice").await;
+    assert_eq!(outbox_len(&dir), sent, "no code sent for an unknown name");
+    let shape = |v: &Value| {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        (
+            keys,
+            v["result"].clone(),
+            v["method"].clone(),
+            v["txid"].as_str().unwrap().len(),
+        )
+    };
+    assert_eq!(shape(&decoy), shape(&real));
+    assert_eq!(
+        decoy["prompt"],
+        "Verification code (sent by email to a\u{2022}\u{2022}\u{2022}@acme.example): "
+    );
+    let txid = decoy["txid"].as_str().unwrap();
+    let mut results = Vec::new();
+    for guess in ["000000", "111111", "222222", "333333", "444444"] {
+        let r = answer(&w, &h, txid, guess).await;
+        results.push((
+            r["result"].as_str().unwrap().to_owned(),
+            r["message"].clone(),
+        ));
+    }
+    assert_eq!(
+        results[0].1,
+        "That code is not right. 4 more tries for this code."
+    );
+    assert_eq!(results[4].0, "deny", "{results:?}");
+    let body = json!({ "user": "alice", "service": "sshd", "unknown_user": "ignore" });
+    let r = call(&w.state, pam_post("/pam/v1/preauth", &h, &body)).await;
+    assert_eq!(r.json()["result"], "unknown");
+    let body = json!({ "user": "ann", "service": "sshd", "unknown_user": "ignore" });
+    let r = call(&w.state, pam_post("/pam/v1/preauth", &h, &body)).await;
+    assert_eq!(
+        r.json()["result"],
+        "challenge",
+        "a known user is challenged"
+    );
+}
+
+/// The per-user message limit counts PAM sends and web sends together.
+#[tokio::test]
+async fn pam_codes_count_against_the_per_user_message_limit() {
+    let (w, _) = world_2fa(&[Method::SmsEmail]).await;
+    let h = host(&w).await;
+    let limit = w.state.limits.messages.max();
+    for _ in 0..limit {
+        assert_eq!(preauth(&w, &h, "ann").await["result"], "challenge");
+    }
+    let v = preauth(&w, &h, "ann").await;
+    assert_eq!(v["result"], "deny", "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("Too many codes"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_fields_are_refused() {
+    let w = world().await;
+    let h = host(&w).await;
+    for body in [
+        json!({ "user": "a".repeat(257), "service": "sshd" }),
+        json!({ "user": "ann", "service": "sshd", "tty": "x".repeat(300) }),
+        json!({ "user": "an\u{7}n", "service": "sshd" }),
+        json!({ "user": "", "service": "sshd" }),
+    ] {
+        let r = call(&w.state, pam_post("/pam/v1/preauth", &h, &body)).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
+    let r = call(
+        &w.state,
+        pam_post("/pam/v1/preauth", &h, &json!({ "usr": "ann" })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = call(
+        &w.state,
+        pam_post(
+            "/pam/v1/auth",
+            &h,
+            &json!({ "txid": "t", "answer": "1".repeat(300) }),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r: Reply = call(
+        &w.state,
+        Request::get("/pam/v1/auth_status?txid=nope")
+            .header(header::AUTHORIZATION, basic(&h.0, &h.1))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["result"], "deny");
+}
+
+#[tokio::test]
+async fn duplicate_unix_names_are_refused_through_the_api() {
+    let w = world().await;
+    let (id, secret) = operator(&w.state).await;
+    let t = token(&w.state, &id, &secret).await;
+    let uri = format!("/api/v1/tenants/{}/users", w.tenant.as_str());
+    let body = json!({ "email": "ann@elsewhere.example", "password": "correct horse battery" });
+    let r = call(&w.state, json_request("POST", &uri, &t, &body)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body.contains("Unix name ann"), "{}", r.body);
+    let body = json!({ "email": "ann@elsewhere.example", "password": "correct horse battery", "unix_name": "ann2" });
+    let r = call(&w.state, json_request("POST", &uri, &t, &body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}

@@ -1039,6 +1039,60 @@ mod tests {
     });
 
     #[tokio::test]
+    async fn unix_names_stored_before_the_index_are_indexed_and_duplicates_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tenant("Acme");
+        let (ann, other) = (user(&t, "ann@acme.example"), user(&t, "ann2@acme.example"));
+        {
+            let store = SledStore::open(dir.path(), 8 << 20).unwrap();
+            store.create_tenant(&t).await.unwrap();
+            store.create_user(&ann).await.unwrap();
+            store.create_user(&other).await.unwrap();
+            // As an older Padlock left them: no index, and two users with one Unix name.
+            let dup = User {
+                unix_name: Some("ann".into()),
+                ..other.clone()
+            };
+            store
+                .users
+                .insert(dup.id.as_str(), encode(&dup).unwrap())
+                .unwrap();
+            store.user_unix_names.clear().unwrap();
+            store.meta.remove(UNIX_NAMES_INDEXED).unwrap();
+            store.flush().await.unwrap();
+        }
+        let store = SledStore::open(dir.path(), 8 << 20).unwrap();
+        let found = store.find_users_by_unix_name(&t.id, "ann").await.unwrap();
+        assert_eq!(
+            found.len(),
+            2,
+            "both holders are found, so PAM refuses the name"
+        );
+        let report = crate::bootstrap::duplicate_unix_names(&store)
+            .await
+            .unwrap();
+        assert_eq!(report.len(), 1);
+        assert_eq!(
+            (report[0].0.as_str(), report[0].1.as_str()),
+            ("Acme", "ann")
+        );
+        // Renaming one of them resolves it; the name is then unique again.
+        let renamed = User {
+            unix_name: Some("ann2".into()),
+            ..found.iter().find(|u| u.id == other.id).unwrap().clone()
+        };
+        store.update_user(&renamed).await.unwrap();
+        let found = store.find_users_by_unix_name(&t.id, "ann").await.unwrap();
+        assert_eq!(found.iter().map(|u| &u.id).collect::<Vec<_>>(), [&ann.id]);
+        assert!(
+            crate::bootstrap::duplicate_unix_names(&store)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
     async fn records_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let t = tenant("Acme");

@@ -167,3 +167,71 @@ fn operator_manages_companies_clients_and_api_accounts() {
             .contains("cannot read the operator credential nope.json")
     );
 }
+
+/// `padlock pam-host add|list|remove` against the real server; the credential works at
+/// `/pam/v1` until it is removed.
+#[test]
+fn operator_manages_pam_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let d = dir.path();
+    operator(d, &["tenant", "create", "Acme"]);
+    std::fs::write(d.join("pw"), "correct-horse-battery\n").unwrap();
+    operator(
+        d,
+        &[
+            "user",
+            "add",
+            "--tenant",
+            "Acme",
+            "--email",
+            "ann@acme.example",
+            "--password-file",
+            "pw",
+        ],
+    );
+    let host = operator(
+        d,
+        &["pam-host", "add", "--tenant", "Acme", "--name", "bastion"],
+    );
+    let (id, secret) = (
+        host["host_id"].as_str().unwrap().to_owned(),
+        host["host_secret"].as_str().unwrap().to_owned(),
+    );
+    assert!(secret.len() >= 43, "256 bits: {secret}");
+    let listed = operator(d, &["pam-host", "list", "--tenant", "Acme"]);
+    assert_eq!(listed["pam_hosts"][0]["host_id"], id.as_str());
+    assert_eq!(listed["pam_hosts"][0]["name"], "bastion");
+    assert!(!listed.to_string().contains(&secret));
+    let preauth = |secret: &str| {
+        http()
+            .post(format!("{}/pam/v1/preauth", server.url))
+            .basic_auth(&id, Some(secret))
+            .json(&serde_json::json!({ "user": "ann", "service": "sshd" }))
+            .send()
+            .unwrap()
+    };
+    let r = preauth(&secret);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["result"], "allow");
+    assert_eq!(preauth("wrong").status(), 401);
+    let removed = operator(d, &["pam-host", "remove", &id]);
+    assert_eq!(removed["removed"], id.as_str());
+    assert_eq!(preauth(&secret).status(), 401);
+    assert_eq!(
+        operator(d, &["pam-host", "list"])["pam_hosts"],
+        serde_json::json!([])
+    );
+    let out = padlock(
+        &[
+            "pam-host",
+            "remove",
+            &id,
+            "--credentials",
+            "data/operator.json",
+        ],
+        d,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}

@@ -519,6 +519,11 @@ pub(crate) async fn auth(
     };
     let login = slot.txn.login.clone();
     let ctx = ctx(&login);
+    if state.refuse_source(ctx.ip, ACTION).await?.is_some() {
+        return Ok(Json(AuthResponse::Deny {
+            message: TOO_MANY_FROM_HERE.into(),
+        }));
+    }
     let Some(typed) = normalize_code(answer) else {
         return Ok(Json(AuthResponse::Retry {
             message: "Enter the 6 digits of the code.".into(),

@@ -468,3 +468,43 @@ async fn duplicate_unix_names_are_refused_through_the_api() {
     let r = call(&w.state, json_request("POST", &uri, &t, &body)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
+
+/// The per-source limit counts the ssh client the host reports (`rhost`), not the host: one
+/// client that keeps failing is refused, another client of the same host is not.
+#[tokio::test]
+async fn the_source_limit_applies_to_the_reported_rhost() {
+    let (w, _) = world_2fa(&[Method::SmsEmail]).await;
+    let h = host(&w).await;
+    let from = |user: &str, rhost: &str| json!({ "user": user, "service": "sshd", "rhost": rhost });
+    let mut failures = 0;
+    while failures < 100 {
+        let r = call(
+            &w.state,
+            pam_post("/pam/v1/preauth", &h, &from("nobody", "198.51.100.7")),
+        )
+        .await;
+        let txid = r.json()["txid"].as_str().unwrap().to_owned();
+        for _ in 0..5 {
+            answer(&w, &h, &txid, "000000").await;
+            failures += 1;
+        }
+    }
+    let r = call(
+        &w.state,
+        pam_post("/pam/v1/preauth", &h, &from("ann", "198.51.100.7")),
+    )
+    .await;
+    let v = r.json();
+    assert_eq!(v["result"], "deny", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("your network"));
+    let r = call(
+        &w.state,
+        pam_post("/pam/v1/preauth", &h, &from("ann", "203.0.113.5")),
+    )
+    .await;
+    assert_eq!(
+        r.json()["result"],
+        "challenge",
+        "another client of the same host"
+    );
+}

@@ -95,3 +95,9 @@ fn a_stack_without_the_module_passes_so_the_harness_itself_is_sound() {
     assert!(out.status.success(), "{}", output(&out));
     assert!(output(&out).contains("successfully authenticated"));
 }
+
+/// pam_wrapper's test modules. `pam_matrix.so passdb=FILE` always asks "Password: " through the
+/// conversation (even when an earlier module set the password item) and checks the answer against
+/// `user:password:service` lines: here it stands in for a second factor. `pam_chatty.so info`
+/// sends `PAM_TEXT_INFO` lines.
+pub const PAM_WRAPPER_MODULES: &str = "/usr/lib/x86_64-linux-gnu/pam_wrapper";

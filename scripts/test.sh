@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole Padlock test suite, runnable on a fresh machine: installs what the tests need (PAM
-# headers, pamtester, pam_wrapper, oathtool, chromium; aiosmtpd as the SMTP server; playwright-core), builds the padlock binary and pam_padlock.so, checks formatting
-# and lints, then runs every unit, conformance, property and end-to-end test.
+# headers, pamtester, pam_wrapper, oathtool, chromium, openssh-server; aiosmtpd as the SMTP server,
+# paramiko as the SSH client; playwright-core), builds the padlock binary and pam_padlock.so, checks
+# formatting and lints, then runs every unit, conformance, property and end-to-end test. Run it as
+# root (or with sudo at hand): the PAM tests make throwaway Unix users and run sshd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +22,7 @@ phase() {
 }
 phase "installing what is missing"
 
-apt_packages=(libpam0g-dev pamtester libpam-wrapper oathtool chromium)
+apt_packages=(libpam0g-dev pamtester libpam-wrapper oathtool chromium openssh-server)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -28,10 +30,23 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "   apt: ${missing[*]}"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # The tests start their own sshd on a loopback port; keep the package from starting the system's
+  # (policy-rc.d "101" = action forbidden; only while installing, and only if none is there).
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+    as_root chmod 755 "$policy"
+  fi
+  status=0
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null || status=$?
+  [ -z "$policy" ] || as_root rm -f "$policy"
+  [ "$status" -eq 0 ] || exit "$status"
 fi
 # A real SMTP server for the email-code tests.
 python3 -c "import aiosmtpd" 2>/dev/null || { echo "   pip: aiosmtpd"; python3 -m pip install --quiet --disable-pip-version-check aiosmtpd; }
+# A scripted SSH client for the sshd tests (pip, not apt: `python3` may not be Debian's).
+python3 -c "import paramiko" 2>/dev/null || { echo "   pip: paramiko"; python3 -m pip install --quiet --disable-pip-version-check paramiko; }
 # playwright-core drives Debian's Chromium for the page tests (no browser download).
 [ -d tests/browser/node_modules/playwright-core ] || { echo "   npm: playwright-core"; (cd tests/browser && npm ci --silent --no-audit --no-fund); }
 command -v cargo-clippy >/dev/null && command -v rustfmt >/dev/null || rustup component add clippy rustfmt

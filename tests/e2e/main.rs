@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `padlock` binary over real sockets, and `pam_padlock.so` loaded by a
-//! real PAM stack (`pamtester` under `pam_wrapper`). Build the workspace first
-//! (`cargo build --workspace`): the binaries are found next to this test executable.
+//! real PAM stack (`pamtester` under `pam_wrapper`, and a real `sshd` logged into by a scripted SSH
+//! client). Build the workspace first (`cargo build --workspace`): the binaries are found next to
+//! this test executable.
 
 mod account;
 mod browser;
@@ -12,3 +13,4 @@ mod oidc;
 mod pam;
 mod serve;
 mod smtp;
+mod sshd;

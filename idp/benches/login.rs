@@ -1,6 +1,7 @@
 //! Interactive login cost, in-process through the real router (no sockets): the full sequence
 //! (authorize → password (argon2id) → TOTP factor → code exchange with ID token), two of them at
-//! once (logins per second on two cores), and the factor step alone.
+//! once (logins per second on two cores), the factor step alone, and a PAM login's server side
+//! (`/pam/v1/preauth` + `/pam/v1/auth` with a TOTP code).
 //! Run: `cargo bench -p padlock-idp --bench login`.
 
 use axum::body::Body;
@@ -86,6 +87,18 @@ async fn state(clock: Arc<ManualClock>) -> AppState {
             secret_sha256: Some(hex_sha("panel-secret")),
             scopes: vec!["openid".into()],
             tenant: None,
+            created_at: 0,
+        })
+        .await
+        .unwrap();
+    store
+        .put_client(&Client {
+            id: ClientId::from_string("c_host".into()),
+            name: "bastion".into(),
+            kind: ClientKind::PamHost,
+            secret_sha256: Some(hex_sha("host-secret")),
+            scopes: vec![],
+            tenant: Some(tenant.id.clone()),
             created_at: 0,
         })
         .await
@@ -190,6 +203,33 @@ async fn full_login(s: &AppState, clock: &ManualClock, email: &str) {
     assert_eq!(send(s, req).await.status(), 200);
 }
 
+/// A `/pam/v1` call by the bench's PAM host.
+fn pam(uri: &str, body: String) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        // c_host:host-secret
+        .header(header::AUTHORIZATION, "Basic Y19ob3N0Omhvc3Qtc2VjcmV0")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+async fn json(r: axum::http::Response<Body>) -> serde_json::Value {
+    let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// A PAM login of `ann` with a fresh TOTP code: preauth, then auth.
+async fn pam_login(s: &AppState, clock: &ManualClock) {
+    let body = r#"{"user":"ann","service":"sshd","rhost":"192.0.2.1","tty":"ssh"}"#;
+    let v = json(send(s, pam("/pam/v1/preauth", body.into())).await).await;
+    let txid = v["txid"].as_str().unwrap().to_owned();
+    clock.advance(30);
+    let code = padlock_policy::totp::code_at(SEED, clock.now()).unwrap();
+    let body = serde_json::json!({ "txid": txid, "answer": code }).to_string();
+    let v = json(send(s, pam("/pam/v1/auth", body)).await).await;
+    assert_eq!(v["result"], "allow", "{v}");
+}
+
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -225,6 +265,9 @@ fn benches(c: &mut Criterion) {
             |(flow, cookie)| rt.block_on(factor(&s, &clock, &flow, &cookie)),
             BatchSize::PerIteration,
         )
+    });
+    group.bench_function("pam_preauth_auth_totp", |b| {
+        b.iter(|| rt.block_on(pam_login(&s, &clock)))
     });
     group.finish();
 }

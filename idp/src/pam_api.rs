@@ -33,6 +33,7 @@ use axum::routing::{get, post};
 use padlock_policy::Factor;
 use padlock_policy::code::{CodeChallenge, normalize_code};
 use padlock_policy::decision::{Channel, Decision, DenyReason, Subject, decide};
+use padlock_policy::mobile::E164;
 use padlock_policy::pam::{
     AuthRequest, AuthResponse, MAX_FIELD_BYTES, PamMethod, PreauthRequest, PreauthResponse,
     UnknownUser,
@@ -389,15 +390,8 @@ async fn decoy(
 ) -> Result<PreauthResponse, PamError> {
     let now = state.clock.now();
     let factor = if tenant.two_factor.methods.sms_email || !tenant.two_factor.methods.totp {
-        let domain = usual_domain(&state.store.list_users(&tenant.id).await?);
-        let local: String = name
-            .chars()
-            .filter(|c| c.is_alphanumeric())
-            .take(1)
-            .collect();
-        let local = if local.is_empty() { "u".into() } else { local };
         Factor::Code {
-            channel: Channel::Email(format!("{local}@{domain}")),
+            channel: decoy_channel(&state.store.list_users(&tenant.id).await?, name),
         }
     } else {
         Factor::Totp
@@ -427,18 +421,58 @@ async fn decoy(
     Ok(challenge(txid, &factor))
 }
 
-/// The mail domain most of the company's users have (`example.com` for a company without users).
-fn usual_domain(users: &[User]) -> String {
-    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-    for u in users.iter().filter(|u| !u.api_account) {
-        if let Some((_, domain)) = u.email.rsplit_once('@') {
-            *counts.entry(domain).or_default() += 1;
+/// Where a decoy's code claims to go, shaped like most of the company's users' codes: by SMS
+/// when most have a mobile number (a number of the usual country with random last digits — only
+/// the country and the last four show), else by email to `<first letter of name>@<the usual mail
+/// domain>` (`example.com` for a company without users).
+fn decoy_channel(users: &[User], name: &str) -> Channel {
+    let people: Vec<&User> = users.iter().filter(|u| !u.api_account).collect();
+    let with_mobile: Vec<&E164> = people.iter().filter_map(|u| u.mobile.as_ref()).collect();
+    if !with_mobile.is_empty() && with_mobile.len() * 2 >= people.len() {
+        let usual = most_common(with_mobile.iter().map(|m| m.country_code()));
+        if let Some(number) = with_mobile
+            .iter()
+            .find(|m| m.country_code() == usual)
+            .and_then(|m| {
+                let mut random = [0u8; 2];
+                aws_lc_rs::rand::fill(&mut random).ok()?;
+                let tail = u16::from_le_bytes(random) % 10_000;
+                let head = m.as_str().get(..m.as_str().len() - 4)?;
+                E164::parse(&format!("{head}{tail:04}")).ok()
+            })
+        {
+            return Channel::Sms(number);
         }
+    }
+    let domain = most_common(
+        people
+            .iter()
+            .filter_map(|u| u.email.rsplit_once('@').map(|(_, d)| d)),
+    );
+    let domain = if domain.is_empty() {
+        "example.com"
+    } else {
+        domain
+    };
+    let local: String = name
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .take(1)
+        .collect();
+    let local = if local.is_empty() { "u".into() } else { local };
+    Channel::Email(format!("{local}@{domain}"))
+}
+
+/// The most frequent of `items` (`""` when there are none).
+fn most_common<'a>(items: impl Iterator<Item = &'a str>) -> &'a str {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for item in items {
+        *counts.entry(item).or_default() += 1;
     }
     counts
         .into_iter()
         .max_by_key(|(_, n)| *n)
-        .map_or_else(|| "example.com".into(), |(d, _)| d.to_owned())
+        .map_or("", |(item, _)| item)
 }
 
 /// A PAM transaction, lent to [`engine`] as the record that holds its challenge.

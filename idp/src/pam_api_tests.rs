@@ -508,3 +508,31 @@ async fn the_source_limit_applies_to_the_reported_rhost() {
         "another client of the same host"
     );
 }
+
+/// In a company where most users get their codes by SMS, a decoy claims an SMS too.
+#[tokio::test]
+async fn decoys_follow_the_companys_usual_channel() {
+    let (w, _) = world_2fa(&[Method::SmsEmail]).await;
+    let h = host(&w).await;
+    for email in ["bob@acme.example", "cid@acme.example"] {
+        let mut u = add_user(&w.state, &w.tenant, email, "user").await;
+        u.mobile = Some(padlock_policy::mobile::E164::parse("+15551234567").unwrap());
+        w.state.store.update_user(&u).await.unwrap();
+    }
+    let real = preauth(&w, &h, "bob").await;
+    let decoy = preauth(&w, &h, "mallory").await;
+    let prefix =
+        "Verification code (sent by SMS to +1 \u{2022}\u{2022}\u{2022} \u{2022}\u{2022}\u{2022} ";
+    assert!(
+        real["prompt"].as_str().unwrap().starts_with(prefix),
+        "{real}"
+    );
+    assert!(
+        decoy["prompt"].as_str().unwrap().starts_with(prefix),
+        "{decoy}"
+    );
+    assert_eq!(
+        decoy["prompt"].as_str().unwrap().len(),
+        real["prompt"].as_str().unwrap().len()
+    );
+}

@@ -115,6 +115,7 @@ async fn state(clock: Arc<ManualClock>) -> AppState {
         tokens: TokensConfig::default(),
         discovery: padlock_idp::oauth::discovery::document("http://padlock.bench"),
         delivery: Arc::new(Delivery::from_config(&Config::default(), &outbox).unwrap()),
+        pam_decoys: Arc::default(),
     }
 }
 

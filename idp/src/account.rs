@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use padlock_policy::Factor;
 use padlock_policy::Method;
 use padlock_policy::code::{CodeChallenge, normalize_code};
-use padlock_policy::decision::{Subject, credential_allowed, resolve_factor};
+use padlock_policy::decision::{credential_allowed, resolve_factor};
 use padlock_policy::mobile::E164;
 use padlock_policy::step_up::{Freshness, freshness};
 use padlock_policy::totp::{SECRET_LEN, TotpOutcome, verify};
@@ -110,25 +110,13 @@ fn is_fresh(state: &AppState, s: &Session) -> bool {
 
 /// The factor the step-up asks for: the one the user's sign-in would ask for now.
 fn step_up_factor(c: &Context) -> Option<Factor> {
-    resolve_factor(&c.tenant.two_factor, &subject(&c.user))
+    resolve_factor(&c.tenant.two_factor, &c.user.subject())
 }
 
 const DUO_UNAVAILABLE: &str =
     "Your second factor is Duo, which this Padlock cannot check yet. Contact your administrator.";
 const NO_METHOD: &str =
     "Your company requires a second factor you have not set up. Contact your administrator.";
-
-fn subject(user: &User) -> Subject<'_> {
-    Subject {
-        email: &user.email,
-        mobile: user.mobile.as_ref(),
-        preferred: user.preferred_method,
-        totp_enrolled: user.totp.is_some(),
-        duo_enrolled: user.duo.as_ref().is_some_and(|d| d.active),
-        api_account: false,
-        disabled: false,
-    }
-}
 
 /// The otpauth QR and text secret for `seed`.
 fn totp_setup(c: &Context, seed: &[u8]) -> Result<TotpSetup, AppError> {
@@ -263,6 +251,7 @@ pub(crate) async fn step_up(
         action: STEP_UP,
         ip,
         pam: None,
+        new_code: "Send a new code.",
     };
     let factor = match step_up_factor(&c) {
         Some(f @ (Factor::Code { .. } | Factor::Totp)) => f,

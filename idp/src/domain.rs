@@ -80,6 +80,21 @@ impl User {
             .unwrap_or_else(|| self.email.split('@').next().unwrap_or(&self.email))
     }
 
+    /// The user as `padlock-policy` decides about them (every path that asks for a decision
+    /// builds it here).
+    #[must_use]
+    pub fn subject(&self) -> padlock_policy::decision::Subject<'_> {
+        padlock_policy::decision::Subject {
+            email: &self.email,
+            mobile: self.mobile.as_ref(),
+            preferred: self.preferred_method,
+            totp_enrolled: self.totp.is_some(),
+            duo_enrolled: self.duo.as_ref().is_some_and(|d| d.active),
+            api_account: self.api_account,
+            disabled: self.disabled,
+        }
+    }
+
     /// Whether the user may manage the company (permission `company.manage`).
     #[must_use]
     pub fn is_company_admin(&self) -> bool {

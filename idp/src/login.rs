@@ -14,7 +14,7 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use padlock_policy::decision::{Decision, DenyReason, Subject, decide};
+use padlock_policy::decision::{Decision, DenyReason, decide};
 use padlock_policy::throttle::Throttle;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -216,15 +216,7 @@ async fn decide_for(
         .await?
         .ok_or_else(|| anyhow::anyhow!("user {} has no company", user.id))?;
     let lockout = state.store.lockout_state(&user.id).await?;
-    let subject = Subject {
-        email: &user.email,
-        mobile: user.mobile.as_ref(),
-        preferred: user.preferred_method,
-        totp_enrolled: user.totp.is_some(),
-        duo_enrolled: user.duo.as_ref().is_some_and(|d| d.active),
-        api_account: user.api_account,
-        disabled: user.disabled,
-    };
+    let subject = user.subject();
     Ok((
         decide(
             &tenant.two_factor,

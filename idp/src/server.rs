@@ -145,6 +145,7 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
             crate::delivery::Delivery::from_config(&config, dir.path())
                 .map_err(StartError::Config)?,
         ),
+        pam_decoys: Arc::default(),
     };
 
     let shutdown = shutdown_signal()?;

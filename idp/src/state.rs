@@ -34,6 +34,8 @@ pub struct AppState {
     pub discovery: bytes::Bytes,
     /// Senders of one-time codes.
     pub delivery: Arc<crate::delivery::Delivery>,
+    /// The shapes PAM decoys take, per company.
+    pub pam_decoys: Arc<crate::pam_api::DecoyShapes>,
 }
 
 /// The fields of an audit event that vary; time comes from the state's clock.
@@ -176,6 +178,7 @@ pub(crate) async fn test_state_on(
             )
             .expect("outbox"),
         ),
+        pam_decoys: Arc::default(),
     };
     (state, clock)
 }

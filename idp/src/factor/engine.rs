@@ -61,6 +61,9 @@ pub(crate) struct Ctx<'a> {
     pub ip: Option<&'a str>,
     /// For PAM: the host, service, rhost and tty of the login.
     pub pam: Option<&'a PamLogin>,
+    /// What the user does for a new code once one expired or had its last try ("Send a new
+    /// code." on the web, "Start the login again." at PAM, which has no resend).
+    pub new_code: &'a str,
 }
 
 impl Ctx<'_> {
@@ -203,7 +206,7 @@ pub(crate) async fn check(
             if outcome != CodeOutcome::Accepted && !outcome.is_failed_guess() {
                 ctx.audit(state, who.user, Outcome::Failure).await?;
                 return Ok(Checked::Failed {
-                    message: code_message(outcome),
+                    message: code_message(outcome, ctx.new_code),
                     again: false,
                 });
             }
@@ -211,7 +214,7 @@ pub(crate) async fn check(
                 Attempt::Locked { until } => return Ok(Checked::Locked { until }),
                 Attempt::Admitted { locks_until } => (
                     outcome == CodeOutcome::Accepted,
-                    code_message(outcome),
+                    code_message(outcome, ctx.new_code),
                     matches!(outcome, CodeOutcome::Wrong { tries_left } if tries_left > 0),
                     locks_until,
                 ),
@@ -261,16 +264,17 @@ pub(crate) async fn check(
 pub(crate) const DUO_UNAVAILABLE: &str =
     "This sign-in needs Duo, which this Padlock cannot check yet.";
 
-/// What the user reads after submitting an SMS/Email code that was not accepted.
-pub(crate) fn code_message(outcome: CodeOutcome) -> String {
+/// What the user reads after submitting an SMS/Email code that was not accepted; `new_code`
+/// says how to get another.
+pub(crate) fn code_message(outcome: CodeOutcome, new_code: &str) -> String {
     match outcome {
         CodeOutcome::Accepted => String::new(),
         CodeOutcome::Wrong { tries_left } => format!(
             "That code is not right. {tries_left} more {} for this code.",
             if tries_left == 1 { "try" } else { "tries" }
         ),
-        CodeOutcome::Expired => "This code has expired. Send a new code.".into(),
-        CodeOutcome::TooManyTries => "Too many wrong codes. Send a new code.".into(),
+        CodeOutcome::Expired => format!("This code has expired. {new_code}"),
+        CodeOutcome::TooManyTries => format!("Too many wrong codes. {new_code}"),
         _ => "This code was already used.".into(),
     }
 }

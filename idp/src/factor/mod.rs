@@ -105,6 +105,7 @@ pub(crate) async fn begin(
         action: ACTION,
         ip,
         pam: None,
+        new_code: "Send a new code.",
     };
     if let Factor::Code { channel } = &factor {
         let who = Who { user, tenant };
@@ -260,6 +261,7 @@ pub(crate) async fn submit(
         action: ACTION,
         ip,
         pam: None,
+        new_code: "Send a new code.",
     };
     let mut slot = FlowSlot {
         digest: session::digest(&f.flow),

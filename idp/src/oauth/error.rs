@@ -41,6 +41,12 @@ impl OAuthError {
         }
     }
 
+    /// Whether this is [`OAuthError::too_many_failures`] (the source was refused up front).
+    #[must_use]
+    pub fn is_too_many(&self) -> bool {
+        self.status == StatusCode::TOO_MANY_REQUESTS
+    }
+
     /// `invalid_request` (400).
     pub fn invalid_request(description: impl Into<String>) -> Self {
         Self::new(

@@ -55,6 +55,10 @@ pub(crate) async fn introspect(
     else {
         return Err(OAuthError::invalid_client());
     };
+    // A PAM host's credential is for /pam/v1 only.
+    if client.kind == crate::domain::ClientKind::PamHost {
+        return Err(OAuthError::invalid_client());
+    }
     let token = p
         .token
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
@@ -130,6 +134,10 @@ pub(crate) async fn revoke(
     {
         Authenticated::Confidential(c) | Authenticated::Public(c) => c,
     };
+    // A PAM host's credential is for /pam/v1 only.
+    if client.kind == crate::domain::ClientKind::PamHost {
+        return Err(OAuthError::invalid_client());
+    }
     let token = p
         .token
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;

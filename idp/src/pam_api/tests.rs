@@ -124,13 +124,21 @@ async fn pam_hosts_are_listed_removed_and_operator_only() {
         Some(hex::encode(crate::crypto::sha256(h.1.as_bytes())).as_str()),
         "stored as SHA-256"
     );
-    // A PAM host credential gets no tokens.
+    // A PAM host credential gets no tokens and opens no OAuth endpoint.
     let r = call(
         &w.state,
         crate::testing::post_form_basic("/token", &h.0, &h.1, "grant_type=client_credentials"),
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    for uri in ["/introspect", "/revoke"] {
+        let r = call(
+            &w.state,
+            crate::testing::post_form_basic(uri, &h.0, &h.1, "token=x"),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{uri}: {}", r.body);
+    }
     // A company administrator's token is not the operator's.
     let r = call(
         &w.state,
@@ -478,9 +486,11 @@ async fn the_source_limit_applies_to_the_reported_rhost() {
     let from = |user: &str, rhost: &str| json!({ "user": user, "service": "sshd", "rhost": rhost });
     let mut failures = 0;
     while failures < 100 {
+        // A new name each time: one name would lock like a user after ten.
+        let name = format!("nobody{failures}");
         let r = call(
             &w.state,
-            pam_post("/pam/v1/preauth", &h, &from("nobody", "198.51.100.7")),
+            pam_post("/pam/v1/preauth", &h, &from(&name, "198.51.100.7")),
         )
         .await;
         let txid = r.json()["txid"].as_str().unwrap().to_owned();
@@ -509,9 +519,11 @@ async fn the_source_limit_applies_to_the_reported_rhost() {
     );
 }
 
-/// In a company where most users get their codes by SMS, a decoy claims an SMS too.
+/// Decoys take the shapes of the company's users in proportion (here two SMS users, one email
+/// user), and one name always gets the same decoy — digits included — as a user always gets the
+/// same prompt.
 #[tokio::test]
-async fn decoys_follow_the_companys_usual_channel() {
+async fn decoys_follow_the_companys_users_and_are_stable_per_name() {
     let (w, _) = world_2fa(&[Method::SmsEmail]).await;
     let h = host(&w).await;
     for email in ["bob@acme.example", "cid@acme.example"] {
@@ -519,20 +531,124 @@ async fn decoys_follow_the_companys_usual_channel() {
         u.mobile = Some(padlock_policy::mobile::E164::parse("+15551234567").unwrap());
         w.state.store.update_user(&u).await.unwrap();
     }
-    let real = preauth(&w, &h, "bob").await;
-    let decoy = preauth(&w, &h, "mallory").await;
-    let prefix =
+    let sms =
         "Verification code (sent by SMS to +1 \u{2022}\u{2022}\u{2022} \u{2022}\u{2022}\u{2022} ";
+    let real = preauth(&w, &h, "bob").await;
+    assert!(real["prompt"].as_str().unwrap().starts_with(sms), "{real}");
+    let (mut by_sms, mut by_email) = (0, 0);
+    for i in 0..30 {
+        let name = format!("probe{i}");
+        let first = preauth(&w, &h, &name).await;
+        let again = preauth(&w, &h, &name).await;
+        assert_eq!(first["prompt"], again["prompt"], "stable per name");
+        let prompt = first["prompt"].as_str().unwrap();
+        if prompt.starts_with(sms) {
+            assert_eq!(prompt.len(), real["prompt"].as_str().unwrap().len());
+            by_sms += 1;
+        } else {
+            assert_eq!(
+                prompt,
+                "Verification code (sent by email to p\u{2022}\u{2022}\u{2022}@acme.example): "
+            );
+            by_email += 1;
+        }
+    }
     assert!(
-        real["prompt"].as_str().unwrap().starts_with(prefix),
-        "{real}"
+        by_sms > by_email && by_email > 0,
+        "{by_sms} by SMS, {by_email} by email"
     );
-    assert!(
-        decoy["prompt"].as_str().unwrap().starts_with(prefix),
-        "{decoy}"
-    );
+}
+
+/// A decoy locks and runs out of codes exactly when a user would, so neither state tells names
+/// apart: ten wrong answers lock both, and the message limit refuses both.
+#[tokio::test]
+async fn decoys_lock_and_run_out_of_codes_like_users() {
+    let (w, _) = world_2fa(&[Method::SmsEmail, Method::Totp]).await;
+    enrol_totp(&w).await;
+    let h = host(&w).await;
+    let mut t = w.state.store.get_tenant(&w.tenant).await.unwrap().unwrap();
+    t.two_factor.methods = padlock_policy::Methods::from_list(&[Method::Totp]);
+    w.state.store.update_tenant(&t).await.unwrap();
+    for name in ["ann", "nobody"] {
+        let mut last = Value::Null;
+        for _ in 0..2 {
+            let v = preauth(&w, &h, name).await;
+            assert_eq!(v["method"], "totp", "{name}: {v}");
+            let txid = v["txid"].as_str().unwrap().to_owned();
+            for _ in 0..5 {
+                last = answer(&w, &h, &txid, "000000").await;
+            }
+        }
+        assert_eq!(last["result"], "deny", "{name}: {last}");
+        assert!(
+            last["message"].as_str().unwrap().contains("locked until"),
+            "{name}: {last}"
+        );
+        let v = preauth(&w, &h, name).await;
+        assert_eq!(v["result"], "deny", "{name}");
+        assert_eq!(v["message"], super::LOCKED, "{name}");
+    }
+    // The message limit: codes for a user and for a decoy are refused after the same count.
+    let (w, _) = world_2fa(&[Method::SmsEmail]).await;
+    let h = host(&w).await;
+    for name in ["ann", "nobody"] {
+        let limit = w.state.limits.messages.max();
+        for _ in 0..limit {
+            assert_eq!(preauth(&w, &h, name).await["result"], "challenge", "{name}");
+        }
+        let v = preauth(&w, &h, name).await;
+        assert_eq!(v["result"], "deny", "{name}: {v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Too many codes were sent to you recently"),
+            "{name}: {v}"
+        );
+    }
+}
+
+/// A user disabled, or a company whose methods changed, between preauth and auth: the open
+/// transaction no longer passes, even with the right code.
+#[tokio::test]
+async fn changes_during_a_login_end_its_transaction() {
+    let (w, _) = world_2fa(&[Method::SmsEmail, Method::Totp]).await;
+    let seed = enrol_totp(&w).await;
+    let h = host(&w).await;
+    let v = preauth(&w, &h, "ann").await;
+    let txid = v["txid"].as_str().unwrap().to_owned();
+    let mut ann = w.state.store.get_user(&w.user).await.unwrap().unwrap();
+    ann.disabled = true;
+    w.state.store.update_user(&ann).await.unwrap();
+    let code = padlock_policy::totp::code_at(&seed, w.clock.now()).unwrap();
+    let r = answer(&w, &h, &txid, &code).await;
+    assert_eq!(r["result"], "deny", "{r}");
+    assert!(r["message"].as_str().unwrap().contains("disabled"), "{r}");
+    ann.disabled = false;
+    w.state.store.update_user(&ann).await.unwrap();
+    let v = preauth(&w, &h, "ann").await;
+    let txid = v["txid"].as_str().unwrap().to_owned();
+    let mut t = w.state.store.get_tenant(&w.tenant).await.unwrap().unwrap();
+    t.two_factor.methods = padlock_policy::Methods::from_list(&[Method::SmsEmail]);
+    w.state.store.update_tenant(&t).await.unwrap();
+    let r = answer(&w, &h, &txid, &code).await;
+    assert_eq!(r["result"], "deny", "TOTP is no longer offered: {r}");
+    assert_eq!(r["message"], super::CHANGED);
+}
+
+/// A code expires after 120 s at PAM as on the web; PAM has no resend, so the user starts again.
+#[tokio::test]
+async fn an_expired_code_ends_the_pam_login() {
+    let (w, dir) = world_2fa(&[Method::SmsEmail]).await;
+    let h = host(&w).await;
+    let v = preauth(&w, &h, "ann").await;
+    let txid = v["txid"].as_str().unwrap().to_owned();
+    let (_, _, code) = last_code(&dir);
+    w.clock.advance(padlock_policy::code::CODE_TTL_SECS);
+    let r = answer(&w, &h, &txid, &code).await;
+    assert_eq!(r["result"], "deny", "{r}");
     assert_eq!(
-        decoy["prompt"].as_str().unwrap().len(),
-        real["prompt"].as_str().unwrap().len()
+        r["message"],
+        "This code has expired. Start the login again."
     );
 }

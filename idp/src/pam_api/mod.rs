@@ -7,18 +7,24 @@
 //! (API account, disabled, locked, no usable method) or a `challenge`, whose code is sent and
 //! whose answers are checked by the same second-factor [`engine`] as the web login's, with the
 //! challenge kept in a PAM transaction keyed by its `txid`: the same codes, tries, resend and
-//! message limits, lockout and audit. A name Padlock does not know gets a challenge of the same
-//! shape that can never pass (no code is sent; its answer takes the time a real send takes), so
-//! names cannot be probed. Every decision is audited with the host, service, rhost and tty.
+//! message limits, lockout and audit. A name Padlock does not know gets a [`decoy`]: the answer a
+//! real user of the company would get, that never passes and sends nothing, so names cannot be
+//! probed. Every decision is audited with the host, service, rhost and tty.
+
+mod decoy;
+
+pub use decoy::DecoyShapes;
 
 use crate::api::ApiJson;
 use crate::crypto::random_token;
-use crate::domain::{ClientKind, Outcome, PamLogin, PamTransaction, Tenant, User};
+use crate::domain::{ClientKind, Outcome, PamLogin, PamTransaction};
 use crate::error::AppError;
+use crate::extract::ClientIp;
 use crate::factor::engine::{self, Checked, Ctx, Sent, Slot, Who};
 use crate::factor::sms_email;
 use crate::login::locked_message;
-use crate::oauth::client_auth::{Authenticated, authenticate};
+use crate::oauth::client_auth::Authenticated;
+use crate::oauth::token::client_of;
 use crate::secret::ClientId;
 use crate::session;
 use crate::state::{AppState, Audit};
@@ -31,9 +37,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use padlock_policy::Factor;
-use padlock_policy::code::{CodeChallenge, normalize_code};
-use padlock_policy::decision::{Channel, Decision, DenyReason, Subject, decide};
-use padlock_policy::mobile::E164;
+use padlock_policy::code::{CodeChallenge, CodeInput, CodeOutcome, normalize_code};
+use padlock_policy::decision::{Decision, DenyReason, decide};
+use padlock_policy::lockout::Attempt;
 use padlock_policy::pam::{
     AuthRequest, AuthResponse, MAX_FIELD_BYTES, PamMethod, PreauthRequest, PreauthResponse,
     UnknownUser,
@@ -42,6 +48,12 @@ use serde::Deserialize;
 
 /// How long a PAM transaction stays answerable, in seconds (a code itself expires sooner).
 pub const TRANSACTION_TTL_SECS: u64 = 300;
+
+/// The longest `preauth` spends sending a code, in seconds: past it the login is refused ("could
+/// not send the code"). `pam_padlock.so`'s `timeout_secs` must be longer (it is at least 6), so a
+/// slow mail or SMS gateway can never look like an unreachable Padlock to a module in
+/// `failmode = "safe"`.
+pub const SEND_BOUND_SECS: u64 = 4;
 
 /// The routes, relative to `/pam/v1`.
 pub fn routes() -> Router<AppState> {
@@ -101,7 +113,9 @@ fn invalid(field: &str, m: &str) -> PamError {
     )
 }
 
-/// The PAM host of a request, proven by HTTP Basic with its credential.
+/// The PAM host of a request, proven by HTTP Basic with its credential. Refusals are counted
+/// and audited per source address like every client authentication (`client.authenticate`); a
+/// source over its failure limit gets 429 before anything is checked.
 pub struct Host {
     id: ClientId,
     tenant: crate::secret::TenantId,
@@ -118,13 +132,26 @@ impl FromRequestParts<AppState> for Host {
                 "a valid PAM host credential is required (HTTP Basic host_id:host_secret)".into(),
             )
         };
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state)
+            .await
+            .map_err(|_| refused())?;
         // Basic only: the same digest comparison for a wrong secret, an unknown host and a
         // client that is not a PAM host.
-        match authenticate(state, &parts.headers, None, None).await {
+        match client_of(state, &parts.headers, None, None, ip.as_deref()).await {
             Ok(Authenticated::Confidential(c)) => match (c.kind, c.tenant) {
                 (ClientKind::PamHost, Some(tenant)) => Ok(Host { id: c.id, tenant }),
-                _ => Err(refused()),
+                _ => {
+                    state
+                        .limits
+                        .record_source_failure(ip.as_deref(), state.clock.now());
+                    Err(refused())
+                }
             },
+            Err(e) if e.is_too_many() => Err(PamError(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failures",
+                "too many failed attempts from this address".into(),
+            )),
             _ => Err(refused()),
         }
     }
@@ -141,8 +168,9 @@ fn field<'a>(name: &str, value: &'a str) -> Result<&'a str, PamError> {
     Ok(value)
 }
 
-/// The source address for the per-source limit and the audit: the `rhost` the host reported, when
-/// it is an IP address (the HTTP peer is the host itself, shared by all its users).
+/// The source address for the per-source limits and the audit: the `rhost` the host reported,
+/// when it is an IP address (the HTTP peer is the host itself, shared by all its users; with
+/// sshd's `UseDNS yes` rhost is a name, and only the per-user limits apply).
 fn source(login: &PamLogin) -> Option<&str> {
     login
         .rhost
@@ -155,6 +183,7 @@ fn ctx(login: &PamLogin) -> Ctx<'_> {
         action: ACTION,
         ip: source(login),
         pam: Some(login),
+        new_code: "Start the login again.",
     }
 }
 
@@ -162,20 +191,33 @@ fn ctx(login: &PamLogin) -> Ctx<'_> {
 const ACTION: &str = "pam.second_factor";
 const TOO_MANY_FROM_HERE: &str =
     "Too many failed attempts from your network. Wait a few minutes, then try again.";
+const AMBIGUOUS: &str = "This user name belongs to more than one account of your company. Ask your administrator to give each a different Unix name.";
+const AT_LIMIT: &str = "No more codes for this login. Start again.";
+const EXPIRED: &str = "This login expired. Start again.";
+const CHANGED: &str = "Your company's sign-in settings changed during this login. Start again.";
+const NO_METHOD: &str =
+    "Your company requires a second factor you have not set up. Contact your administrator.";
+const TOO_SLOW: &str =
+    "Padlock could not send the code in time. Try again, or contact your administrator.";
 
-/// Audits a decision about a name that is no user (or several).
+/// The audit actor of a PAM user name that is no user (marked, so it never reads as a user id).
+fn unix_actor(name: &str) -> String {
+    format!("unix:{name}")
+}
+
+/// Audits a decision about a name that is no user (or several) of the host's company.
 async fn audit_name(
     state: &AppState,
     host: &Host,
-    name: &str,
-    action: &str,
     login: &PamLogin,
+    action: &str,
 ) -> StoreResult<()> {
+    let actor = unix_actor(&login.user);
     let event = Audit {
         tenant: Some(&host.tenant),
-        actor: name,
+        actor: &actor,
         action,
-        target: name,
+        target: &actor,
         outcome: Outcome::Failure,
         source_ip: source(login),
     };
@@ -210,10 +252,18 @@ pub(crate) async fn preauth(
             .map(str::to_owned),
     };
     let ctx = ctx(&login);
+    let deny = |message: &str| {
+        Ok(Json(PreauthResponse::Deny {
+            message: message.to_owned(),
+        }))
+    };
     if state.refuse_source(ctx.ip, "pam.preauth").await?.is_some() {
-        return Ok(Json(PreauthResponse::Deny {
-            message: TOO_MANY_FROM_HERE.into(),
-        }));
+        return deny(TOO_MANY_FROM_HERE);
+    }
+    // Each preauth starts a login, like a new sign-in flow at /authorize: limited per source.
+    if let Some(refusal) = state.limits.admit_flow(ctx.ip, state.clock.now()) {
+        state.refused_source(ctx.ip, "pam.preauth", refusal).await?;
+        return deny(TOO_MANY_FROM_HERE);
     }
     let tenant = state
         .store
@@ -228,23 +278,21 @@ pub(crate) async fn preauth(
     let user = match (users.pop(), users.is_empty()) {
         (Some(user), true) => user,
         (None, _) => {
-            audit_name(&state, &host, name, "pam.unknown_user", &login).await?;
+            audit_name(&state, &host, &login, "pam.unknown_user").await?;
             if req.unknown_user == UnknownUser::Ignore {
                 return Ok(Json(PreauthResponse::Unknown));
             }
-            return Ok(Json(decoy(&state, &host, &tenant, name, login).await?));
+            return Ok(Json(decoy_preauth(&state, &host, &tenant, login).await?));
         }
         (Some(_), false) => {
-            audit_name(&state, &host, name, "pam.denied.ambiguous", &login).await?;
-            return Ok(Json(PreauthResponse::Deny {
-                message: AMBIGUOUS.into(),
-            }));
+            audit_name(&state, &host, &login, "pam.denied.ambiguous").await?;
+            return deny(AMBIGUOUS);
         }
     };
     let lockout = state.store.lockout_state(&user.id).await?;
     let decision = decide(
         &tenant.two_factor,
-        &subject(&user),
+        &user.subject(),
         &lockout,
         &state.limits.lockout,
         false,
@@ -260,9 +308,7 @@ pub(crate) async fn preauth(
             let (action, message) = refusal(reason);
             ctx.audit_as(&state, &user, action, Outcome::Failure)
                 .await?;
-            return Ok(Json(PreauthResponse::Deny {
-                message: message.into(),
-            }));
+            return deny(message);
         }
         // Duo is not part of this build: fail closed, as the web login does.
         Decision::Challenge(Factor::Duo) => {
@@ -273,9 +319,7 @@ pub(crate) async fn preauth(
                 Outcome::Failure,
             )
             .await?;
-            return Ok(Json(PreauthResponse::Deny {
-                message: engine::DUO_UNAVAILABLE.into(),
-            }));
+            return deny(engine::DUO_UNAVAILABLE);
         }
         Decision::Challenge(factor) => factor,
     };
@@ -300,39 +344,33 @@ pub(crate) async fn preauth(
             user: &user,
             tenant: &tenant,
         };
-        match engine::send_code(&state, &mut slot, who, channel, &ctx, AT_LIMIT).await? {
-            Sent::Sent => {}
-            Sent::Refused(_, message) => {
-                state.store.take_pam_transaction(&slot.digest).await?;
-                return Ok(Json(PreauthResponse::Deny { message }));
+        let sending = engine::send_code(&state, &mut slot, who, channel, &ctx, AT_LIMIT);
+        let refused = match tokio::time::timeout(
+            std::time::Duration::from_secs(SEND_BOUND_SECS),
+            sending,
+        )
+        .await
+        {
+            Ok(sent) => match sent? {
+                Sent::Sent => None,
+                Sent::Refused(_, message) => Some(message),
+                Sent::Race => Some(CHANGED.to_owned()),
+            },
+            Err(_) => {
+                tracing::error!(user = %user.id, "sending a PAM login's code took longer than {SEND_BOUND_SECS} s: refused");
+                ctx.audit_as(&state, &user, "second_factor.send", Outcome::Failure)
+                    .await?;
+                Some(TOO_SLOW.to_owned())
             }
-            Sent::Race => {
-                state.store.take_pam_transaction(&slot.digest).await?;
-                return Ok(Json(PreauthResponse::Deny {
-                    message: "This login changed meanwhile. Try again.".into(),
-                }));
-            }
+        };
+        if let Some(message) = refused {
+            state.store.take_pam_transaction(&slot.digest).await?;
+            return Ok(Json(PreauthResponse::Deny { message }));
         }
     }
     ctx.audit_as(&state, &user, "pam.challenge", Outcome::Success)
         .await?;
     Ok(Json(challenge(txid, &factor)))
-}
-
-const AMBIGUOUS: &str = "This user name belongs to more than one account of your company. Ask your administrator to give each a different Unix name.";
-const AT_LIMIT: &str = "No more codes for this login. Start again.";
-const EXPIRED: &str = "This login expired. Start again.";
-
-fn subject(user: &User) -> Subject<'_> {
-    Subject {
-        email: &user.email,
-        mobile: user.mobile.as_ref(),
-        preferred: user.preferred_method,
-        totp_enrolled: user.totp.is_some(),
-        duo_enrolled: user.duo.as_ref().is_some_and(|d| d.active),
-        api_account: user.api_account,
-        disabled: user.disabled,
-    }
 }
 
 /// The audit action and the sentence for the user of a refused login.
@@ -346,16 +384,13 @@ fn refusal(reason: DenyReason) -> (&'static str, &'static str) {
             "pam.denied.disabled",
             "This account is disabled. Contact your administrator.",
         ),
-        DenyReason::LockedOut { .. } => (
-            "pam.denied.locked",
-            "Too many failed attempts: your second factor is locked for now. Try again later.",
-        ),
-        DenyReason::NoUsableMethod => (
-            "pam.denied.no_method",
-            "Your company requires a second factor you have not set up. Contact your administrator.",
-        ),
+        DenyReason::LockedOut { .. } => ("pam.denied.locked", LOCKED),
+        DenyReason::NoUsableMethod => ("pam.denied.no_method", NO_METHOD),
     }
 }
+
+const LOCKED: &str =
+    "Too many failed attempts: your second factor is locked for now. Try again later.";
 
 /// The challenge as the module shows it.
 fn challenge(txid: String, factor: &Factor) -> PreauthResponse {
@@ -377,35 +412,60 @@ fn challenge(txid: String, factor: &Factor) -> PreauthResponse {
     }
 }
 
-/// The challenge for a name that is no user of the company: shaped like the company's usual one
-/// (an email code to `n•••@<the company's usual mail domain>` when it offers codes, else the
-/// authenticator app), stored like a real one with a code that can never be typed, sent nowhere;
-/// answering it takes the time a real send takes now.
-async fn decoy(
+/// The preauth of a name that is no user: the answer a real user of the company would get
+/// ([`decoy`]), counted against the decoy's own lockout and message window like a user's, stored
+/// like a real transaction with a code no one can type, sent nowhere; it takes about as long as
+/// real sends take lately (at most [`SEND_BOUND_SECS`]).
+async fn decoy_preauth(
     state: &AppState,
     host: &Host,
-    tenant: &Tenant,
-    name: &str,
+    tenant: &crate::domain::Tenant,
     login: PamLogin,
 ) -> Result<PreauthResponse, PamError> {
     let now = state.clock.now();
-    let factor = if tenant.two_factor.methods.sms_email || !tenant.two_factor.methods.totp {
-        Factor::Code {
-            channel: decoy_channel(&state.store.list_users(&tenant.id).await?, name),
+    let (decoy, id) = decoy::decoy_for(state, tenant, &login.user).await?;
+    let factor = match decoy {
+        decoy::Decoy::Deny(message) => {
+            return Ok(PreauthResponse::Deny {
+                message: message.into(),
+            });
         }
+        decoy::Decoy::Challenge(factor) => factor,
+    };
+    if state
+        .store
+        .lockout_state(&id)
+        .await?
+        .locked_until(now, &state.limits.lockout)
+        .is_some()
+    {
+        return Ok(PreauthResponse::Deny {
+            message: LOCKED.into(),
+        });
+    }
+    let code = if let Factor::Code { .. } = factor {
+        if let padlock_policy::rate::RateAdmission::Refused { retry_at } = state
+            .store
+            .admit_message(&id, now, &state.limits.messages)
+            .await?
+        {
+            let (_, message) = sms_email::Undelivered::Limited { retry_at }.answer(now);
+            return Ok(PreauthResponse::Deny { message });
+        }
+        let wait = state.delivery.typical_send_time().clamp(
+            DECOY_MIN_WAIT,
+            std::time::Duration::from_secs(SEND_BOUND_SECS),
+        );
+        tokio::time::sleep(wait).await;
+        // A digest no typed code can produce.
+        let mut unreachable = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut unreachable)
+            .map_err(|_| AppError::from(anyhow::anyhow!("the random generator failed")))?;
+        Some(CodeChallenge::issue(unreachable, now))
     } else {
-        Factor::Totp
+        None
     };
     let txid = random_token(32);
-    let code = matches!(factor, Factor::Code { .. }).then(|| {
-        // A digest no typed code can produce: it is not the digest of any string.
-        let mut unreachable = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut unreachable).ok();
-        CodeChallenge::issue(unreachable, now)
-    });
-    if code.is_some() {
-        tokio::time::sleep(state.delivery.typical_send_time()).await;
-    }
     let txn = PamTransaction {
         host: host.id.clone(),
         user_id: None,
@@ -421,59 +481,8 @@ async fn decoy(
     Ok(challenge(txid, &factor))
 }
 
-/// Where a decoy's code claims to go, shaped like most of the company's users' codes: by SMS
-/// when most have a mobile number (a number of the usual country with random last digits — only
-/// the country and the last four show), else by email to `<first letter of name>@<the usual mail
-/// domain>` (`example.com` for a company without users).
-fn decoy_channel(users: &[User], name: &str) -> Channel {
-    let people: Vec<&User> = users.iter().filter(|u| !u.api_account).collect();
-    let with_mobile: Vec<&E164> = people.iter().filter_map(|u| u.mobile.as_ref()).collect();
-    if !with_mobile.is_empty() && with_mobile.len() * 2 >= people.len() {
-        let usual = most_common(with_mobile.iter().map(|m| m.country_code()));
-        if let Some(number) = with_mobile
-            .iter()
-            .find(|m| m.country_code() == usual)
-            .and_then(|m| {
-                let mut random = [0u8; 2];
-                aws_lc_rs::rand::fill(&mut random).ok()?;
-                let tail = u16::from_le_bytes(random) % 10_000;
-                let head = m.as_str().get(..m.as_str().len() - 4)?;
-                E164::parse(&format!("{head}{tail:04}")).ok()
-            })
-        {
-            return Channel::Sms(number);
-        }
-    }
-    let domain = most_common(
-        people
-            .iter()
-            .filter_map(|u| u.email.rsplit_once('@').map(|(_, d)| d)),
-    );
-    let domain = if domain.is_empty() {
-        "example.com"
-    } else {
-        domain
-    };
-    let local: String = name
-        .chars()
-        .filter(|c| c.is_alphanumeric())
-        .take(1)
-        .collect();
-    let local = if local.is_empty() { "u".into() } else { local };
-    Channel::Email(format!("{local}@{domain}"))
-}
-
-/// The most frequent of `items` (`""` when there are none).
-fn most_common<'a>(items: impl Iterator<Item = &'a str>) -> &'a str {
-    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-    for item in items {
-        *counts.entry(item).or_default() += 1;
-    }
-    counts
-        .into_iter()
-        .max_by_key(|(_, n)| *n)
-        .map_or("", |(item, _)| item)
-}
+/// The least a decoy waits for its "send", so it is not instant before any real send was timed.
+const DECOY_MIN_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A PAM transaction, lent to [`engine`] as the record that holds its challenge.
 struct TxnSlot {
@@ -563,17 +572,53 @@ pub(crate) async fn auth(
             message: "Enter the 6 digits of the code.".into(),
         }));
     };
-    let user = match &slot.txn.user_id {
-        Some(id) => state
-            .store
-            .get_user(id)
-            .await?
-            .filter(|u| !u.disabled && !u.api_account),
-        None => None,
+    let tenant = state
+        .store
+        .get_tenant(&host.tenant)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("PAM host {} has no company", host.id))
+        .map_err(AppError::from)?;
+    let Some(user_id) = slot.txn.user_id.clone() else {
+        return decoy_answer(&state, &host, &tenant, &mut slot, &typed, &ctx).await;
     };
-    let tenant = state.store.get_tenant(&host.tenant).await?;
-    let (Some(user), Some(tenant)) = (user, tenant) else {
-        return decoy_answer(&state, &mut slot, &typed, &ctx).await;
+    // The decision is asked again: a user disabled, made an API account or locked since preauth,
+    // or a company whose settings changed, does not pass with the old transaction.
+    let user = state.store.get_user(&user_id).await?;
+    let lockout = match &user {
+        Some(u) => state.store.lockout_state(&u.id).await?,
+        None => Default::default(),
+    };
+    let now_decision = user.as_ref().map(|u| {
+        decide(
+            &tenant.two_factor,
+            &u.subject(),
+            &lockout,
+            &state.limits.lockout,
+            false,
+            state.clock.now(),
+        )
+    });
+    let user = match (user, now_decision) {
+        (Some(user), Some(Decision::Challenge(f))) if f == slot.txn.factor => user,
+        (Some(user), Some(Decision::Deny(reason))) => {
+            state.store.take_pam_transaction(&slot.digest).await?;
+            let (action, message) = refusal(reason);
+            ctx.audit_as(&state, &user, action, Outcome::Failure)
+                .await?;
+            return Ok(Json(AuthResponse::Deny {
+                message: message.into(),
+            }));
+        }
+        (user, _) => {
+            state.store.take_pam_transaction(&slot.digest).await?;
+            if let Some(user) = &user {
+                ctx.audit_as(&state, user, "pam.denied.changed", Outcome::Failure)
+                    .await?;
+            }
+            return Ok(Json(AuthResponse::Deny {
+                message: CHANGED.into(),
+            }));
+        }
     };
     let who = Who {
         user: &user,
@@ -603,47 +648,74 @@ pub(crate) async fn auth(
     Ok(Json(answer))
 }
 
-/// The answer to a challenge that cannot pass (an unknown name, or a user removed or disabled
-/// since preauth): the same steps and messages as a wrong answer to a real one.
+/// The answer to a decoy: the steps a real answer takes, against the decoy's own lockout — wrong
+/// every time, locking when a user would lock.
 async fn decoy_answer(
     state: &AppState,
+    host: &Host,
+    tenant: &crate::domain::Tenant,
     slot: &mut TxnSlot,
     typed: &str,
     ctx: &Ctx<'_>,
 ) -> Result<Json<AuthResponse>, PamError> {
-    state
-        .limits
-        .record_source_failure(ctx.ip, state.clock.now());
-    let answer = match slot.txn.code.clone() {
-        Some(mut ch) => {
-            let digest = sms_email::digest(state, &slot.digest, typed);
-            let outcome = ch.advance(
-                padlock_policy::code::CodeInput::Submit(digest),
-                state.clock.now(),
-            );
-            slot.put_code(state, Some(ch)).await?;
-            let message = engine::code_message(outcome);
-            match outcome {
-                padlock_policy::code::CodeOutcome::Wrong { tries_left } if tries_left > 0 => {
-                    AuthResponse::Retry { message }
-                }
-                _ => AuthResponse::Deny { message },
-            }
+    let now = state.clock.now();
+    let (_, id) = decoy::decoy_for(state, tenant, &slot.txn.login.user).await?;
+    let policy = &state.limits.lockout;
+    let answer = if let Some(until) = state
+        .store
+        .lockout_state(&id)
+        .await?
+        .locked_until(now, policy)
+    {
+        AuthResponse::Deny {
+            message: locked_message(until),
         }
-        None => AuthResponse::Retry {
-            message: "That code is not right.".into(),
-        },
+    } else {
+        let mut spent = None;
+        if let Some(mut ch) = slot.txn.code.clone() {
+            let digest = sms_email::digest(state, &slot.digest, typed);
+            let outcome = ch.advance(CodeInput::Submit(digest), now);
+            slot.put_code(state, Some(ch)).await?;
+            spent = Some(outcome);
+        }
+        match spent {
+            Some(outcome) if !outcome.is_failed_guess() => AuthResponse::Deny {
+                message: engine::code_message(outcome, ctx.new_code),
+            },
+            _ => match state
+                .store
+                .admit_second_factor_attempt(&id, now, policy)
+                .await?
+            {
+                Attempt::Locked { until }
+                | Attempt::Admitted {
+                    locks_until: Some(until),
+                } => AuthResponse::Deny {
+                    message: locked_message(until),
+                },
+                Attempt::Admitted { locks_until: None } => {
+                    state.limits.record_source_failure(ctx.ip, now);
+                    match spent {
+                        Some(CodeOutcome::Wrong { tries_left }) if tries_left > 0 => {
+                            AuthResponse::Retry {
+                                message: engine::code_message(
+                                    CodeOutcome::Wrong { tries_left },
+                                    ctx.new_code,
+                                ),
+                            }
+                        }
+                        Some(outcome) => AuthResponse::Deny {
+                            message: engine::code_message(outcome, ctx.new_code),
+                        },
+                        None => AuthResponse::Retry {
+                            message: "That code is not right.".into(),
+                        },
+                    }
+                }
+            },
+        }
     };
-    let name = ctx.pam.map_or("", |p| p.user.as_str());
-    let event = Audit {
-        tenant: None,
-        actor: name,
-        action: ACTION,
-        target: name,
-        outcome: Outcome::Failure,
-        source_ip: ctx.ip,
-    };
-    state.audit_with(event, ctx.pam).await?;
+    audit_name(state, host, &slot.txn.login, ACTION).await?;
     if let AuthResponse::Deny { .. } = answer {
         state.store.take_pam_transaction(&slot.digest).await?;
     }
@@ -673,5 +745,4 @@ pub(crate) async fn auth_status(
 }
 
 #[cfg(test)]
-#[path = "pam_api_tests.rs"]
 mod tests;

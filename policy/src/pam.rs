@@ -193,7 +193,10 @@ mod tests {
             prompt: "Code from your authenticator app: ".into(),
         };
         let text = r#"{"result":"challenge","txid":"t","method":"totp","prompt":"Code from your authenticator app: "}"#;
-        assert_eq!(serde_json::to_string(&challenge).ok().as_deref(), Some(text));
+        assert_eq!(
+            serde_json::to_string(&challenge).ok().as_deref(),
+            Some(text)
+        );
         let req: Result<PreauthRequest, _> =
             serde_json::from_str(r#"{"user":"ann","service":"sshd"}"#);
         assert!(req.is_ok_and(|r| r.unknown_user == UnknownUser::Deny && r.rhost.is_none()));

@@ -22,7 +22,7 @@ phase() {
 }
 phase "installing what is missing"
 
-apt_packages=(libpam0g-dev pamtester libpam-wrapper oathtool chromium openssh-server)
+apt_packages=(libpam0g-dev pamtester libpam-wrapper oathtool chromium openssh-server openssl)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// A TOTP code from oathtool for `secret` (base32) at Unix time `at`.
-fn oathtool(secret: &str, at: u64, digits: u8) -> String {
+pub fn oathtool(secret: &str, at: u64, digits: u8) -> String {
     let out = Command::new("oathtool")
         .args([
             "--totp",
@@ -29,7 +29,7 @@ fn oathtool(secret: &str, at: u64, digits: u8) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-fn now() -> u64 {
+pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -37,7 +37,7 @@ fn now() -> u64 {
 }
 
 /// The newest code in `<data>/outbox`.
-fn outbox_code(dir: &Path) -> String {
+pub fn outbox_code(dir: &Path) -> String {
     let mut files: Vec<_> = std::fs::read_dir(dir.join("data/outbox"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -48,7 +48,7 @@ fn outbox_code(dir: &Path) -> String {
 }
 
 /// Password step through `/authorize`; returns (flow, flow cookie).
-fn password(p: &Provider) -> (String, String) {
+pub fn password(p: &Provider) -> (String, String) {
     let authorize = format!(
         "{}/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid&state=s",
         p.server.url,
@@ -60,7 +60,7 @@ fn password(p: &Provider) -> (String, String) {
     (flow, cookie)
 }
 
-fn factor(p: &Provider, flow: &str, cookie: &str, code: &str) -> reqwest::blocking::Response {
+pub fn factor(p: &Provider, flow: &str, cookie: &str, code: &str) -> reqwest::blocking::Response {
     http()
         .post(format!("{}/login/factor", p.server.url))
         .header("cookie", cookie)
@@ -91,25 +91,13 @@ fn oathtool_matches_rfc6238() {
     }
 }
 
-#[test]
-fn user_enrols_an_authenticator_app_and_signs_in_with_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = provider(dir.path());
-    operator(
-        dir.path(),
-        &[
-            "tenant",
-            "2fa",
-            "Acme",
-            "--enable",
-            "--methods",
-            "sms-email,totp",
-        ],
-    );
-
-    let (flow, cookie) = password(&p);
-    let code = outbox_code(dir.path());
-    let r = factor(&p, &flow, &cookie, &code);
+/// Ann (whose company offers email codes and TOTP) signs in with an emailed code from the
+/// development outbox in `dir`, opens the padlock page and enrols an authenticator app. Returns
+/// its base32 secret.
+pub fn enrol_totp(p: &Provider, dir: &Path) -> String {
+    let (flow, cookie) = password(p);
+    let code = outbox_code(dir);
+    let r = factor(p, &flow, &cookie, &code);
     assert_eq!(r.status(), 303);
     // DESIGN.md §9.12: the development outbox logs where the message went, never the code.
     let log = p.server.stderr();
@@ -158,6 +146,25 @@ fn user_enrols_an_authenticator_app_and_signs_in_with_it() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().unwrap().contains("authenticator app is set up"));
+    secret
+}
+
+#[test]
+fn user_enrols_an_authenticator_app_and_signs_in_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(dir.path());
+    operator(
+        dir.path(),
+        &[
+            "tenant",
+            "2fa",
+            "Acme",
+            "--enable",
+            "--methods",
+            "sms-email,totp",
+        ],
+    );
+    let secret = enrol_totp(&p, dir.path());
 
     // Next sign-in: the app's code, not an email.
     let before = std::fs::read_dir(dir.path().join("data/outbox"))

@@ -20,7 +20,7 @@ use std::time::Duration;
 type Received = (String, String, String);
 
 /// Answers every POST like Twilio's Messages API (201 with a message resource) and reports it.
-fn twilio_receiver() -> (u16, mpsc::Receiver<Received>) {
+pub fn twilio_receiver() -> (u16, mpsc::Receiver<Received>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::channel();

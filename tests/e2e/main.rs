@@ -11,6 +11,7 @@ mod examples;
 mod harness;
 mod oidc;
 mod pam;
+mod pam_login;
 mod serve;
 mod smtp;
 mod sshd;

@@ -150,16 +150,23 @@ fn output(o: &Output) -> String {
     )
 }
 
+/// Writes a configuration file the module accepts: root's (the tests run as root), mode 0600.
+fn private_file(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 #[test]
-fn authenticate_fails_closed_until_the_idp_client_exists() {
+fn a_missing_host_secret_file_fails_closed() {
     let dir = tempfile::tempdir().unwrap();
     let module = artefact("libpam_padlock.so");
     let conf = dir.path().join("pam.toml");
-    std::fs::write(
+    // failmode = "safe" and an unreachable url: the missing secret still refuses, before any call.
+    private_file(
         &conf,
-        "url = \"http://127.0.0.1:9\"\nhost_id = \"c_test\"\nhost_secret_file = \"/nonexistent\"\n",
-    )
-    .unwrap();
+        "url = \"http://127.0.0.1:9\"\nhost_id = \"c_test\"\nhost_secret_file = \"/nonexistent\"\nfailmode = \"safe\"\n",
+    );
     service(
         dir.path(),
         "padlock-test",
@@ -183,10 +190,19 @@ fn missing_or_invalid_configuration_fails_closed() {
     let dir = tempfile::tempdir().unwrap();
     let module = artefact("libpam_padlock.so");
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "url = \"http://x\"\nfailmode = \"open\"\n").unwrap();
+    private_file(&bad, "url = \"http://x\"\nfailmode = \"open\"\n");
+    // A valid file that others may read: refused for its mode.
+    let open = dir.path().join("open.toml");
+    std::fs::write(
+        &open,
+        "url = \"http://127.0.0.1:9\"\nhost_id = \"c_test\"\nhost_secret_file = \"/nonexistent\"\nfailmode = \"safe\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     for arg in [
         "config=/nonexistent/pam.toml".to_owned(),
         format!("config={}", bad.display()),
+        format!("config={}", open.display()),
     ] {
         // `sufficient` pam_permit after us must not rescue a `required` failure.
         service(

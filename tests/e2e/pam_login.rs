@@ -65,7 +65,7 @@ impl Site {
         write_secret(
             &self.conf,
             &format!(
-                "url = \"{url}\"\nhost_id = \"{host_id}\"\nhost_secret_file = \"{}\"\ntimeout_secs = 2\n{extra}",
+                "url = \"{url}\"\nhost_id = \"{host_id}\"\nhost_secret_file = \"{}\"\ntimeout_secs = 5\n{extra}",
                 self.dir.join("host.secret").display()
             ),
         );
@@ -391,7 +391,7 @@ fn failmodes_open_only_for_an_unreachable_padlock() {
         assert!(!c.success, "418 in {mode}: {}", c.transcript);
         assert!(c.transcript.contains("cannot retrieve authentication info"));
         let text = format!(
-            "url = \"{}\"\nhost_id = \"{host_id}\"\nhost_secret_file = \"{}\"\ntimeout_secs = 2\nfailmode = \"{mode}\"\n",
+            "url = \"{}\"\nhost_id = \"{host_id}\"\nhost_secret_file = \"{}\"\ntimeout_secs = 5\nfailmode = \"{mode}\"\n",
             site.p.server.url,
             wrong_secret.display()
         );
@@ -407,8 +407,11 @@ fn failmodes_open_only_for_an_unreachable_padlock() {
 fn an_untrusted_certificate_is_refused_in_both_modes() {
     let dir = tempfile::tempdir().unwrap();
     let site = Site::new(dir.path(), &[], "sms-email", "");
-    let pki = crate::smtp::TestPki::create(&dir.path().join("pki"));
-    let other = crate::smtp::TestPki::create(&dir.path().join("other-pki"));
+    let (pki_dir, other_dir) = (dir.path().join("pki"), dir.path().join("other-pki"));
+    std::fs::create_dir_all(&pki_dir).unwrap();
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let pki = crate::smtp::TestPki::create(&pki_dir);
+    let other = crate::smtp::TestPki::create(&other_dir);
     let port = crate::harness::free_port();
     let mut tls = std::process::Command::new("openssl")
         .args(["s_server", "-quiet", "-www", "-accept"])
@@ -481,4 +484,70 @@ fn unsafe_files_and_absurd_names_are_refused() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+/// A real sshd (keyboard-interactive): the Unix password, then the Padlock code read from the
+/// SMTP server; a wrong code is refused.
+#[test]
+fn sshd_asks_for_the_unix_password_then_the_padlock_code() {
+    let smtp = SmtpServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let serve = mailing(dir.path(), &smtp);
+    let site = Site::new(dir.path(), &args(&serve), "sms-email", "");
+    let stack = format!(
+        "auth required pam_unix.so nodelay\nauth required {} config={}\n",
+        artefact("libpam_padlock.so").display(),
+        site.conf.display()
+    );
+    let sshd = crate::sshd::Sshd::start(&stack);
+    let email = format!("{}@acme.example", sshd.user.name);
+    std::fs::write(dir.path().join("pw"), "correct-horse-battery\n").unwrap();
+    operator(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--tenant",
+            "Acme",
+            "--email",
+            &email,
+            "--password-file",
+            "pw",
+        ],
+    );
+    let mut asked = Vec::new();
+    let login = sshd.client().ask("").run_with(|prompt| {
+        asked.push(prompt.to_owned());
+        if prompt.contains("Password") {
+            sshd.user.password.clone()
+        } else {
+            smtp.code_for(&email).0
+        }
+    });
+    assert!(login.authenticated, "{login:?}\n{asked:?}\n{}", sshd.log());
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(
+        asked[1].starts_with("Verification code (sent by email to "),
+        "{asked:?}"
+    );
+    assert_eq!(login.output.as_deref(), Some("ok\n"));
+
+    let mut code = None;
+    let login = sshd.client().ask("").run_with(|prompt| {
+        if prompt.contains("Password") {
+            sshd.user.password.clone()
+        } else {
+            // One code is sent per login; every answer is a wrong one.
+            let sent = code.get_or_insert_with(|| smtp.code_for(&email).0);
+            wrong(sent)
+        }
+    });
+    assert!(!login.authenticated, "{login:?}\n{}", sshd.log());
+    assert!(
+        login
+            .prompts
+            .iter()
+            .any(|p| p.contains("That code is not right")),
+        "{login:?}"
+    );
 }

@@ -161,6 +161,26 @@ enum UserCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Change a user's Unix name (unique within the company).
+    Edit {
+        /// Company id or name.
+        #[arg(long)]
+        tenant: String,
+        /// The user's id or email.
+        user: String,
+        /// The new Unix name for PAM logins.
+        #[arg(
+            long,
+            conflicts_with = "default_unix_name",
+            required_unless_present = "default_unix_name"
+        )]
+        unix_name: Option<String>,
+        /// Put back the default Unix name (the email's local part).
+        #[arg(long)]
+        default_unix_name: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -362,6 +382,7 @@ enum Method {
     Get,
     Post,
     Put,
+    Patch,
     Delete,
 }
 
@@ -519,6 +540,19 @@ impl From<UserCommand> for Result<Call, String> {
                     |v| format!("created user {} ({})", field(v, "email"), field(v, "id")),
                 )
             }
+            UserCommand::Edit {
+                tenant,
+                user,
+                unix_name,
+                default_unix_name: _,
+                remote,
+            } => call(
+                remote,
+                Method::Patch,
+                format!("/tenants/{}/users/{}", segment(&tenant), segment(&user)),
+                serde_json::json!({ "unix_name": unix_name }),
+                |v| format!("{}: Unix name {}", field(v, "email"), field(v, "unix_name")),
+            ),
             UserCommand::List { tenant, remote } => Ok(Call {
                 list_key: Some("users"),
                 ..call(
@@ -740,6 +774,11 @@ fn manage(call: Result<Call, String>) -> ExitCode {
             Method::Put => {
                 remote
                     .put::<serde_json::Value>(&call.path, &call.body)
+                    .await
+            }
+            Method::Patch => {
+                remote
+                    .patch::<serde_json::Value>(&call.path, &call.body)
                     .await
             }
             Method::Delete => remote.delete::<serde_json::Value>(&call.path).await,

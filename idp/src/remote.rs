@@ -115,6 +115,15 @@ impl Remote {
         self.send(self.http.put(self.url(path)).json(body)).await
     }
 
+    /// `PATCH /api/v1{path}` with a JSON body.
+    pub async fn patch<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, RemoteError> {
+        self.send(self.http.patch(self.url(path)).json(body)).await
+    }
+
     /// `DELETE /api/v1{path}`.
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, RemoteError> {
         self.send(self.http.delete(self.url(path))).await

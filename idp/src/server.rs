@@ -121,7 +121,7 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
             company = %company,
             unix_name = %name,
             users = %emails.join(", "),
-            "several users share one Unix name: PAM logins with it are refused until an administrator gives each a different Unix name"
+            "several users share one Unix name: PAM logins with it are refused until an administrator gives each a different one (padlock user edit --tenant COMPANY USER --unix-name NAME)"
         );
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -215,6 +215,27 @@ fn operator_manages_pam_hosts() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<serde_json::Value>().unwrap()["result"], "allow");
     assert_eq!(preauth("wrong").status(), 401);
+    // ann's Unix name changes: PAM now knows her by the new one.
+    let ann = operator(
+        d,
+        &[
+            "user",
+            "edit",
+            "--tenant",
+            "Acme",
+            "ann@acme.example",
+            "--unix-name",
+            "anne",
+        ],
+    );
+    assert_eq!(ann["unix_name"], "anne");
+    let r = http()
+        .post(format!("{}/pam/v1/preauth", server.url))
+        .basic_auth(&id, Some(&secret))
+        .json(&serde_json::json!({ "user": "anne", "service": "sshd" }))
+        .send()
+        .unwrap();
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["result"], "allow");
     let removed = operator(d, &["pam-host", "remove", &id]);
     assert_eq!(removed["removed"], id.as_str());
     assert_eq!(preauth(&secret).status(), 401);

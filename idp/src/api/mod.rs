@@ -24,7 +24,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use padlock_policy::permission::{Permission, Permissions, effective};
 
 pub use padlock_policy::permission::{SCOPE_OPERATOR, SCOPE_TENANT_ADMIN};
@@ -40,6 +40,7 @@ pub fn routes() -> Router<AppState> {
             "/tenants/{tenant}/users",
             get(users::list).post(users::create),
         )
+        .route("/tenants/{tenant}/users/{user}", patch(users::update))
         .route(
             "/tenants/{tenant}/api-accounts",
             post(clients::create_api_account),

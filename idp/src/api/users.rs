@@ -163,3 +163,61 @@ pub(super) async fn list(
             .collect(),
     ))
 }
+
+/// `PATCH /api/v1/tenants/{tenant}/users/{user}` body: the fields to change, absent ones kept
+/// (for now the Unix name; `null` puts back the default, the email's local part).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UserChange {
+    #[serde(default, deserialize_with = "present")]
+    unix_name: Option<Option<String>>,
+}
+
+/// A field that is present (possibly `null`), as opposed to absent.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `PATCH /api/v1/tenants/{tenant}/users/{user}` (`user`: id or email) → the user. Errors: 403
+/// without `company.manage` for the company, 404 for an unknown user, 422 for a malformed Unix
+/// name, 409 when another user of the company has it (a user's default is the local part of
+/// their email).
+pub(super) async fn update(
+    State(state): State<AppState>,
+    p: Principal,
+    ClientIp(ip): ClientIp,
+    Path((tenant, user)): Path<(String, String)>,
+    ApiJson(body): ApiJson<UserChange>,
+) -> Result<Json<UserView>, ApiError> {
+    let tenant = resolve_tenant(&state, &tenant).await?;
+    p.require_tenant_admin(&tenant.id)?;
+    let found = match state
+        .store
+        .get_user(&UserId::from_string(user.clone()))
+        .await?
+    {
+        Some(u) => Some(u),
+        None => state.store.find_user_by_email(&user).await?,
+    };
+    let mut u = found
+        .filter(|u| u.tenant == tenant.id)
+        .ok_or_else(|| ApiError::not_found(format!("user `{user}` not found")))?;
+    if let Some(change) = body.unix_name {
+        if let Some(n) = &change {
+            check_unix_name(n)?;
+        }
+        u.unix_name = change;
+        state.store.update_user(&u).await?;
+    }
+    state
+        .audit(Audit {
+            tenant: Some(&tenant.id),
+            actor: p.actor(),
+            action: "user.update",
+            target: &u.email,
+            outcome: Outcome::Success,
+            source_ip: ip.as_deref(),
+        })
+        .await?;
+    Ok(Json(u.into()))
+}

@@ -475,6 +475,50 @@ async fn duplicate_unix_names_are_refused_through_the_api() {
     let body = json!({ "email": "ann@elsewhere.example", "password": "correct horse battery", "unix_name": "ann2" });
     let r = call(&w.state, json_request("POST", &uri, &t, &body)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // Renaming: to a name another user holds is refused; to a free one works, and PAM follows.
+    let edit = format!("{uri}/ann@elsewhere.example");
+    let r = call(
+        &w.state,
+        json_request("PATCH", &edit, &t, &json!({ "unix_name": "ann" })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let r = call(
+        &w.state,
+        json_request("PATCH", &edit, &t, &json!({ "unix_name": "Bad Name" })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = call(
+        &w.state,
+        json_request("PATCH", &edit, &t, &json!({ "unix_name": "annie" })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["unix_name"], "annie");
+    let h = host(&w).await;
+    let mut tenant = w.state.store.get_tenant(&w.tenant).await.unwrap().unwrap();
+    tenant.two_factor.enabled = false;
+    w.state.store.update_tenant(&tenant).await.unwrap();
+    assert_eq!(preauth(&w, &h, "annie").await["result"], "allow");
+    // Back to the default (the email's local part) collides with ann again.
+    let r = call(
+        &w.state,
+        json_request("PATCH", &edit, &t, &json!({ "unix_name": null })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let r = call(
+        &w.state,
+        json_request(
+            "PATCH",
+            &format!("{uri}/nobody@acme.example"),
+            &t,
+            &json!({ "unix_name": "x" }),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
 /// The per-source limit counts the ssh client the host reports (`rhost`), not the host: one

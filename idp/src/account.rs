@@ -10,7 +10,7 @@
 use crate::domain::{Outcome, Session, TOTP_SEED_PURPOSE, Tenant, TotpEnrolment, User};
 use crate::error::AppError;
 use crate::extract::{ClientIp, Form};
-use crate::factor::engine::{self, Checked, Ctx, Sent, Slot, Who};
+use crate::factor::engine::{self, Checked, CodeSend, Ctx, Slot, Who};
 use crate::factor::sms_email;
 use crate::session;
 use crate::state::{AppState, Audit};
@@ -287,12 +287,14 @@ pub(crate) async fn step_up(
             let sent = engine::send_code(&state, &mut slot, who, channel, &ctx, at_limit).await?;
             let c = slot.0;
             match sent {
-                Sent::Sent => {
+                CodeSend::Sent => {
                     let notice = format!("We sent a code {}.", sms_email::masked(channel));
                     render(&state, &c, StatusCode::OK, Some(notice), None)
                 }
-                Sent::Refused(status, message) => render(&state, &c, status, None, Some(message)),
-                Sent::Race => race(&state, &c),
+                CodeSend::Refused(status, message) => {
+                    render(&state, &c, status, None, Some(message))
+                }
+                CodeSend::Race => race(&state, &c),
             }
         }
         (_, typed) => {

@@ -92,7 +92,7 @@ impl Ctx<'_> {
 }
 
 /// The result of [`send_code`].
-pub(crate) enum Sent {
+pub(crate) enum CodeSend {
     /// The code is on its way; the slot holds its challenge.
     Sent,
     /// No code went: the lock, the resend spacing or count, the per-user message limit, or a
@@ -114,9 +114,12 @@ pub(crate) async fn send_code(
     channel: &Channel,
     ctx: &Ctx<'_>,
     at_limit: &str,
-) -> Result<Sent, AppError> {
+) -> Result<CodeSend, AppError> {
     if let Some(until) = attempt::locked_until(state, who.user, ctx).await? {
-        return Ok(Sent::Refused(StatusCode::FORBIDDEN, locked_message(until)));
+        return Ok(CodeSend::Refused(
+            StatusCode::FORBIDDEN,
+            locked_message(until),
+        ));
     }
     let now = state.clock.now();
     let fresh = sms_email::draw(state, slot.binding());
@@ -129,22 +132,22 @@ pub(crate) async fn send_code(
                 now,
                 at_limit,
             ) {
-                return Ok(Sent::Refused(StatusCode::TOO_MANY_REQUESTS, refusal));
+                return Ok(CodeSend::Refused(StatusCode::TOO_MANY_REQUESTS, refusal));
             }
             ch
         }
     };
     if !slot.put_code(state, Some(next)).await? {
-        return Ok(Sent::Race);
+        return Ok(CodeSend::Race);
     }
     if let Err(undelivered) =
         sms_email::deliver(state, who.user, &who.tenant.name, channel, &fresh, ctx).await?
     {
         slot.put_code(state, previous).await?;
         let (status, message) = undelivered.answer(now);
-        return Ok(Sent::Refused(status, message));
+        return Ok(CodeSend::Refused(status, message));
     }
-    Ok(Sent::Sent)
+    Ok(CodeSend::Sent)
 }
 
 /// The result of [`check`].

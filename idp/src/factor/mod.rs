@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use engine::{Checked, Ctx, Sent, Slot, Who};
+use engine::{Checked, CodeSend, Ctx, Slot, Who};
 use padlock_policy::Factor;
 use padlock_policy::code::{CodeChallenge, normalize_code};
 use padlock_policy::decision::passed as passed_factor;
@@ -110,9 +110,9 @@ pub(crate) async fn begin(
     if let Factor::Code { channel } = &factor {
         let who = Who { user, tenant };
         match engine::send_code(state, &mut slot, who, channel, &ctx, AT_LIMIT).await? {
-            Sent::Sent => {}
-            Sent::Race => return Err(AppError::Forbidden(NO_FLOW.into())),
-            Sent::Refused(status, message) => {
+            CodeSend::Sent => {}
+            CodeSend::Race => return Err(AppError::Forbidden(NO_FLOW.into())),
+            CodeSend::Refused(status, message) => {
                 // Back to the password step (unless another request moved it since).
                 slot.replace(state, flow).await?;
                 return Ok(crate::login::again(
@@ -279,13 +279,13 @@ pub(crate) async fn submit(
         };
         return Ok(
             match engine::send_code(&state, &mut slot, who, channel, &ctx, AT_LIMIT).await? {
-                Sent::Sent => reply(
+                CodeSend::Sent => reply(
                     StatusCode::OK,
                     Some("A new code is on its way. The previous one no longer works.".into()),
                     None,
                 ),
-                Sent::Refused(status, message) => reply(status, None, Some(message)),
-                Sent::Race => reply(StatusCode::CONFLICT, None, Some(RACE.into())),
+                CodeSend::Refused(status, message) => reply(status, None, Some(message)),
+                CodeSend::Race => reply(StatusCode::CONFLICT, None, Some(RACE.into())),
             },
         );
     }

@@ -20,7 +20,7 @@ use crate::crypto::random_token;
 use crate::domain::{ClientKind, Outcome, PamLogin, PamTransaction};
 use crate::error::AppError;
 use crate::extract::ClientIp;
-use crate::factor::engine::{self, Checked, Ctx, Sent, Slot, Who};
+use crate::factor::engine::{self, Checked, CodeSend, Ctx, Slot, Who};
 use crate::factor::sms_email;
 use crate::login::locked_message;
 use crate::oauth::client_auth::Authenticated;
@@ -352,9 +352,9 @@ pub(crate) async fn preauth(
         .await
         {
             Ok(sent) => match sent? {
-                Sent::Sent => None,
-                Sent::Refused(_, message) => Some(message),
-                Sent::Race => Some(CHANGED.to_owned()),
+                CodeSend::Sent => None,
+                CodeSend::Refused(_, message) => Some(message),
+                CodeSend::Race => Some(CHANGED.to_owned()),
             },
             Err(_) => {
                 tracing::error!(user = %user.id, "sending a PAM login's code took longer than {SEND_BOUND_SECS} s: refused");

@@ -3,8 +3,8 @@
 //! reads the code where a user would and finishes the login through the `openidconnect` relying
 //! party.
 
-use crate::harness::{free_port, http, operator, write_secret};
-use crate::oidc::{BYE, CB, PW, Provider, Rp, password_step, provider_serving, rp_http};
+use crate::harness::{add_user, free_port, http, operator, write_secret};
+use crate::oidc::{BYE, CB, Provider, Rp, password_step, provider_serving, rp_http};
 use crate::smtp::{SmtpServer, TestPki};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
@@ -242,31 +242,36 @@ fn smtp_failures_give_a_clear_message() {
     }
 }
 
+/// Writes `<dir>/padlock.toml` sending SMS through the Twilio-shaped receiver on `port` (the auth
+/// token in `<dir>/twilio-token`); serve it with `-c padlock.toml`.
+pub fn twilio_config(dir: &Path, port: u16) {
+    write_secret(&dir.join("twilio-token"), "tw-auth-token\n");
+    let config = format!(
+        "[sms]\nprovider = \"twilio\"\nbase_url = \"http://127.0.0.1:{port}\"\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token_file = \"twilio-token\"\nfrom = \"+15550000000\"\n"
+    );
+    std::fs::write(dir.join("padlock.toml"), config).unwrap();
+}
+
+/// The 6-digit code at the start of the text of an SMS the receiver got (its form body).
+pub fn sms_code(body: &str) -> String {
+    let text: String = url::form_urlencoded::parse(body.as_bytes())
+        .find(|(k, _)| k == "Body")
+        .expect("a Body field")
+        .1
+        .into_owned();
+    text.chars().take(6).collect()
+}
+
 #[test]
 fn sms_code_through_a_twilio_shaped_gateway() {
     let (port, received) = twilio_receiver();
     let dir = tempfile::tempdir().unwrap();
-    write_secret(&dir.path().join("twilio-token"), "tw-auth-token\n");
-    let config = format!(
-        "[sms]\nprovider = \"twilio\"\nbase_url = \"http://127.0.0.1:{port}\"\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token_file = \"twilio-token\"\nfrom = \"+15550000000\"\n"
-    );
-    std::fs::write(dir.path().join("padlock.toml"), config).unwrap();
+    twilio_config(dir.path(), port);
     let p = provider_serving(dir.path(), CB, BYE, &["-c", "padlock.toml"]);
-    std::fs::write(dir.path().join("pw"), PW).unwrap();
-    operator(
+    add_user(
         dir.path(),
-        &[
-            "user",
-            "add",
-            "--tenant",
-            "Acme",
-            "--email",
-            "bob@acme.example",
-            "--password-file",
-            "pw",
-            "--mobile",
-            "+1 555 123 4567",
-        ],
+        "bob@acme.example",
+        &["--mobile", "+1 555 123 4567"],
     );
     enable_2fa(dir.path());
     let client = rp(&p);

@@ -219,3 +219,21 @@ pub fn operator(dir: &Path, args: &[&str]) -> serde_json::Value {
     );
     serde_json::from_str(&text).unwrap()
 }
+
+/// Adds a user of Acme with `email`, the password [`crate::oidc::PW`] and `extra` arguments of
+/// `padlock user add` (e.g. `--mobile`, `--unix-name`), as the operator.
+pub fn add_user(dir: &Path, email: &str, extra: &[&str]) -> serde_json::Value {
+    std::fs::write(dir.join("pw"), crate::oidc::PW).unwrap();
+    let mut args = vec![
+        "user",
+        "add",
+        "--tenant",
+        "Acme",
+        "--email",
+        email,
+        "--password-file",
+        "pw",
+    ];
+    args.extend_from_slice(extra);
+    operator(dir, &args)
+}

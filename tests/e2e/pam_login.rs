@@ -6,7 +6,7 @@
 //! absurd user names.
 
 use crate::account::{enrol_totp, factor, now, oathtool, password};
-use crate::harness::{artefact, operator, write_secret};
+use crate::harness::{add_user, artefact, operator, write_secret};
 use crate::oidc::{BYE, CB, Provider, provider_serving};
 use crate::pam::{Conversation, pamtester_conversation, reply, turn};
 use crate::smtp::SmtpServer;
@@ -21,6 +21,7 @@ struct Site {
     p: Provider,
     dir: PathBuf,
     conf: PathBuf,
+    host_id: String,
 }
 
 impl Site {
@@ -46,12 +47,9 @@ impl Site {
             p,
             dir: dir.to_owned(),
             conf: dir.join("pam.toml"),
+            host_id: host["host_id"].as_str().unwrap().to_owned(),
         };
-        site.configure(
-            &site.p.server.url.clone(),
-            host["host_id"].as_str().unwrap(),
-            extra,
-        );
+        site.configure(&site.p.server.url, extra);
         site.stack(&format!(
             "auth required {} config={}\n",
             artefact("libpam_padlock.so").display(),
@@ -60,8 +58,9 @@ impl Site {
         site
     }
 
-    /// Writes the module's config (root's, mode 0600).
-    fn configure(&self, url: &str, host_id: &str, extra: &str) {
+    /// Writes the module's config (root's, mode 0600) for Padlock at `url`.
+    fn configure(&self, url: &str, extra: &str) {
+        let host_id = &self.host_id;
         write_secret(
             &self.conf,
             &format!(
@@ -165,32 +164,12 @@ fn three_wrong_codes_exhaust_the_tries() {
 fn an_sms_code_through_the_twilio_shaped_gateway() {
     let (port, received) = crate::delivery::twilio_receiver();
     let dir = tempfile::tempdir().unwrap();
-    write_secret(&dir.path().join("twilio-token"), "tw-auth-token\n");
-    std::fs::write(
-        dir.path().join("padlock.toml"),
-        format!(
-            "[sms]\nprovider = \"twilio\"\nbase_url = \"http://127.0.0.1:{port}\"\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token_file = \"twilio-token\"\nfrom = \"+15550000000\"\n"
-        ),
-    )
-    .unwrap();
+    crate::delivery::twilio_config(dir.path(), port);
     let site = Site::new(dir.path(), &["-c", "padlock.toml"], "sms-email", "");
-    std::fs::write(dir.path().join("pw"), "correct-horse-battery\n").unwrap();
-    operator(
+    add_user(
         dir.path(),
-        &[
-            "user",
-            "add",
-            "--tenant",
-            "Acme",
-            "--email",
-            "bob@acme.example",
-            "--password-file",
-            "pw",
-            "--mobile",
-            "+15551234567",
-            "--unix-name",
-            "robert",
-        ],
+        "bob@acme.example",
+        &["--mobile", "+15551234567", "--unix-name", "robert"],
     );
     let c = site.login(
         "robert",
@@ -200,12 +179,7 @@ fn an_sms_code_through_the_twilio_shaped_gateway() {
                 let (_, _, body) = received
                     .recv_timeout(std::time::Duration::from_secs(10))
                     .unwrap();
-                let text: String = url::form_urlencoded::parse(body.as_bytes())
-                    .find(|(k, _)| k == "Body")
-                    .unwrap()
-                    .1
-                    .into_owned();
-                text.chars().take(6).collect()
+                crate::delivery::sms_code(&body)
             },
         )],
     );
@@ -293,14 +267,7 @@ fn company_2fa_off_api_accounts_and_unknown_users() {
     );
     assert!(!c.success, "{}", c.transcript);
     // unknown_user = "ignore": PAM_IGNORE, so the rest of the stack decides (here pam_permit).
-    let host_id = std::fs::read_to_string(&site.conf).unwrap();
-    let host_id = host_id
-        .lines()
-        .find_map(|l| l.strip_prefix("host_id = \""))
-        .unwrap()
-        .trim_end_matches('"')
-        .to_owned();
-    site.configure(&site.p.server.url, &host_id, "unknown_user = \"ignore\"\n");
+    site.configure(&site.p.server.url, "unknown_user = \"ignore\"\n");
     site.stack(&format!(
         "auth required {} config={}\nauth required pam_permit.so\n",
         artefact("libpam_padlock.so").display(),
@@ -342,14 +309,6 @@ fn stand_in(status: Option<u16>) -> u16 {
 fn failmodes_open_only_for_an_unreachable_padlock() {
     let dir = tempfile::tempdir().unwrap();
     let site = Site::new(dir.path(), &[], "sms-email", "");
-    let host_id = {
-        let text = std::fs::read_to_string(&site.conf).unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("host_id = \""))
-            .unwrap()
-            .trim_end_matches('"')
-            .to_owned()
-    };
     let closed = crate::harness::free_port();
     let hanging = stand_in(None);
     let unavailable = stand_in(Some(503));
@@ -361,7 +320,7 @@ fn failmodes_open_only_for_an_unreachable_padlock() {
     ];
     for url in &unreachable {
         for (mode, passes) in [("secure", false), ("safe", true)] {
-            site.configure(url, &host_id, &format!("failmode = \"{mode}\"\n"));
+            site.configure(url, &format!("failmode = \"{mode}\"\n"));
             let started = std::time::Instant::now();
             let c = site.login("ann", vec![]);
             assert_eq!(c.success, passes, "{url} {mode}: {}", c.transcript);
@@ -384,15 +343,15 @@ fn failmodes_open_only_for_an_unreachable_padlock() {
     for mode in ["secure", "safe"] {
         site.configure(
             &format!("http://127.0.0.1:{teapot}"),
-            &host_id,
             &format!("failmode = \"{mode}\"\n"),
         );
         let c = site.login("ann", vec![]);
         assert!(!c.success, "418 in {mode}: {}", c.transcript);
         assert!(c.transcript.contains("cannot retrieve authentication info"));
         let text = format!(
-            "url = \"{}\"\nhost_id = \"{host_id}\"\nhost_secret_file = \"{}\"\ntimeout_secs = 5\nfailmode = \"{mode}\"\n",
+            "url = \"{}\"\nhost_id = \"{}\"\nhost_secret_file = \"{}\"\ntimeout_secs = 5\nfailmode = \"{mode}\"\n",
             site.p.server.url,
+            site.host_id,
             wrong_secret.display()
         );
         write_secret(&site.conf, &text);
@@ -425,18 +384,9 @@ fn an_untrusted_certificate_is_refused_in_both_modes() {
         .spawn()
         .expect("openssl");
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let host_id = {
-        let text = std::fs::read_to_string(&site.conf).unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("host_id = \""))
-            .unwrap()
-            .trim_end_matches('"')
-            .to_owned()
-    };
     for mode in ["secure", "safe"] {
         site.configure(
             &format!("https://127.0.0.1:{port}"),
-            &host_id,
             &format!(
                 "failmode = \"{mode}\"\nca_file = \"{}\"\n",
                 other.ca.display()
@@ -501,20 +451,7 @@ fn sshd_asks_for_the_unix_password_then_the_padlock_code() {
     );
     let sshd = crate::sshd::Sshd::start(&stack);
     let email = format!("{}@acme.example", sshd.user.name);
-    std::fs::write(dir.path().join("pw"), "correct-horse-battery\n").unwrap();
-    operator(
-        dir.path(),
-        &[
-            "user",
-            "add",
-            "--tenant",
-            "Acme",
-            "--email",
-            &email,
-            "--password-file",
-            "pw",
-        ],
-    );
+    add_user(dir.path(), &email, &[]);
     let mut asked = Vec::new();
     let login = sshd.client().ask("").run_with(|prompt| {
         asked.push(prompt.to_owned());

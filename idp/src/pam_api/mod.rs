@@ -168,6 +168,11 @@ fn field<'a>(name: &str, value: &'a str) -> Result<&'a str, PamError> {
     Ok(value)
 }
 
+/// An optional [`field`], owned.
+fn optional(name: &str, value: Option<&str>) -> Result<Option<String>, PamError> {
+    value.map(|v| field(name, v).map(str::to_owned)).transpose()
+}
+
 /// The source address for the per-source limits and the audit: the `rhost` the host reported,
 /// when it is an IP address (the HTTP peer is the host itself, shared by all its users; with
 /// sshd's `UseDNS yes` rhost is a name, and only the per-user limits apply).
@@ -238,18 +243,8 @@ pub(crate) async fn preauth(
         host: host.id.as_str().to_owned(),
         user: name.to_owned(),
         service: field("service", &req.service)?.to_owned(),
-        rhost: req
-            .rhost
-            .as_deref()
-            .map(|r| field("rhost", r))
-            .transpose()?
-            .map(str::to_owned),
-        tty: req
-            .tty
-            .as_deref()
-            .map(|t| field("tty", t))
-            .transpose()?
-            .map(str::to_owned),
+        rhost: optional("rhost", req.rhost.as_deref())?,
+        tty: optional("tty", req.tty.as_deref())?,
     };
     let ctx = ctx(&login);
     let deny = |message: &str| {

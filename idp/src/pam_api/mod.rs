@@ -157,6 +157,16 @@ impl FromRequestParts<AppState> for Host {
     }
 }
 
+impl Host {
+    /// The company the host is bound to.
+    async fn company(&self, state: &AppState) -> Result<crate::domain::Tenant, PamError> {
+        let tenant = state.store.get_tenant(&self.tenant).await?;
+        Ok(tenant
+            .ok_or_else(|| anyhow::anyhow!("PAM host {} has no company", self.id))
+            .map_err(AppError::from)?)
+    }
+}
+
 /// A field the host reported: at most [`MAX_FIELD_BYTES`], no control characters.
 fn field<'a>(name: &str, value: &'a str) -> Result<&'a str, PamError> {
     if value.len() > MAX_FIELD_BYTES || value.chars().any(char::is_control) {
@@ -260,12 +270,7 @@ pub(crate) async fn preauth(
         state.refused_source(ctx.ip, "pam.preauth", refusal).await?;
         return deny(TOO_MANY_FROM_HERE);
     }
-    let tenant = state
-        .store
-        .get_tenant(&host.tenant)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("PAM host {} has no company", host.id))
-        .map_err(AppError::from)?;
+    let tenant = host.company(&state).await?;
     let mut users = state
         .store
         .find_users_by_unix_name(&tenant.id, name)
@@ -567,12 +572,7 @@ pub(crate) async fn auth(
             message: "Enter the 6 digits of the code.".into(),
         }));
     };
-    let tenant = state
-        .store
-        .get_tenant(&host.tenant)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("PAM host {} has no company", host.id))
-        .map_err(AppError::from)?;
+    let tenant = host.company(&state).await?;
     let Some(user_id) = slot.txn.user_id.clone() else {
         return decoy_answer(&state, &host, &tenant, &mut slot, &typed, &ctx).await;
     };

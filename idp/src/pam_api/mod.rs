@@ -556,6 +556,17 @@ pub(crate) async fn auth(
 ) -> Result<Json<AuthResponse>, PamError> {
     let answer = field("answer", &req.answer)?;
     let Some(mut slot) = transaction(&state, &host, &req.txid).await? else {
+        // An unknown, expired, completed or other host's transaction: refused and audited.
+        let actor = format!("pam-host:{}", host.id.as_str());
+        let event = Audit {
+            tenant: Some(&host.tenant),
+            actor: &actor,
+            action: "pam.transaction_unknown",
+            target: &actor,
+            outcome: Outcome::Failure,
+            source_ip: None,
+        };
+        state.audit(event).await?;
         return Ok(Json(AuthResponse::Deny {
             message: EXPIRED.into(),
         }));

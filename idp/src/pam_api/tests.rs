@@ -253,6 +253,12 @@ async fn a_transaction_answers_only_its_own_host() {
     let txid = v["txid"].as_str().unwrap();
     let (_, _, code) = last_code(&dir);
     assert_eq!(answer(&w, &other, txid, &code).await["result"], "deny");
+    let events = w.state.store.list_audit(None, None, 100).await.unwrap();
+    let refused = events
+        .iter()
+        .find(|e| e.action == "pam.transaction_unknown")
+        .expect("the other host's try is audited");
+    assert_eq!(refused.actor, format!("pam-host:{}", other.0));
     assert_eq!(answer(&w, &h, txid, &code).await["result"], "allow");
 }
 

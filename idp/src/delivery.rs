@@ -85,8 +85,16 @@ pub struct Delivery {
     sms: Sms,
     messages: MessagesConfig,
     seq: AtomicU64,
-    /// Moving average of the time a successful code send took, in microseconds.
-    send_micros: AtomicU64,
+    /// Moving averages of the time a successful code send took, in microseconds: by SMS, by email.
+    send_micros: [AtomicU64; 2],
+}
+
+/// The slot of `channel`'s kind in [`Delivery`]'s send-time averages.
+fn channel_index(channel: &Channel) -> usize {
+    match channel {
+        Channel::Sms(_) => 0,
+        Channel::Email(_) => 1,
+    }
 }
 
 /// The secret in `file` (`key` is its dotted config key, for errors), else in env `env`. The file
@@ -186,7 +194,7 @@ impl Delivery {
             sms,
             messages: config.messages.clone(),
             seq: AtomicU64::new(0),
-            send_micros: AtomicU64::new(0),
+            send_micros: [AtomicU64::new(0), AtomicU64::new(0)],
         })
     }
 
@@ -202,22 +210,26 @@ impl Delivery {
             let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             // An exponential moving average (weight 1/8); races between sends lose an update,
             // which only slows the average down.
-            let old = self.send_micros.load(Ordering::Relaxed);
+            let average = &self.send_micros[channel_index(channel)];
+            let old = average.load(Ordering::Relaxed);
             let new = if old == 0 {
                 took
             } else {
                 old - old / 8 + took / 8
             };
-            self.send_micros.store(new, Ordering::Relaxed);
+            average.store(new, Ordering::Relaxed);
         }
         sent
     }
 
-    /// How long a code send has typically taken lately (zero before the first): what a PAM
-    /// decoy challenge waits, so an unknown name answers as slowly as a real one.
+    /// How long a code send over `channel`'s kind (SMS or email) has typically taken lately
+    /// (zero before the first): what a PAM decoy waits, so an unknown name answers about as
+    /// slowly as a real one.
     #[must_use]
-    pub fn typical_send_time(&self) -> std::time::Duration {
-        std::time::Duration::from_micros(self.send_micros.load(Ordering::Relaxed))
+    pub fn typical_send_time(&self, channel: &Channel) -> std::time::Duration {
+        std::time::Duration::from_micros(
+            self.send_micros[channel_index(channel)].load(Ordering::Relaxed),
+        )
     }
 
     async fn send_now(

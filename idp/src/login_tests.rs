@@ -165,11 +165,7 @@ async fn parallel_totp_guesses_never_get_more_checks_than_the_lockout() {
     // The right code is refused while locked, and the user was told once by email.
     let r = submit(&w, &flow, &cookie, &format!("code={code}")).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let notices = outbox_files(&dir)
-        .iter()
-        .filter(|m| m.contains("sign-in is locked"))
-        .count();
-    assert_eq!(notices, 1);
+    assert_eq!(crate::factor::tests::lock_notices(&dir).await, 1);
 }
 
 /// NIST SP 800-63B §5.2.2: failed passwords for one account are throttled with growing delays and

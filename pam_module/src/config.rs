@@ -16,9 +16,9 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
-/// The shortest `timeout_secs`, in seconds: longer than Padlock's bound on sending a code
-/// during `preauth` (4 s), so a slow mail or SMS gateway is never taken for an unreachable Padlock.
-pub const MIN_TIMEOUT_SECS: u64 = 5;
+/// The shortest `timeout_secs`, in seconds: well above Padlock's bound on sending a code during
+/// `preauth` (4 s), so a slow mail or SMS gateway is never taken for an unreachable Padlock.
+pub const MIN_TIMEOUT_SECS: u64 = 10;
 
 /// Default configuration file.
 pub const DEFAULT_PATH: &str = "/etc/padlock/pam.toml";
@@ -45,7 +45,7 @@ pub struct PamConfig {
     /// CA bundle (PEM) trusted for Padlock's certificate; when set, only these roots are trusted.
     /// When unset, the system bundle at [`crate::client::SYSTEM_CA_BUNDLE`] is used.
     pub ca_file: Option<PathBuf>,
-    /// Longest wait for one call to Padlock (connect, send and answer), in seconds, 1 to 120.
+    /// Longest wait for one call to Padlock (connect, send and answer), in seconds, 10 to 120.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
     /// Behaviour when Padlock is unreachable (`"secure"`, the default, or `"safe"`).
@@ -109,23 +109,56 @@ pub fn config_path(args: &[&str]) -> PathBuf {
         .map_or_else(|| PathBuf::from(DEFAULT_PATH), PathBuf::from)
 }
 
+/// Whether `url` is `http://` to a loopback address (127.0.0.0/8, `[::1]`, `localhost`).
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Reads, checks ([`open_private`]) and validates the configuration at `path`.
 ///
 /// # Errors
 /// A sentence for syslog naming the file and what is wrong with it (unreadable, not private,
 /// not TOML, an unknown key, a value out of range).
 pub fn load(path: &Path) -> Result<PamConfig, String> {
+    if !path.is_absolute() {
+        return Err(format!(
+            "{}: the configuration file must be given by an absolute path",
+            path.display()
+        ));
+    }
     let file = open_private(path)?;
     let bytes = read_capped(file, MAX_CONFIG_BYTES, path)?;
     let text =
         String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
     let config: PamConfig =
         toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
-    if !(config.url.starts_with("https://") || config.url.starts_with("http://")) {
+    if !(config.url.starts_with("https://") || is_loopback_http(&config.url)) {
         return Err(format!(
-            "{}: url must start with https:// (or http:// for a local test)",
+            "{}: url must start with https:// (http:// only to a loopback address, for a local test: on any other path a listener could answer \"allow\" and read the host secret)",
             path.display()
         ));
+    }
+    for (key, file) in [
+        ("host_secret_file", Some(&config.host_secret_file)),
+        ("ca_file", config.ca_file.as_ref()),
+    ] {
+        if file.is_some_and(|f| !f.is_absolute()) {
+            return Err(format!(
+                "{}: {key} must be an absolute path (a relative one would be read from the calling program's working directory)",
+                path.display()
+            ));
+        }
     }
     if config.host_id.is_empty()
         || config.host_id.len() > padlock_policy::pam::MAX_FIELD_BYTES
@@ -309,7 +342,7 @@ pub(crate) mod tests {
     fn every_key_is_read() {
         let d = Dir::new("keys");
         let text = "url = \"https://login.example.com\"\nhost_id = \"c_1\"\nhost_secret_file = \"/s\"\n\
-                    ca_file = \"/ca.pem\"\ntimeout_secs = 5\nfailmode = \"safe\"\nunknown_user = \"ignore\"\n\
+                    ca_file = \"/ca.pem\"\ntimeout_secs = 15\nfailmode = \"safe\"\nunknown_user = \"ignore\"\n\
                     prompts = 2\nduo_autopush = true\n";
         let c = load(&d.file("pam.toml", text, 0o600)).unwrap();
         assert_eq!(c.ca_file, Some(PathBuf::from("/ca.pem")));
@@ -321,7 +354,7 @@ pub(crate) mod tests {
                 c.prompts,
                 c.duo_autopush
             ),
-            (5, FailMode::Safe, UnknownUser::Ignore, 2, true)
+            (15, FailMode::Safe, UnknownUser::Ignore, 2, true)
         );
     }
 
@@ -334,13 +367,35 @@ pub(crate) mod tests {
             0o600,
         );
         assert!(load(&p).is_err_and(|e| e.contains("url must start")));
+        // Plain HTTP only to a loopback address.
+        for (url, ok) in [
+            ("http://login.example.com", false),
+            ("http://10.0.0.1:8080", false),
+            ("http://127.0.0.1:8080", true),
+            ("http://localhost/", true),
+            ("http://[::1]:8080", true),
+            ("http://127.0.0.1.evil.example", false),
+        ] {
+            let p = d.file(
+                "h.toml",
+                &format!("url = \"{url}\"\nhost_id = \"c\"\nhost_secret_file = \"/x\"\n"),
+                0o600,
+            );
+            assert_eq!(load(&p).is_ok(), ok, "{url}");
+        }
+        let p = d.file(
+            "r.toml",
+            "url = \"https://x\"\nhost_id = \"c\"\nhost_secret_file = \"host.secret\"\n",
+            0o600,
+        );
+        assert!(load(&p).is_err_and(|e| e.contains("absolute path")));
         let p = d.file(
             "t.toml",
-            "url = \"https://x\"\nhost_id = \"c\"\nhost_secret_file = \"/x\"\ntimeout_secs = 4\n",
+            "url = \"https://x\"\nhost_id = \"c\"\nhost_secret_file = \"/x\"\ntimeout_secs = 9\n",
             0o600,
         );
         assert!(
-            load(&p).is_err_and(|e| e.contains("timeout_secs must be 5 to 120")),
+            load(&p).is_err_and(|e| e.contains("timeout_secs must be 10 to 120")),
             "shorter than Padlock's bound on sending a code"
         );
         let p = d.file(

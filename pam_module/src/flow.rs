@@ -16,7 +16,7 @@ use crate::client::{CallError, Client};
 use crate::config::PamConfig;
 use padlock_policy::pam::{
     AuthResponse, CallFailure, FailMode, MAX_FIELD_BYTES, PamMethod, PreauthRequest,
-    PreauthResponse, UnknownUser, Verdict,
+    PreauthResponse, Stage, UnknownUser, Verdict,
 };
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
@@ -181,7 +181,7 @@ pub fn login(
 ) -> Ending {
     let answer = match api.preauth(request) {
         Ok(a) => a,
-        Err(e) => return failed(&e, settings, "preauth"),
+        Err(e) => return failed(&e, settings, Stage::Preauth),
     };
     match answer {
         PreauthResponse::Allow => Ending::new(
@@ -200,7 +200,7 @@ pub fn login(
                 detail: "preauth answered \"unknown\" although unknown_user = \"deny\"".into(),
             },
             settings,
-            "preauth",
+            Stage::Preauth,
         ),
         PreauthResponse::Deny { message } => {
             conv.error(&shown(&message));
@@ -264,7 +264,7 @@ fn challenge(
         let push = answer.is_empty();
         let mut reply = match api.auth(txid, &answer) {
             Ok(r) => r,
-            Err(e) => return failed(&e, settings, "auth"),
+            Err(e) => return failed(&e, settings, Stage::Challenge),
         };
         drop(answer);
         if reply == AuthResponse::Pending {
@@ -273,7 +273,7 @@ fn challenge(
                     failure: CallFailure::Untrusted,
                     detail: format!("auth answered \"pending\" to a {name} answer"),
                 };
-                return failed(&e, settings, "auth");
+                return failed(&e, settings, Stage::Challenge);
             }
             reply = match poll(txid, settings, api) {
                 Ok(Some(r)) => r,
@@ -282,7 +282,7 @@ fn challenge(
                     wrong += 1;
                     continue;
                 }
-                Err(e) => return failed(&e, settings, "auth_status"),
+                Err(e) => return failed(&e, settings, Stage::Challenge),
             };
         }
         match reply {
@@ -322,7 +322,7 @@ fn challenge(
                     failure: CallFailure::Untrusted,
                     detail: "auth_status settled on \"pending\"".into(),
                 };
-                return failed(&e, settings, "auth_status");
+                return failed(&e, settings, Stage::Challenge);
             }
         }
     }
@@ -358,30 +358,35 @@ fn poll(
     }
 }
 
-/// The PAM result of a failed call under the failmode (DESIGN §8), with its syslog line.
-fn failed(e: &CallError, settings: &Settings, stage: &str) -> Ending {
-    match e.failure.verdict(settings.failmode) {
+/// The PAM result of a call failed at `stage` under the failmode (DESIGN §8,
+/// [`CallFailure::verdict`]), with its syslog line.
+fn failed(e: &CallError, settings: &Settings, stage: Stage) -> Ending {
+    let at = match stage {
+        Stage::Preauth => "preauth",
+        Stage::Challenge => "the challenge",
+    };
+    match e.failure.verdict(settings.failmode, stage) {
         Verdict::Success => Ending::new(
             Code::Success,
             Level::Warning,
             format!(
-                "Padlock unreachable at {stage} ({e}); failmode = \"safe\" lets the login through without a second factor"
+                "Padlock unreachable at {at} ({e}); failmode = \"safe\" lets the login through without a second factor"
             ),
         ),
         v => Ending::new(
             Code::from(v),
             Level::Err,
-            format!("Padlock call failed at {stage} ({e}); refusing the login"),
+            format!("Padlock call failed at {at} ({e}); refusing the login"),
         ),
     }
 }
 
 /// The typed answer as text: trimmed of surrounding whitespace, UTF-8, at most
-/// [`MAX_FIELD_BYTES`]; `Err` when it cannot be sent.
+/// [`MAX_FIELD_BYTES`], no control characters; `Err` when it cannot be sent.
 fn read_answer(typed: &[u8]) -> Result<Zeroizing<String>, ()> {
     let text = std::str::from_utf8(typed).map_err(|_| ())?;
     let text = text.trim();
-    if text.len() > MAX_FIELD_BYTES {
+    if text.len() > MAX_FIELD_BYTES || text.chars().any(char::is_control) {
         return Err(());
     }
     Ok(Zeroizing::new(text.to_owned()))

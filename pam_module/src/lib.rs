@@ -11,11 +11,12 @@
 //! Security invariants:
 //! - every failure maps to a deliberate code. A configuration or host-secret file that is missing,
 //!   invalid, not owned by root or open to group/others → `PAM_AUTHINFO_UNAVAIL` (never failsafe);
-//!   Padlock unreachable → `PAM_AUTHINFO_UNAVAIL`, or `PAM_SUCCESS` with a `LOG_AUTHPRIV` warning
-//!   in `failmode = "safe"`; any untrusted answer → `PAM_AUTHINFO_UNAVAIL` in both modes;
+//!   Padlock unreachable at `preauth` → `PAM_AUTHINFO_UNAVAIL`, or `PAM_SUCCESS` with a
+//!   `LOG_AUTHPRIV` warning in `failmode = "safe"`; any failure once Padlock asked for a second
+//!   factor, and any untrusted answer → `PAM_AUTHINFO_UNAVAIL` in both modes;
 //! - users out of scope (`unknown_user = "ignore"`) → `PAM_IGNORE`, never `PAM_SUCCESS`;
-//! - a user name that is not UTF-8, empty or longer than 256 bytes → `PAM_USER_UNKNOWN` (it cannot
-//!   name a Padlock user); a service, rhost or tty that is not UTF-8 or longer than 256 bytes →
+//! - a user name that is not UTF-8, empty, longer than 256 bytes or with control characters →
+//!   `PAM_USER_UNKNOWN` (it cannot name a Padlock user); a service, rhost or tty of that kind →
 //!   `PAM_AUTH_ERR`; answers of that kind are wrong tries that are not sent;
 //! - no panic crosses the FFI boundary: `pam_hooks!` (pam-bindings 0.4.0) runs every entry point
 //!   inside `catch_unwind` and answers `PAM_ABORT`; the release profile keeps `panic = "unwind"`;
@@ -188,7 +189,11 @@ fn checked(bytes: &[u8]) -> Result<String, ()> {
     if bytes.len() > MAX_FIELD_BYTES {
         return Err(());
     }
-    String::from_utf8(bytes.to_vec()).map_err(|_| ())
+    let text = String::from_utf8(bytes.to_vec()).map_err(|_| ())?;
+    if text.chars().any(char::is_control) {
+        return Err(());
+    }
+    Ok(text)
 }
 
 /// `user="…" service="…" rhost="…"` for syslog (quoted and escaped by `Debug`).

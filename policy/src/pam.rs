@@ -67,12 +67,23 @@ pub enum CallFailure {
     Untrusted,
 }
 
+/// Where in the login a call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// `preauth`: Padlock has not said yet whether this login needs a second factor.
+    Preauth,
+    /// After Padlock asked for a second factor (`auth`, `auth_status`).
+    Challenge,
+}
+
 impl CallFailure {
-    /// The PAM result of a failed call under `failmode`: only an unreachable Padlock in
-    /// [`FailMode::Safe`] lets the login through.
-    pub fn verdict(self, failmode: FailMode) -> Verdict {
-        match (self, failmode) {
-            (CallFailure::Unreachable, FailMode::Safe) => Verdict::Success,
+    /// The PAM result of a call that failed at `stage` under `failmode`: only an unreachable
+    /// Padlock at [`Stage::Preauth`] in [`FailMode::Safe`] lets the login through. Once Padlock
+    /// has asked for a second factor it was reachable, and a failure afterwards — which a local
+    /// user can bring about by suspending `sudo` or `su` past the deadline — refuses the login.
+    pub fn verdict(self, failmode: FailMode, stage: Stage) -> Verdict {
+        match (self, failmode, stage) {
+            (CallFailure::Unreachable, FailMode::Safe, Stage::Preauth) => Verdict::Success,
             _ => Verdict::AuthInfoUnavail,
         }
     }
@@ -168,19 +179,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_an_unreachable_padlock_in_safe_mode_lets_a_login_through() {
+    fn only_an_unreachable_padlock_at_preauth_in_safe_mode_lets_a_login_through() {
         assert_eq!(
-            CallFailure::Unreachable.verdict(FailMode::Safe),
+            CallFailure::Unreachable.verdict(FailMode::Safe, Stage::Preauth),
             Verdict::Success
         );
-        assert_eq!(
-            CallFailure::Unreachable.verdict(FailMode::Secure),
-            Verdict::AuthInfoUnavail
-        );
-        for mode in [FailMode::Safe, FailMode::Secure] {
+        for (failure, mode, stage) in [
+            (CallFailure::Unreachable, FailMode::Secure, Stage::Preauth),
+            (CallFailure::Unreachable, FailMode::Safe, Stage::Challenge),
+            (CallFailure::Unreachable, FailMode::Secure, Stage::Challenge),
+            (CallFailure::Untrusted, FailMode::Safe, Stage::Preauth),
+            (CallFailure::Untrusted, FailMode::Secure, Stage::Preauth),
+            (CallFailure::Untrusted, FailMode::Safe, Stage::Challenge),
+        ] {
             assert_eq!(
-                CallFailure::Untrusted.verdict(mode),
-                Verdict::AuthInfoUnavail
+                failure.verdict(mode, stage),
+                Verdict::AuthInfoUnavail,
+                "{failure:?} {mode:?} {stage:?}"
             );
         }
     }

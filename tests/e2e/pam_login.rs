@@ -64,7 +64,7 @@ impl Site {
         write_secret(
             &self.conf,
             &format!(
-                "url = \"{url}\"\nhost_id = \"{host_id}\"\nhost_secret_file = \"{}\"\ntimeout_secs = 5\n{extra}",
+                "url = \"{url}\"\nhost_id = \"{host_id}\"\nhost_secret_file = \"{}\"\ntimeout_secs = 10\n{extra}",
                 self.dir.join("host.secret").display()
             ),
         );
@@ -349,7 +349,7 @@ fn failmodes_open_only_for_an_unreachable_padlock() {
         assert!(!c.success, "418 in {mode}: {}", c.transcript);
         assert!(c.transcript.contains("cannot retrieve authentication info"));
         let text = format!(
-            "url = \"{}\"\nhost_id = \"{}\"\nhost_secret_file = \"{}\"\ntimeout_secs = 5\nfailmode = \"{mode}\"\n",
+            "url = \"{}\"\nhost_id = \"{}\"\nhost_secret_file = \"{}\"\ntimeout_secs = 10\nfailmode = \"{mode}\"\n",
             site.p.server.url,
             site.host_id,
             wrong_secret.display()
@@ -424,6 +424,11 @@ fn unsafe_files_and_absurd_names_are_refused() {
     let long = "a".repeat(300);
     let c = site.login(&long, vec![]);
     assert!(!c.success, "{}", c.transcript);
+    assert!(
+        c.transcript.contains("User not known"),
+        "PAM_USER_UNKNOWN: {}",
+        c.transcript
+    );
     let out = std::process::Command::new("pamtester")
         .arg(SERVICE)
         .arg(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"ann\xff"))
@@ -434,6 +439,11 @@ fn unsafe_files_and_absurd_names_are_refused() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("User not known"),
+        "PAM_USER_UNKNOWN: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A real sshd (keyboard-interactive): the Unix password, then the Padlock code read from the

@@ -71,7 +71,10 @@ pub(crate) async fn settle(
         .limits
         .record_source_failure(ctx.ip, state.clock.now());
     if let Some(until) = locks_until {
-        notify_locked(state, who.user, &who.tenant.name, until).await;
+        // Sent in the background: the answer does not wait for the mail (nor tells, by taking
+        // longer, that a lock began).
+        let (state, user, company) = (state.clone(), who.user.clone(), who.tenant.name.clone());
+        tokio::spawn(async move { notify_locked(&state, &user, &company, until).await });
     }
     Ok(locks_until)
 }

@@ -1,8 +1,10 @@
 //! Decoys: what `/pam/v1` answers for a Unix name that is no user of the host's company, so that
 //! names cannot be told apart from users by the API or the prompt (DESIGN §8).
 //!
-//! A decoy takes the shape of one real user of the company, chosen by a keyed digest of the name
-//! (the same name always gets the same shape, in proportion to how many users have each): an SMS
+//! A decoy takes the shape of a real user of the company, chosen by weighted rendezvous hashing of
+//! the name under the master key (the same name always gets the same shape while the company's
+//! users stay as they are, the shapes come in proportion to how many users have each, and a
+//! change in that mix moves only a few names): an SMS
 //! code to a number of that user's country (the masked tail, too, comes from the digest), an
 //! email code to `<first letter of the name>•••@<that user's mail domain>`, the authenticator
 //! app, or the refusal a Duo user or a user without a usable method gets. It never sends anything
@@ -75,9 +77,8 @@ pub(super) async fn decoy_for(
         format!("{}\0{name}", tenant.id.as_str()).as_bytes(),
     );
     let id = UserId::from_string(format!("decoy_{}", hex::encode(&digest[..16])));
-    let pick = u64::from_le_bytes(digest[16..24].try_into().unwrap_or_default());
     let tail = u64::from_le_bytes(digest[24..32].try_into().unwrap_or_default()) % 10_000;
-    let shape = shape_of(state, tenant, pick).await?;
+    let shape = shape_of(state, tenant, name).await?;
     let email = |domain: &str| {
         let first: String = name
             .chars()
@@ -111,9 +112,12 @@ pub(super) async fn decoy_for(
     Ok((decoy, id))
 }
 
-/// The shape at position `pick` (modulo the user count) of the company's shapes, read from its
-/// users when the cached ones are older than [`SHAPES_TTL_SECS`].
-async fn shape_of(state: &AppState, tenant: &Tenant, pick: u64) -> StoreResult<Shape> {
+/// The shape of `name`'s decoy among the company's shapes (read from its users when the cached
+/// ones are older than [`SHAPES_TTL_SECS`]): weighted rendezvous hashing, each shape scoring
+/// `-ln(u) / count` with `u` uniform from a keyed digest of (company, name, shape); the lowest
+/// wins. A shape is thus chosen with probability count / total, and a change in one count moves
+/// only the names whose winner it changes.
+async fn shape_of(state: &AppState, tenant: &Tenant, name: &str) -> StoreResult<Shape> {
     let now = state.clock.now();
     let cached = {
         let map = state
@@ -144,20 +148,30 @@ async fn shape_of(state: &AppState, tenant: &Tenant, pick: u64) -> StoreResult<S
             counts
         }
     };
-    let total: u64 = counts.iter().map(|(_, n)| n).sum();
-    if total == 0 {
-        return Ok(Shape::Email {
-            domain: "example.com".into(),
-        });
-    }
-    let mut at = pick % total;
-    for (shape, n) in counts {
-        if at < n {
-            return Ok(shape);
-        }
-        at -= n;
-    }
-    Ok(Shape::NoMethod)
+    let score = |shape: &Shape, count: u64| {
+        let d = state.master.keyed_digest(
+            "pam-decoy-shape",
+            format!("{}\0{name}\0{shape:?}", tenant.id.as_str()).as_bytes(),
+        );
+        let bits = u64::from_le_bytes(d[..8].try_into().unwrap_or_default()) >> 11;
+        // Uniform in (0, 1]: 53 random bits, never zero.
+        #[allow(clippy::cast_precision_loss)]
+        let u = (bits as f64 + 1.0) / (1u64 << 53) as f64;
+        #[allow(clippy::cast_precision_loss)]
+        let weight = count as f64;
+        -u.ln() / weight
+    };
+    Ok(counts
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(shape, n)| (score(&shape, n), shape))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map_or(
+            Shape::Email {
+                domain: "example.com".into(),
+            },
+            |(_, shape)| shape,
+        ))
 }
 
 /// How many of the company's people (not API accounts, not disabled) have each shape now.

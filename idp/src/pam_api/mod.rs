@@ -23,8 +23,7 @@ use crate::extract::ClientIp;
 use crate::factor::engine::{self, Checked, CodeSend, Ctx, Slot, Who};
 use crate::factor::sms_email;
 use crate::login::locked_message;
-use crate::oauth::client_auth::Authenticated;
-use crate::oauth::token::client_of;
+use crate::oauth::client_auth::{Authenticated, authenticate};
 use crate::secret::ClientId;
 use crate::session;
 use crate::state::{AppState, Audit};
@@ -50,7 +49,7 @@ use serde::Deserialize;
 pub const TRANSACTION_TTL_SECS: u64 = 300;
 
 /// The longest `preauth` spends sending a code, in seconds: past it the login is refused ("could
-/// not send the code"). `pam_padlock.so`'s `timeout_secs` must be longer (it is at least 6), so a
+/// not send the code"). `pam_padlock.so`'s `timeout_secs` is longer (it is at least 10), so a
 /// slow mail or SMS gateway can never look like an unreachable Padlock to a module in
 /// `failmode = "safe"`.
 pub const SEND_BOUND_SECS: u64 = 4;
@@ -113,9 +112,9 @@ fn invalid(field: &str, m: &str) -> PamError {
     )
 }
 
-/// The PAM host of a request, proven by HTTP Basic with its credential. Refusals are counted
-/// and audited per source address like every client authentication (`client.authenticate`); a
-/// source over its failure limit gets 429 before anything is checked.
+/// The PAM host of a request, proven by HTTP Basic with its credential. A valid credential is
+/// never refused; a failed one is counted against its source address and audited
+/// (`pam_host.authenticate`), and a source over its failure limit gets 429.
 pub struct Host {
     id: ClientId,
     tenant: crate::secret::TenantId,
@@ -135,25 +134,42 @@ impl FromRequestParts<AppState> for Host {
         let ClientIp(ip) = ClientIp::from_request_parts(parts, state)
             .await
             .map_err(|_| refused())?;
-        // Basic only: the same digest comparison for a wrong secret, an unknown host and a
-        // client that is not a PAM host.
-        match client_of(state, &parts.headers, None, None, ip.as_deref()).await {
-            Ok(Authenticated::Confidential(c)) => match (c.kind, c.tenant) {
-                (ClientKind::PamHost, Some(tenant)) => Ok(Host { id: c.id, tenant }),
-                _ => {
-                    state
-                        .limits
-                        .record_source_failure(ip.as_deref(), state.clock.now());
-                    Err(refused())
-                }
-            },
-            Err(e) if e.is_too_many() => Err(PamError(
+        let ip = ip.as_deref();
+        // The credential is checked first, and a valid one is never refused: a host is not shut
+        // out by other failures from its address (its local users, a shared NAT). Basic only:
+        // the same digest comparison for a wrong secret, an unknown host and a client that is
+        // not a PAM host.
+        if let Ok(Authenticated::Confidential(c)) =
+            authenticate(state, &parts.headers, None, None).await
+            && let (ClientKind::PamHost, Some(tenant)) = (&c.kind, &c.tenant)
+        {
+            return Ok(Host {
+                tenant: tenant.clone(),
+                id: c.id,
+            });
+        }
+        // Failed tries are limited per source and audited.
+        if let Some(retry_after) = state.refuse_source(ip, "pam_host.authenticate").await? {
+            return Err(PamError(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_failures",
-                "too many failed attempts from this address".into(),
-            )),
-            _ => Err(refused()),
+                format!(
+                    "too many failed attempts from this address; retry after {retry_after} seconds"
+                ),
+            ));
         }
+        state.limits.record_source_failure(ip, state.clock.now());
+        state
+            .audit(Audit {
+                tenant: None,
+                actor: "(basic auth)",
+                action: "pam_host.authenticate",
+                target: "(basic auth)",
+                outcome: Outcome::Failure,
+                source_ip: ip,
+            })
+            .await?;
+        Err(refused())
     }
 }
 
@@ -452,7 +468,10 @@ async fn decoy_preauth(
             let (_, message) = sms_email::Undelivered::Limited { retry_at }.answer(now);
             return Ok(PreauthResponse::Deny { message });
         }
-        let wait = state.delivery.typical_send_time().clamp(
+        let Factor::Code { channel } = &factor else {
+            unreachable!("inside the code decoy's branch");
+        };
+        let wait = state.delivery.typical_send_time(channel).clamp(
             DECOY_MIN_WAIT,
             std::time::Duration::from_secs(SEND_BOUND_SECS),
         );
@@ -693,12 +712,18 @@ async fn decoy_answer(
                 .admit_second_factor_attempt(&id, now, policy)
                 .await?
             {
-                Attempt::Locked { until }
-                | Attempt::Admitted {
-                    locks_until: Some(until),
-                } => AuthResponse::Deny {
+                Attempt::Locked { until } => AuthResponse::Deny {
                     message: locked_message(until),
                 },
+                Attempt::Admitted {
+                    locks_until: Some(until),
+                } => {
+                    // The try that locks is a failure from its source, as a user's is.
+                    state.limits.record_source_failure(ctx.ip, now);
+                    AuthResponse::Deny {
+                        message: locked_message(until),
+                    }
+                }
                 Attempt::Admitted { locks_until: None } => {
                     state.limits.record_source_failure(ctx.ip, now);
                     match spent {

@@ -569,44 +569,62 @@ async fn the_source_limit_applies_to_the_reported_rhost() {
     );
 }
 
-/// Decoys take the shapes of the company's users in proportion (here two SMS users, one email
-/// user), and one name always gets the same decoy — digits included — as a user always gets the
-/// same prompt.
+/// Decoys take the shapes of the company's users (here two SMS users and one email user), one
+/// name always gets the same decoy — digits included — as a user always gets the same prompt, and
+/// a change in the users moves few names (weighted rendezvous hashing).
 #[tokio::test]
 async fn decoys_follow_the_companys_users_and_are_stable_per_name() {
     let (w, _) = world_2fa(&[Method::SmsEmail]).await;
     let h = host(&w).await;
-    for email in ["bob@acme.example", "cid@acme.example"] {
-        let mut u = add_user(&w.state, &w.tenant, email, "user").await;
-        u.mobile = Some(padlock_policy::mobile::E164::parse("+15551234567").unwrap());
-        w.state.store.update_user(&u).await.unwrap();
-    }
+    let add_mobile_user = |email: &'static str| {
+        let w = &w;
+        async move {
+            let mut u = add_user(&w.state, &w.tenant, email, "user").await;
+            u.mobile = Some(padlock_policy::mobile::E164::parse("+15551234567").unwrap());
+            w.state.store.update_user(&u).await.unwrap();
+        }
+    };
+    add_mobile_user("bob@acme.example").await;
+    add_mobile_user("cid@acme.example").await;
     let sms =
         "Verification code (sent by SMS to +1 \u{2022}\u{2022}\u{2022} \u{2022}\u{2022}\u{2022} ";
     let real = preauth(&w, &h, "bob").await;
     assert!(real["prompt"].as_str().unwrap().starts_with(sms), "{real}");
-    let (mut by_sms, mut by_email) = (0, 0);
-    for i in 0..30 {
-        let name = format!("probe{i}");
-        let first = preauth(&w, &h, &name).await;
-        let again = preauth(&w, &h, &name).await;
+    let names: Vec<String> = (0..60).map(|i| format!("probe{i}")).collect();
+    let mut before = Vec::new();
+    for name in &names {
+        let first = preauth(&w, &h, name).await;
+        let again = preauth(&w, &h, name).await;
         assert_eq!(first["prompt"], again["prompt"], "stable per name");
-        let prompt = first["prompt"].as_str().unwrap();
+        let prompt = first["prompt"].as_str().unwrap().to_owned();
         if prompt.starts_with(sms) {
             assert_eq!(prompt.len(), real["prompt"].as_str().unwrap().len());
-            by_sms += 1;
         } else {
             assert_eq!(
                 prompt,
                 "Verification code (sent by email to p\u{2022}\u{2022}\u{2022}@acme.example): "
             );
-            by_email += 1;
+        }
+        before.push(prompt);
+    }
+    let by_sms = before.iter().filter(|p| p.starts_with(sms)).count();
+    assert!(
+        by_sms > 0 && by_sms < names.len(),
+        "both shapes: {by_sms} by SMS"
+    );
+    // One more SMS user (weights 2:1 → 3:1): only names whose winner changes move (1 in 12 on
+    // average), not the wholesale reshuffle a modulo pick would cause.
+    add_mobile_user("dan@acme.example").await;
+    w.clock.advance(super::decoy::SHAPES_TTL_SECS + 1);
+    let mut moved = 0;
+    for (name, old) in names.iter().zip(&before) {
+        let now = preauth(&w, &h, name).await;
+        let shape_of = |p: &str| p.starts_with(sms);
+        if shape_of(now["prompt"].as_str().unwrap()) != shape_of(old) {
+            moved += 1;
         }
     }
-    assert!(
-        by_sms > by_email && by_email > 0,
-        "{by_sms} by SMS, {by_email} by email"
-    );
+    assert!(moved <= 15, "{moved} of 60 names changed shape");
 }
 
 /// A decoy locks and runs out of codes exactly when a user would, so neither state tells names

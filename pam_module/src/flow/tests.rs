@@ -334,7 +334,7 @@ fn untrusted() -> CallError {
 }
 
 #[test]
-fn failures_follow_the_failmode_before_and_during_the_challenge() {
+fn failures_follow_the_failmode_before_the_challenge_and_refuse_after_it() {
     for (error, secure, safe) in [
         (unreachable(), Code::AuthInfoUnavail, Code::Success),
         (untrusted(), Code::AuthInfoUnavail, Code::AuthInfoUnavail),
@@ -357,13 +357,13 @@ fn failures_follow_the_failmode_before_and_during_the_challenge() {
             if want == Code::Success {
                 assert_eq!(ending.level, Level::Warning);
             }
-            // After a wrong answer.
+            // After a wrong answer: Padlock was reachable, so every failure refuses.
             let mut api = challenge(PamMethod::Code, CODE_PROMPT);
             api.auth = VecDeque::from([retry(), Err(error.clone())]);
             let mut conv = ScriptedConv::typing(&[b"1", b"2"]);
             assert_eq!(
                 run(&mut api, &mut conv, &settings(mode)),
-                want,
+                Code::AuthInfoUnavail,
                 "auth {error:?} {mode:?}"
             );
             // While polling a Duo push.
@@ -373,7 +373,7 @@ fn failures_follow_the_failmode_before_and_during_the_challenge() {
             let mut conv = ScriptedConv::typing(&[b""]);
             assert_eq!(
                 run(&mut api, &mut conv, &settings(mode)),
-                want,
+                Code::AuthInfoUnavail,
                 "auth_status {error:?} {mode:?}"
             );
         }

@@ -6,19 +6,25 @@
 #      from the development outbox → padlock page → TOTP start → confirm);
 #   3. latency: one login per user through the module's own code (pam_module/examples/
 #      login_latency.rs: config + host secret + Client, then flow::login = preauth + auth with the
-#      current TOTP code), median/p90/p99/max; and the threads of that process before and after;
+#      current TOTP code), median/p90/p99/max, after waiting for the TOTP step after the
+#      enrolments'. Threads: pamtester under pam_wrapper cannot show the threads of the process
+#      that loaded the module, so the example, running the same Client and flow as the .so, prints
+#      its /proc/self/task count before the first login and after the last (the unit test
+#      client::tests::no_thread_outlives_a_login does the same around TLS, Duo polling, timeouts);
 #   4. wrk (keep-alive, WRK_CONNS connections, SECS seconds each):
-#      - /pam/v1/preauth cycling over the users (service sudo, no rhost: a TOTP user's preauth
-#        sends nothing; every answer is a challenge);
+#      - /pam/v1/preauth cycling over the users (service sudo, no rhost, so no per-source limit
+#        applies; a TOTP user's preauth sends nothing; every answer is a challenge);
 #      - /pam/v1/auth cycling over one open transaction per user (from a preauth), each answering
-#        a wrong code. A wrong TOTP code is a real check (lockout count, RFC 6238 verify, audit) and
-#        the answer is `retry` until the user's consecutive failures reach [lockout] max_failures
-#        (raised to 100, the most Padlock allows, in this run's padlock.toml); that try answers
-#        `deny` (locked) and ends the transaction, and later answers on it are cheap `deny`s
-#        (expired). So at most USERS × 100 answers do the real check: the script prints the share
-#        of each answer so the reader sees what was measured. No workload keeps every answer a
-#        real check for long: every wrong code counts toward the lock, and a right one is accepted
-#        once per user per 30-second step.
+#        a wrong code: every answer is a real check (lockout count, RFC 6238 verify, audit) and
+#        answers `retry`. Every wrong code counts toward the user's lock and a right one is
+#        accepted once per user per 30-second step, so no workload keeps real checks going for
+#        ever: [lockout] max_failures is raised to 100 (the most Padlock allows) in this run's
+#        padlock.toml, and the load sends at most 98 wrong codes per user, then stops — after
+#        SECS seconds or USERS × 98 answers, whichever comes first (about 4 s for 200 users on two
+#        cores). No user locks; the answers are counted by kind so the reader can check.
+#        Requests/s is answers over the wall-clock time from the first request to the last answer
+#        (wrk's own figure would divide by the whole -d).
+#   5. Padlock's resident memory after the loads; then it is stopped and the temp dir removed.
 #   Every number is printed, none is checked. One line per measurement.
 # Usage: bench/pam.sh [users, default 200, at most 500] [seconds per wrk run, default 5]
 #   CARGO="flock /tmp/padlock-cargo.lock cargo" bench/pam.sh   (serialises builds with others)

@@ -20,8 +20,9 @@
 #        accepted once per user per 30-second step, so no workload keeps real checks going for
 #        ever: [lockout] max_failures is raised to 100 (the most Padlock allows) in this run's
 #        padlock.toml, and the load sends at most 98 wrong codes per user, then stops — after
-#        SECS seconds or USERS × 98 answers, whichever comes first (about 4 s for 200 users on two
-#        cores). No user locks; the answers are counted by kind so the reader can check.
+#        SECS seconds or USERS × 98 answers, whichever comes first (about 1.2 s for 200 users,
+#        2.7 s for 500, on two cores). No user locks; the answers are counted by kind so the reader
+#        can check.
 #        Requests/s is answers over the wall-clock time from the first request to the last answer
 #        (wrk's own figure would divide by the whole -d).
 #   5. Padlock's resident memory after the loads; then it is stopped and the temp dir removed.

@@ -39,6 +39,7 @@ cargo=${CARGO:-cargo}
 ((users >= 1 && users <= 500)) || { echo "users: 1 to 500" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 command -v oathtool >/dev/null || { echo "installing oathtool"; apt-get install -y -qq oathtool >/dev/null; }
+command -v jq >/dev/null || { echo "installing jq"; apt-get install -y -qq jq >/dev/null; }
 
 $cargo build --release -q -p padlock-idp --bin padlock
 $cargo build --release -q -p pam_padlock --lib --example login_latency
@@ -79,7 +80,7 @@ cat > "$work/pam.toml" <<EOF
 url = "$url"
 host_id = "$(echo "$host" | jq -r .host_id)"
 host_secret_file = "$work/host.secret"
-timeout_secs = 5
+timeout_secs = 10
 EOF
 echo "correct-horse-battery-staple" > "$work/pw"
 

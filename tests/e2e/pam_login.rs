@@ -257,6 +257,8 @@ fn company_2fa_off_api_accounts_and_unknown_users() {
     assert!(!c.success);
     assert!(c.transcript.contains("API account"), "{}", c.transcript);
     // An unknown name is prompted like a real user, then refused; no code goes anywhere.
+    let outbox = || std::fs::read_dir(dir.path().join("data/outbox")).map_or(0, Iterator::count);
+    let sent = outbox();
     let c = site.login(
         "mallory",
         vec![
@@ -266,6 +268,12 @@ fn company_2fa_off_api_accounts_and_unknown_users() {
         ],
     );
     assert!(!c.success, "{}", c.transcript);
+    assert!(
+        c.transcript.contains("exhausted maximum number of retries"),
+        "{}",
+        c.transcript
+    );
+    assert_eq!(outbox(), sent, "no code for a name that is no user");
     // unknown_user = "ignore": PAM_IGNORE, so the rest of the stack decides (here pam_permit).
     site.configure(&site.p.server.url, "unknown_user = \"ignore\"\n");
     site.stack(&format!(

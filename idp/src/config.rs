@@ -99,6 +99,8 @@ pub struct LockoutConfig {
     pub max_messages_per_user: u32,
     /// The window of `max_messages_per_user`, minutes.
     pub message_window_minutes: u64,
+    /// How long a one-time code (SMS/email) is valid, seconds: 5 to 120.
+    pub code_ttl_secs: u64,
     /// Wrong passwords for one login name before tries are delayed.
     pub password_free_failures: u32,
     /// Longest delay between two password tries after failures, seconds.
@@ -125,6 +127,7 @@ impl Default for LockoutConfig {
             lock_minutes: p.lock_secs() / 60,
             max_messages_per_user: 10,
             message_window_minutes: 15,
+            code_ttl_secs: padlock_policy::code::CODE_TTL_SECS,
             password_free_failures: 5,
             password_max_delay_secs: 300,
             password_max_failures: t.max_failures(),
@@ -371,7 +374,7 @@ impl Config {
     pub fn limits(&self) -> Result<crate::limits::Limits, ConfigError> {
         let l = &self.lockout;
         let minutes = |m: u64| m.saturating_mul(60);
-        Ok(crate::limits::Limits::new(
+        let mut limits = crate::limits::Limits::new(
             LockoutPolicy::new(l.max_failures, minutes(l.lock_minutes))
                 .map_err(|e| err("lockout.max_failures", e.to_string()))?,
             RateLimit::new(l.max_messages_per_user, minutes(l.message_window_minutes))
@@ -391,7 +394,9 @@ impl Config {
                 trusted: self.trusted_proxies.clone(),
                 header: self.proxy_header,
             },
-        ))
+        );
+        limits.code_ttl_secs = l.code_ttl_secs;
+        Ok(limits)
     }
 
     /// Every problem a parsed configuration has (empty when it is usable). Besides the values, it
@@ -459,6 +464,18 @@ impl Config {
                 format!(
                     "the idle lifetime ({} days) must not exceed tokens.refresh_token_max_days ({} days)",
                     self.tokens.refresh_token_ttl_days, self.tokens.refresh_token_max_days
+                ),
+            ));
+        }
+        if !(padlock_policy::code::MIN_CODE_TTL_SECS..=padlock_policy::code::CODE_TTL_SECS)
+            .contains(&self.lockout.code_ttl_secs)
+        {
+            errors.push(err(
+                "lockout.code_ttl_secs",
+                format!(
+                    "must be {} to {} seconds",
+                    padlock_policy::code::MIN_CODE_TTL_SECS,
+                    padlock_policy::code::CODE_TTL_SECS
                 ),
             ));
         }
@@ -708,6 +725,22 @@ mod tests {
         }
         let webhook = Config::parse("[sms]\nprovider = \"webhook\"\n").unwrap();
         assert_eq!(webhook.validate()[0].path, "sms.webhook_url");
+    }
+
+    /// DESIGN.md §9.3: a code may be made valid for less than 120 s, never for more.
+    #[test]
+    fn code_validity_is_at_most_two_minutes() {
+        for (ttl, ok) in [(4, false), (5, true), (60, true), (120, true), (121, false)] {
+            let c = Config::parse(&format!("[lockout]\ncode_ttl_secs = {ttl}\n")).unwrap();
+            let paths: Vec<String> = c.validate().into_iter().map(|e| e.path).collect();
+            assert_eq!(
+                !paths.contains(&"lockout.code_ttl_secs".to_string()),
+                ok,
+                "{ttl}: {paths:?}"
+            );
+        }
+        let c = Config::parse("[lockout]\ncode_ttl_secs = 30\n").unwrap();
+        assert_eq!(c.limits().unwrap().code_ttl_secs, 30);
     }
 
     /// DESIGN.md §9.7: secret files are checked by `config check` and at start; the key names the

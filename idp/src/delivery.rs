@@ -10,7 +10,6 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use padlock_policy::code::CODE_TTL_SECS;
 use padlock_policy::decision::Channel;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -41,11 +40,12 @@ pub struct CodeMessage<'a> {
 }
 
 impl CodeMessage<'_> {
-    fn values(&self) -> Values<'_> {
+    /// The template values; `minutes` is the code's validity, rounded up to whole minutes.
+    fn values(&self, minutes: u64) -> Values<'_> {
         Values {
             code: self.code,
             company: self.company,
-            minutes: CODE_TTL_SECS / 60,
+            minutes,
         }
     }
 }
@@ -84,6 +84,8 @@ pub struct Delivery {
     email: Email,
     sms: Sms,
     messages: MessagesConfig,
+    /// A code's validity in whole minutes (rounded up), for the `{minutes}` placeholder.
+    code_minutes: u64,
     seq: AtomicU64,
     /// Moving averages of the time a successful code send took, in microseconds: by SMS, by email.
     send_micros: [AtomicU64; 2],
@@ -193,6 +195,7 @@ impl Delivery {
             email,
             sms,
             messages: config.messages.clone(),
+            code_minutes: config.lockout.code_ttl_secs.div_ceil(60),
             seq: AtomicU64::new(0),
             send_micros: [AtomicU64::new(0), AtomicU64::new(0)],
         })
@@ -237,7 +240,7 @@ impl Delivery {
         channel: &Channel,
         message: &CodeMessage<'_>,
     ) -> Result<(), DeliveryError> {
-        let values = message.values();
+        let values = message.values(self.code_minutes);
         match channel {
             Channel::Email(to) => {
                 let text = Text {

@@ -51,6 +51,8 @@ pub struct Limits {
     pub messages: RateLimit,
     /// Password throttling per login name.
     pub passwords: ThrottlePolicy,
+    /// How long a one-time code is valid, seconds (`[lockout] code_ttl_secs`, at most 120).
+    pub code_ttl_secs: u64,
     source_failures: RateLimit,
     source_flows: RateLimit,
     proxies: Proxies,
@@ -94,6 +96,7 @@ impl Limits {
             lockout,
             messages,
             passwords,
+            code_ttl_secs: padlock_policy::code::CODE_TTL_SECS,
             source_failures,
             source_flows,
             proxies,

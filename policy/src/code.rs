@@ -10,8 +10,11 @@ use subtle::ConstantTimeEq;
 
 /// Number of digits in a code.
 pub const CODE_DIGITS: usize = 6;
-/// A code is valid for 2 minutes.
+/// A code is valid for 2 minutes: the default, and the most a company may configure
+/// (DESIGN §9 item 3).
 pub const CODE_TTL_SECS: u64 = 120;
+/// The shortest validity a code may be given, in seconds.
+pub const MIN_CODE_TTL_SECS: u64 = 5;
 /// Wrong tries allowed per code.
 pub const MAX_WRONG_TRIES: u8 = 5;
 /// Minimum wait between two sends of one challenge.
@@ -42,6 +45,14 @@ pub struct CodeChallenge {
     wrong_tries: u8,
     sends: u8,
     state: CodeState,
+    /// How long each code of this challenge is valid, seconds (records from before it existed
+    /// read as [`CODE_TTL_SECS`]).
+    #[serde(default = "default_ttl")]
+    ttl_secs: u64,
+}
+
+fn default_ttl() -> u64 {
+    CODE_TTL_SECS
 }
 
 /// Something the user did.
@@ -64,7 +75,7 @@ pub enum CodeOutcome {
         /// Tries left for this code.
         tries_left: u8,
     },
-    /// The code is older than [`CODE_TTL_SECS`]; ask for a new one.
+    /// The code is older than its validity (at most [`CODE_TTL_SECS`]); ask for a new one.
     Expired,
     /// This code had its [`MAX_WRONG_TRIES`]; ask for a new one.
     TooManyTries,
@@ -93,22 +104,32 @@ impl CodeOutcome {
 }
 
 impl CodeChallenge {
-    /// A challenge whose first code (digest `digest`) was sent at `now`.
+    /// A challenge whose first code (digest `digest`) was sent at `now`, valid for
+    /// [`CODE_TTL_SECS`].
     #[must_use]
     pub fn issue(digest: CodeDigest, now: u64) -> CodeChallenge {
+        Self::issue_for(digest, now, CODE_TTL_SECS)
+    }
+
+    /// Like [`CodeChallenge::issue`], with codes valid for `ttl_secs` seconds, kept within
+    /// [`MIN_CODE_TTL_SECS`]..=[`CODE_TTL_SECS`] (a longer validity is never granted).
+    #[must_use]
+    pub fn issue_for(digest: CodeDigest, now: u64, ttl_secs: u64) -> CodeChallenge {
         CodeChallenge {
             digest,
             issued_at: now,
             wrong_tries: 0,
             sends: 1,
             state: CodeState::Pending,
+            ttl_secs: ttl_secs.clamp(MIN_CODE_TTL_SECS, CODE_TTL_SECS),
         }
     }
 
     /// When the current code expires.
     #[must_use]
     pub fn expires_at(&self) -> u64 {
-        self.issued_at.saturating_add(CODE_TTL_SECS)
+        self.issued_at
+            .saturating_add(self.ttl_secs.min(CODE_TTL_SECS))
     }
 
     /// Where the challenge is.
@@ -171,6 +192,7 @@ impl CodeChallenge {
             wrong_tries: 0,
             sends: self.sends + 1,
             state: CodeState::Pending,
+            ttl_secs: self.ttl_secs,
         };
         CodeOutcome::Resent {
             expires_at: self.expires_at(),
@@ -200,6 +222,29 @@ pub fn code_from_random(r: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configured_validity_is_kept_within_bounds() {
+        let d = [1u8; 32];
+        assert_eq!(CodeChallenge::issue_for(d, 100, 10).expires_at(), 110);
+        assert_eq!(
+            CodeChallenge::issue_for(d, 100, 3600).expires_at(),
+            100 + CODE_TTL_SECS,
+            "never longer than the invariant"
+        );
+        assert_eq!(
+            CodeChallenge::issue_for(d, 100, 0).expires_at(),
+            100 + MIN_CODE_TTL_SECS
+        );
+        let mut c = CodeChallenge::issue_for(d, 100, 10);
+        assert_eq!(c.advance(CodeInput::Submit(d), 110), CodeOutcome::Expired);
+        // A resent code keeps the challenge's validity.
+        let mut c2 = CodeChallenge::issue_for(d, 100, 10);
+        assert_eq!(
+            c2.advance(CodeInput::Resend([2; 32]), 130),
+            CodeOutcome::Resent { expires_at: 140 }
+        );
+    }
     use proptest::prelude::*;
 
     const RIGHT: CodeDigest = [7; 32];

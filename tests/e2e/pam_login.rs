@@ -138,6 +138,34 @@ fn an_email_code_from_the_smtp_server_and_a_wrong_then_right_code() {
     assert_eq!(passed["pam"]["user"], "ann");
 }
 
+/// A code that expired is refused, and PAM (which has no resend) ends the login. The company's
+/// codes are made valid for 5 seconds (`[lockout] code_ttl_secs`), so the test waits 6, not 120.
+#[test]
+fn an_expired_code_ends_the_login() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("padlock.toml"),
+        "[lockout]\ncode_ttl_secs = 5\n",
+    )
+    .unwrap();
+    let site = Site::new(dir.path(), &["-c", "padlock.toml"], "sms-email", "");
+    let c = site.login(
+        "ann",
+        vec![turn(EMAIL_PROMPT, |_| {
+            let code = crate::account::outbox_code(dir.path());
+            std::thread::sleep(std::time::Duration::from_secs(6));
+            code
+        })],
+    );
+    assert!(!c.success, "{}", c.transcript);
+    assert!(
+        c.transcript
+            .contains("This code has expired. Start the login again."),
+        "{}",
+        c.transcript
+    );
+}
+
 #[test]
 fn three_wrong_codes_exhaust_the_tries() {
     let smtp = SmtpServer::start(&[]);

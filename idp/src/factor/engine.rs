@@ -125,7 +125,7 @@ pub(crate) async fn send_code(
     let fresh = sms_email::draw(state, slot.binding());
     let previous = slot.code().cloned();
     let next = match previous.clone() {
-        None => CodeChallenge::issue(fresh.digest, now),
+        None => CodeChallenge::issue_for(fresh.digest, now, state.limits.code_ttl_secs),
         Some(mut ch) => {
             if let Some(refusal) = resend_refusal(
                 ch.advance(CodeInput::Resend(fresh.digest), now),

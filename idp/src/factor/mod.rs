@@ -41,18 +41,30 @@ struct FactorPage {
 pub const SEND_FAILED: &str =
     "Padlock could not send the code. Try again, or contact your administrator.";
 
-fn prompt(factor: &Factor) -> String {
+fn prompt(factor: &Factor, ttl_secs: u64) -> String {
     match factor {
         Factor::Code { channel } => format!(
-            "We sent a 6-digit code {}. It is valid for 2 minutes.",
-            sms_email::masked(channel)
+            "We sent a 6-digit code {}. It is valid for {}.",
+            sms_email::masked(channel),
+            validity(ttl_secs)
         ),
         Factor::Totp => "Enter the 6-digit code from your authenticator app.".into(),
         Factor::Duo => "Approve the Duo request.".into(),
     }
 }
 
+/// "2 minutes", "45 seconds".
+fn validity(secs: u64) -> String {
+    if secs.is_multiple_of(60) {
+        let minutes = secs / 60;
+        format!("{minutes} minute{}", if minutes == 1 { "" } else { "s" })
+    } else {
+        format!("{secs} seconds")
+    }
+}
+
 fn page(
+    state: &AppState,
     flow: &str,
     factor: &Factor,
     status: StatusCode,
@@ -61,7 +73,7 @@ fn page(
 ) -> Response {
     let p = FactorPage {
         flow: flow.to_owned(),
-        prompt: prompt(factor),
+        prompt: prompt(factor, state.limits.code_ttl_secs),
         can_resend: matches!(factor, Factor::Code { .. }),
         notice,
         error,
@@ -227,7 +239,7 @@ pub(crate) async fn show(
 ) -> Result<Response, AppError> {
     let id = q.flow.ok_or_else(|| AppError::BadRequest(NO_FLOW.into()))?;
     let (_, _, factor) = factor_flow(&state, &headers, &id).await?;
-    Ok(page(&id, &factor, StatusCode::OK, None, None))
+    Ok(page(&state, &id, &factor, StatusCode::OK, None, None))
 }
 
 pub(crate) async fn submit(
@@ -246,7 +258,7 @@ pub(crate) async fn submit(
     let (flow, user, factor) = factor_flow(&state, &headers, &f.flow).await?;
     let now = state.clock.now();
     let reply = |status, notice: Option<String>, error: Option<String>| {
-        page(&f.flow, &factor, status, notice, error)
+        page(&state, &f.flow, &factor, status, notice, error)
     };
     let tenant = state
         .store

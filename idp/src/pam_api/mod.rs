@@ -480,7 +480,11 @@ async fn decoy_preauth(
         let mut unreachable = [0u8; 32];
         aws_lc_rs::rand::fill(&mut unreachable)
             .map_err(|_| AppError::from(anyhow::anyhow!("the random generator failed")))?;
-        Some(CodeChallenge::issue(unreachable, now))
+        Some(CodeChallenge::issue_for(
+            unreachable,
+            now,
+            state.limits.code_ttl_secs,
+        ))
     } else {
         None
     };

@@ -14,7 +14,7 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use padlock_policy::decision::{Decision, DenyReason, decide};
+use padlock_policy::decision::{Decision, DenyReason};
 use padlock_policy::throttle::Throttle;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -215,19 +215,9 @@ async fn decide_for(
         .get_tenant(&user.tenant)
         .await?
         .ok_or_else(|| anyhow::anyhow!("user {} has no company", user.id))?;
-    let lockout = state.store.lockout_state(&user.id).await?;
-    let subject = user.subject();
-    Ok((
-        decide(
-            &tenant.two_factor,
-            &subject,
-            &lockout,
-            &state.limits.lockout,
-            second_factor_requested,
-            state.clock.now(),
-        ),
-        tenant,
-    ))
+    let decision =
+        crate::factor::engine::decision(state, user, &tenant, second_factor_requested).await?;
+    Ok((decision, tenant))
 }
 
 /// What a user past the password step reads while their second factor is locked.

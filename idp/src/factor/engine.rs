@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use axum::http::StatusCode;
 use padlock_policy::Factor;
 use padlock_policy::code::{CodeChallenge, CodeInput, CodeOutcome};
-use padlock_policy::decision::Channel;
+use padlock_policy::decision::{Channel, Decision, DenyReason, decide};
 use padlock_policy::lockout::Attempt;
 use padlock_policy::totp::TotpOutcome;
 
@@ -88,6 +88,38 @@ impl Ctx<'_> {
         outcome: Outcome,
     ) -> StoreResult<()> {
         self.audit_as(state, user, self.action, outcome).await
+    }
+}
+
+/// What `padlock-policy` decides for `user` of `tenant` now (their current lockout read from the
+/// store): the one question every login path asks — the web password step and factor step, and
+/// PAM's preauth and auth. `second_factor_requested`: the relying panel asked for `padlock:2fa`.
+pub(crate) async fn decision(
+    state: &AppState,
+    user: &User,
+    tenant: &Tenant,
+    second_factor_requested: bool,
+) -> StoreResult<Decision> {
+    let lockout = state.store.lockout_state(&user.id).await?;
+    Ok(decide(
+        &tenant.two_factor,
+        &user.subject(),
+        &lockout,
+        &state.limits.lockout,
+        second_factor_requested,
+        state.clock.now(),
+    ))
+}
+
+/// Whether a challenge for `factor`, begun earlier, may still be answered: the decision now is to
+/// ask for that same factor, or a lock (which [`check`] answers itself). False when the user, the
+/// company's switch or its methods changed since, so an answer to the old challenge never
+/// completes a login the policy would no longer allow that way.
+pub(crate) fn still_asked(now: &Decision, factor: &Factor) -> bool {
+    match now {
+        Decision::Challenge(f) => f == factor,
+        Decision::Deny(DenyReason::LockedOut { .. }) => true,
+        _ => false,
     }
 }
 

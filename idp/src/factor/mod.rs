@@ -145,6 +145,9 @@ pub(crate) async fn begin(
         .into_response())
 }
 
+/// Shown when the company's sign-in settings changed between the password and the factor step.
+const CHANGED: &str = "Your company's sign-in settings changed during this sign-in. Go back to the application and start again.";
+
 /// The audit action of the login's factor step.
 const ACTION: &str = "login.second_factor";
 /// Refusal of a resend once the login's challenge sent its last code.
@@ -275,6 +278,14 @@ pub(crate) async fn submit(
         pam: None,
         new_code: "Send a new code.",
     };
+    // The decision is asked again, as PAM's auth does: a company whose switch or methods changed
+    // since the password step does not complete the login with the old factor.
+    let decided = engine::decision(&state, &user, &tenant, flow.request.second_factor_requested);
+    if !engine::still_asked(&decided.await?, &factor) {
+        ctx.audit_as(&state, &user, "login.denied.changed", Outcome::Failure)
+            .await?;
+        return Ok(reply(StatusCode::FORBIDDEN, None, Some(CHANGED.into())));
+    }
     let mut slot = FlowSlot {
         digest: session::digest(&f.flow),
         flow,

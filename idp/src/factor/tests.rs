@@ -517,3 +517,41 @@ async fn parallel_guesses_spend_each_try_once() {
     let r = submit(&w, &flow, &cookie, &format!("code={code}")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
 }
+
+/// The decision is asked again at the factor step (as PAM's auth does): a company that drops the
+/// factor a login began with, or turns its second factor off, ends that login — even with the
+/// right code.
+#[tokio::test]
+async fn a_change_of_the_companys_methods_ends_a_login_in_progress() {
+    let (w, _) = world_2fa(&[Method::SmsEmail, Method::Totp]).await;
+    let seed = enrol_totp(&w).await;
+    for change in ["methods", "switch"] {
+        let (flow, cookie) = to_factor(&w).await;
+        let mut t = w.state.store.get_tenant(&w.tenant).await.unwrap().unwrap();
+        let before = t.clone();
+        match change {
+            "methods" => t.two_factor.methods = Methods::from_list(&[Method::SmsEmail]),
+            _ => t.two_factor.enabled = false,
+        }
+        w.state.store.update_tenant(&t).await.unwrap();
+        w.clock.advance(30);
+        let code = padlock_policy::totp::code_at(&seed, w.clock.now()).unwrap();
+        let r = submit(&w, &flow, &cookie, &format!("code={code}")).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{change}: {}", r.body);
+        assert!(r.body.contains("settings changed"), "{change}: {}", r.body);
+        w.state.store.update_tenant(&before).await.unwrap();
+    }
+    let audit = w
+        .state
+        .store
+        .list_audit(Some(&w.tenant), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == "login.denied.changed")
+            .count(),
+        2
+    );
+}

@@ -37,7 +37,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use padlock_policy::Factor;
 use padlock_policy::code::{CodeChallenge, CodeInput, CodeOutcome, normalize_code};
-use padlock_policy::decision::{Decision, DenyReason, decide};
+use padlock_policy::decision::{Decision, DenyReason};
 use padlock_policy::lockout::Attempt;
 use padlock_policy::pam::{
     AuthRequest, AuthResponse, MAX_FIELD_BYTES, PamMethod, PreauthRequest, PreauthResponse,
@@ -305,16 +305,7 @@ pub(crate) async fn preauth(
             return deny(AMBIGUOUS);
         }
     };
-    let lockout = state.store.lockout_state(&user.id).await?;
-    let decision = decide(
-        &tenant.two_factor,
-        &user.subject(),
-        &lockout,
-        &state.limits.lockout,
-        false,
-        state.clock.now(),
-    );
-    let factor = match decision {
+    let factor = match engine::decision(&state, &user, &tenant, false).await? {
         Decision::Allow { .. } => {
             ctx.audit_as(&state, &user, "pam.allow", Outcome::Success)
                 .await?;
@@ -613,22 +604,12 @@ pub(crate) async fn auth(
     // The decision is asked again: a user disabled, made an API account or locked since preauth,
     // or a company whose settings changed, does not pass with the old transaction.
     let user = state.store.get_user(&user_id).await?;
-    let lockout = match &user {
-        Some(u) => state.store.lockout_state(&u.id).await?,
-        None => Default::default(),
+    let now_decision = match &user {
+        Some(u) => Some(engine::decision(&state, u, &tenant, false).await?),
+        None => None,
     };
-    let now_decision = user.as_ref().map(|u| {
-        decide(
-            &tenant.two_factor,
-            &u.subject(),
-            &lockout,
-            &state.limits.lockout,
-            false,
-            state.clock.now(),
-        )
-    });
     let user = match (user, now_decision) {
-        (Some(user), Some(Decision::Challenge(f))) if f == slot.txn.factor => user,
+        (Some(user), Some(d)) if engine::still_asked(&d, &slot.txn.factor) => user,
         (Some(user), Some(Decision::Deny(reason))) => {
             state.store.take_pam_transaction(&slot.digest).await?;
             let (action, message) = refusal(reason);

@@ -426,15 +426,14 @@ pub struct LoginFlow {
 /// second-factor engine keeps its code challenge here as the web login keeps it in the flow).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PamTransaction {
-    /// The PAM host that started it; only that host may answer it.
-    pub host: ClientId,
     /// The user, or `None` for a name Padlock does not know: that challenge never passes.
     pub user_id: Option<UserId>,
     /// What is asked.
     pub factor: padlock_policy::Factor,
     /// The one-time code in play (SMS/Email).
     pub code: Option<padlock_policy::code::CodeChallenge>,
-    /// Where and through what the login happens (for the audit trail).
+    /// Where and through what the login happens (for the audit trail); its `host` began the
+    /// transaction, and only that host may answer it.
     pub login: PamLogin,
     /// Expiry, Unix seconds.
     pub expires_at: Timestamp,

@@ -298,7 +298,7 @@ pub(crate) async fn preauth(
             if req.unknown_user == UnknownUser::Ignore {
                 return Ok(Json(PreauthResponse::Unknown));
             }
-            return Ok(Json(decoy_preauth(&state, &host, &tenant, login).await?));
+            return Ok(Json(decoy_preauth(&state, &tenant, login).await?));
         }
         (Some(_), false) => {
             audit_name(&state, &host, &login, "pam.denied.ambiguous").await?;
@@ -334,7 +334,6 @@ pub(crate) async fn preauth(
     let mut slot = TxnSlot::new(
         &txid,
         PamTransaction {
-            host: host.id.clone(),
             user_id: Some(user.id.clone()),
             factor: factor.clone(),
             code: None,
@@ -425,7 +424,6 @@ fn challenge(txid: String, factor: &Factor) -> PreauthResponse {
 /// real sends take lately (at most [`SEND_BOUND_SECS`]).
 async fn decoy_preauth(
     state: &AppState,
-    host: &Host,
     tenant: &crate::domain::Tenant,
     login: PamLogin,
 ) -> Result<PreauthResponse, PamError> {
@@ -481,7 +479,6 @@ async fn decoy_preauth(
     };
     let txid = random_token(32);
     let txn = PamTransaction {
-        host: host.id.clone(),
         user_id: None,
         factor: factor.clone(),
         code,
@@ -555,7 +552,7 @@ async fn transaction(
     let slot_digest = session::digest(txid);
     let txn = state.store.get_pam_transaction(&slot_digest).await?;
     Ok(txn
-        .filter(|t| t.host == host.id && t.expires_at > state.clock.now())
+        .filter(|t| t.login.host == host.id.as_str() && t.expires_at > state.clock.now())
         .map(|txn| TxnSlot {
             digest: slot_digest,
             txn,

@@ -916,7 +916,6 @@ pub async fn sealed_values_are_listed_and_replaced(s: Arc<dyn Store>) {
 
 fn pam_transaction(expires_at: u64) -> PamTransaction {
     PamTransaction {
-        host: ClientId::from_string("c_host".into()),
         user_id: Some(UserId::from_string("u_ann".into())),
         factor: padlock_policy::Factor::Totp,
         code: None,

@@ -127,6 +127,20 @@ fn an_email_code_from_the_smtp_server_and_a_wrong_then_right_code() {
     );
     assert!(c.success, "{}", c.transcript);
     assert!(c.transcript.contains("successfully authenticated"));
+    // DESIGN §9 item 12: neither the host secret nor the code is in Padlock's log.
+    let log = site.p.server.stderr();
+    let secret = std::fs::read_to_string(dir.path().join("host.secret")).unwrap();
+    assert!(
+        log.contains("pam.second_factor"),
+        "the decision is logged: {log}"
+    );
+    assert!(!log.contains(secret.trim()), "{log}");
+    // (as a number of its own: timestamps hold runs of digits too)
+    assert!(
+        !log.split(|c: char| !c.is_ascii_digit())
+            .any(|run| run == code.borrow().as_str()),
+        "{log}"
+    );
     // The decision is in the company's audit trail, with the PAM login's context.
     let audit = operator(dir.path(), &["audit", "list", "--tenant", "Acme"]);
     let events = audit["events"].as_array().unwrap();

@@ -223,6 +223,43 @@ pub fn resolve_factor(policy: &TwoFactorPolicy, subject: &Subject<'_>) -> Option
     })
 }
 
+/// Why a method cannot be a user's preferred method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChoiceRefusal {
+    /// Not a method name, or one the company does not offer (SMS/Email is always allowed: it is
+    /// everyone's fallback).
+    NotOffered,
+    /// The user is not enrolled in this method yet (TOTP, Duo).
+    NotEnrolled(Method),
+}
+
+/// The method named `name` (see [`Method::parse`]) if `subject` may prefer it under `policy`:
+/// one the company offers (or SMS/Email), and for TOTP and Duo one the user is enrolled in. The
+/// rule for every path that sets a preferred method: the padlock page and an administrator's API
+/// call (DESIGN §2 rule 6).
+///
+/// # Errors
+/// [`ChoiceRefusal`] says why not.
+pub fn choosable(
+    policy: &TwoFactorPolicy,
+    subject: &Subject<'_>,
+    name: &str,
+) -> Result<Method, ChoiceRefusal> {
+    let method = Method::parse(name)
+        .filter(|m| policy.methods.offers(*m) || *m == Method::SmsEmail)
+        .ok_or(ChoiceRefusal::NotOffered)?;
+    let enrolled = match method {
+        Method::SmsEmail => true,
+        Method::Totp => subject.totp_enrolled,
+        Method::Duo => subject.duo_enrolled,
+    };
+    if enrolled {
+        Ok(method)
+    } else {
+        Err(ChoiceRefusal::NotEnrolled(method))
+    }
+}
+
 /// SMS when the user has a valid mobile number, otherwise email.
 #[must_use]
 pub fn code_channel(subject: &Subject<'_>) -> Channel {
@@ -289,6 +326,31 @@ mod tests {
             false,
             1_000,
         )
+    }
+
+    #[test]
+    fn a_method_is_chosen_only_when_offered_and_enrolled() {
+        let policy = TwoFactorPolicy {
+            enabled: true,
+            methods: Methods::from_list(&[Method::Totp]),
+            ..TwoFactorPolicy::default()
+        };
+        let mut s = subject(None);
+        assert_eq!(choosable(&policy, &s, "sms-email"), Ok(Method::SmsEmail));
+        assert_eq!(
+            choosable(&policy, &s, "duo"),
+            Err(ChoiceRefusal::NotOffered)
+        );
+        assert_eq!(
+            choosable(&policy, &s, "sms"),
+            Err(ChoiceRefusal::NotOffered)
+        );
+        assert_eq!(
+            choosable(&policy, &s, "totp"),
+            Err(ChoiceRefusal::NotEnrolled(Method::Totp))
+        );
+        s.totp_enrolled = true;
+        assert_eq!(choosable(&policy, &s, "totp"), Ok(Method::Totp));
     }
 
     #[test]

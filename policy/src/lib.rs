@@ -36,6 +36,7 @@
 
 pub mod code;
 pub mod decision;
+pub mod duo;
 pub mod lockout;
 pub mod mobile;
 pub mod pam;

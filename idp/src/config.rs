@@ -50,6 +50,8 @@ pub struct Config {
     pub sms: Option<SmsConfig>,
     /// Text of the one-time code messages.
     pub messages: MessagesConfig,
+    /// Calls to Duo.
+    pub duo: DuoSettings,
     /// Test-only overrides.
     pub testing: Option<TestingConfig>,
 }
@@ -277,6 +279,39 @@ impl Default for MessagesConfig {
     }
 }
 
+/// How Padlock waits on Duo's Auth API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DuoSettings {
+    /// Longest wait for one call to Duo, retries after HTTP 429 included, seconds: 2 to 30.
+    pub timeout_secs: u64,
+    /// Longest wait for the user to answer one push, seconds: 5 to 60.
+    pub push_timeout_secs: u64,
+}
+
+impl Default for DuoSettings {
+    fn default() -> Self {
+        DuoSettings {
+            timeout_secs: crate::duo::REQUEST_TIMEOUT.as_secs(),
+            push_timeout_secs: padlock_policy::duo::PUSH_TIMEOUT_SECS,
+        }
+    }
+}
+
+impl DuoSettings {
+    /// Padlock's access to Duo with these settings and `testing.duo_base_url`.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn build(&self, testing: Option<&TestingConfig>) -> Result<crate::duo::Duo, String> {
+        crate::duo::Duo::new(
+            testing.and_then(|t| t.duo_base_url.clone()),
+            std::time::Duration::from_secs(self.timeout_secs),
+            self.push_timeout_secs,
+        )
+    }
+}
+
 /// Test-only settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -303,6 +338,7 @@ impl Default for Config {
             email: None,
             sms: None,
             messages: MessagesConfig::default(),
+            duo: DuoSettings::default(),
             testing: None,
         }
     }
@@ -579,6 +615,18 @@ impl Config {
                     Some(Ok(())) => {}
                 },
             }
+        }
+        if !(2..=30).contains(&self.duo.timeout_secs) {
+            errors.push(err("duo.timeout_secs", "must be 2 to 30 seconds"));
+        }
+        if !(5..=padlock_policy::duo::PUSH_TIMEOUT_SECS).contains(&self.duo.push_timeout_secs) {
+            errors.push(err(
+                "duo.push_timeout_secs",
+                format!(
+                    "must be 5 to {} seconds",
+                    padlock_policy::duo::PUSH_TIMEOUT_SECS
+                ),
+            ));
         }
         if let Some(url) = self
             .testing

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole Padlock test suite, runnable on a fresh machine: installs what the tests need (PAM
 # headers, pamtester, pam_wrapper, oathtool, chromium, openssh-server; aiosmtpd as the SMTP server,
-# paramiko as the SSH client; playwright-core), builds the padlock binary and pam_padlock.so, checks
-# formatting and lints, then runs every unit, conformance, property and end-to-end test. Run it as
-# root (or with sudo at hand): the PAM tests make throwaway Unix users and run sshd.
+# paramiko as the SSH client, duo_client for the Duo stand-in's signature checks; playwright-core),
+# builds the padlock binary and pam_padlock.so, checks formatting and lints, then runs every unit,
+# conformance, property and end-to-end test. Run it as root (or with sudo at hand): the PAM tests
+# make throwaway Unix users and run sshd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +46,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # A real SMTP server for the email-code tests.
 python3 -c "import aiosmtpd" 2>/dev/null || { echo "   pip: aiosmtpd"; python3 -m pip install --quiet --disable-pip-version-check aiosmtpd; }
+# Duo's own Python client: the Duo stand-in verifies request signatures with it.
+python3 -c "import duo_client" 2>/dev/null || { echo "   pip: duo_client"; python3 -m pip install --quiet --disable-pip-version-check duo_client; }
 # A scripted SSH client for the sshd tests (pip, not apt: `python3` may not be Debian's).
 python3 -c "import paramiko" 2>/dev/null || { echo "   pip: paramiko"; python3 -m pip install --quiet --disable-pip-version-check paramiko; }
 # playwright-core drives Debian's Chromium for the page tests (no browser download).

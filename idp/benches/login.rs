@@ -1,7 +1,10 @@
 //! Interactive login cost, in-process through the real router (no sockets): the full sequence
 //! (authorize → password (argon2id) → TOTP factor → code exchange with ID token), two of them at
 //! once (logins per second on two cores), the factor step alone, and a PAM login's server side
-//! (`/pam/v1/preauth` + `/pam/v1/auth` with a TOTP code).
+//! (`/pam/v1/preauth` + `/pam/v1/auth` with a TOTP code). For Duo, the server time Padlock adds
+//! to Duo's own: a PAM login with a Duo passcode (`preauth` asks Duo's preauth, `auth` Duo's auth)
+//! against an in-process Duo that answers at once, next to the same two Duo calls made directly
+//! with Padlock's Duo client; the difference is Padlock's share.
 //! Run: `cargo bench -p padlock-idp --bench login`.
 
 use axum::body::Body;
@@ -12,10 +15,14 @@ use padlock_idp::config::{Config, TokensConfig};
 use padlock_idp::crypto::{MasterKey, sha256};
 use padlock_idp::delivery::Delivery;
 use padlock_idp::domain::{
-    Client, ClientKind, SigningAlg, TOTP_SEED_PURPOSE, Tenant, TotpEnrolment, User,
+    Client, ClientKind, DUO_SKEY_PURPOSE, DuoConfig, DuoEnrolment, SigningAlg, TOTP_SEED_PURPOSE,
+    Tenant, TotpEnrolment, User,
 };
+use padlock_idp::duo::Duo;
+use padlock_idp::duo::client::Integration;
 use padlock_idp::keys::{KeyRing, Keys};
 use padlock_idp::password::Passwords;
+use padlock_idp::secret::DuoSecretKey;
 use padlock_idp::secret::{ClientId, Password, TenantId, UserId};
 use padlock_idp::server::app;
 use padlock_idp::state::AppState;
@@ -23,6 +30,7 @@ use padlock_idp::store::Store;
 use padlock_idp::store::memory::MemoryStore;
 use padlock_policy::{Method, Methods, TwoFactorPolicy};
 use std::sync::Arc;
+use std::time::Duration;
 use tower::ServiceExt;
 
 const SEED: &[u8] = b"0123456789abcdefghij";
@@ -30,7 +38,33 @@ const CB: &str = "https://panel.example.com/cb";
 /// One user per parallel lane (a TOTP step is accepted once per user).
 const EMAILS: [&str; 2] = ["ann@acme.example", "bob@acme.example"];
 
-async fn state(clock: Arc<ManualClock>) -> AppState {
+/// The Duo user's Padlock email and Unix name.
+const DUO_EMAIL: &str = "duo@acme.example";
+const DUO_SKEY: &str = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
+
+/// A Duo that answers preauth `auth` and every auth `allow` at once (signatures unchecked: the
+/// bench measures Padlock's side), on loopback; returns its base URL.
+async fn instant_duo() -> String {
+    use axum::routing::post;
+    let ok = |v: serde_json::Value| axum::Json(serde_json::json!({"stat": "OK", "response": v}));
+    let router = axum::Router::new()
+        .route(
+            "/auth/v2/preauth",
+            post(move || async move { ok(serde_json::json!({"result": "auth", "status_msg": ""})) }),
+        )
+        .route(
+            "/auth/v2/auth",
+            post(move || async move {
+                ok(serde_json::json!({"result": "allow", "status": "allow", "status_msg": "Success."}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    url
+}
+
+async fn state(clock: Arc<ManualClock>, duo_url: String) -> AppState {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let master = MasterKey::generate().unwrap();
     let keys = Keys::load_or_create(store.as_ref(), &master, clock.now())
@@ -39,18 +73,24 @@ async fn state(clock: Arc<ManualClock>) -> AppState {
     let passwords = Passwords::new(2).unwrap();
     let policy = TwoFactorPolicy {
         enabled: true,
-        methods: Methods::from_list(&[Method::SmsEmail, Method::Totp]),
+        methods: Methods::from_list(&[Method::SmsEmail, Method::Totp, Method::Duo]),
+        duo_configured: true,
         ..Default::default()
     };
     let tenant = Tenant {
         id: TenantId::generate(),
         name: "Acme".into(),
         two_factor: policy,
-        duo: None,
+        duo: Some(DuoConfig {
+            ikey: "DIWJ8X6AEYOR5OMC6TQ1".into(),
+            skey: master.seal(DUO_SKEY_PURPOSE, DUO_SKEY.as_bytes()).unwrap(),
+            api_host: "api-xxxxxxxx.duosecurity.com".into(),
+        }),
         created_at: 0,
     };
     store.create_tenant(&tenant).await.unwrap();
-    for email in EMAILS {
+    for email in EMAILS.into_iter().chain([DUO_EMAIL]) {
+        let duo = email == DUO_EMAIL;
         let user = User {
             id: UserId::generate(),
             tenant: tenant.id.clone(),
@@ -61,12 +101,16 @@ async fn state(clock: Arc<ManualClock>) -> AppState {
                 .await
                 .unwrap(),
             roles: vec![],
-            preferred_method: Some(Method::Totp),
+            preferred_method: Some(if duo { Method::Duo } else { Method::Totp }),
             totp: Some(TotpEnrolment {
                 seed: master.seal(TOTP_SEED_PURPOSE, SEED).unwrap(),
                 enrolled_at: 0,
             }),
-            duo: None,
+            duo: duo.then(|| DuoEnrolment {
+                duo_user_id: "DU1".into(),
+                username: "duo".into(),
+                active: true,
+            }),
             api_account: false,
             unix_name: None,
             disabled: false,
@@ -116,6 +160,7 @@ async fn state(clock: Arc<ManualClock>) -> AppState {
         discovery: padlock_idp::oauth::discovery::document("http://padlock.bench"),
         delivery: Arc::new(Delivery::from_config(&Config::default(), &outbox).unwrap()),
         pam_decoys: Arc::default(),
+        duo: Arc::new(Duo::new(Some(duo_url), Duration::from_secs(10), 60).unwrap()),
     }
 }
 
@@ -231,6 +276,18 @@ async fn pam_login(s: &AppState, clock: &ManualClock) {
     assert_eq!(v["result"], "allow", "{v}");
 }
 
+/// A PAM login of the Duo user with a passcode: preauth (Duo preauth), then auth (Duo auth).
+async fn pam_duo_login(s: &AppState, clock: &ManualClock) {
+    clock.advance(30);
+    let body = r#"{"user":"duo","service":"sshd","rhost":"192.0.2.1","tty":"ssh"}"#;
+    let v = json(send(s, pam("/pam/v1/preauth", body.into())).await).await;
+    assert_eq!(v["method"], "duo", "{v}");
+    let txid = v["txid"].as_str().unwrap().to_owned();
+    let body = serde_json::json!({ "txid": txid, "answer": "123456" }).to_string();
+    let v = json(send(s, pam("/pam/v1/auth", body)).await).await;
+    assert_eq!(v["result"], "allow", "{v}");
+}
+
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -238,7 +295,8 @@ fn benches(c: &mut Criterion) {
         .build()
         .unwrap();
     let clock = Arc::new(ManualClock::at(1_800_000_000));
-    let s = rt.block_on(state(clock.clone()));
+    let duo_url = rt.block_on(instant_duo());
+    let s = rt.block_on(state(clock.clone(), duo_url.clone()));
     let mut group = c.benchmark_group("login");
     group.sample_size(20);
     group.bench_function("full_password_totp_code_exchange", |b| {
@@ -269,6 +327,27 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("pam_preauth_auth_totp", |b| {
         b.iter(|| rt.block_on(pam_login(&s, &clock)))
+    });
+    // Padlock's share of a Duo login = pam_preauth_auth_duo_passcode - duo_calls_alone.
+    group.bench_function("pam_preauth_auth_duo_passcode", |b| {
+        b.iter(|| rt.block_on(pam_duo_login(&s, &clock)))
+    });
+    let duo = Duo::new(Some(duo_url), Duration::from_secs(10), 60)
+        .unwrap()
+        .client_for(Integration {
+            ikey: "DIWJ8X6AEYOR5OMC6TQ1".into(),
+            skey: DuoSecretKey::new(DUO_SKEY.into()),
+            api_host: "api-xxxxxxxx.duosecurity.com".into(),
+        });
+    group.bench_function("duo_calls_alone", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                duo.preauth("duo", Some("192.0.2.1")).await.unwrap();
+                duo.passcode("duo", "123456", Some("192.0.2.1"))
+                    .await
+                    .unwrap();
+            })
+        })
     });
     group.finish();
 }

@@ -7,11 +7,18 @@
 //! company's current one (password only, then the company turned its second factor on) opens
 //! nothing here.
 
-use crate::domain::{Outcome, Session, TOTP_SEED_PURPOSE, Tenant, TotpEnrolment, User};
+use crate::domain::{
+    DuoActivation, DuoEnrolment, Outcome, Session, TOTP_SEED_PURPOSE, Tenant, TotpEnrolment, User,
+};
+use crate::duo::auth::EnrollStatus;
+use crate::duo::client::{DuoClient, DuoError};
 use crate::error::AppError;
 use crate::extract::{ClientIp, Form};
-use crate::factor::engine::{self, Checked, CodeSend, Ctx, Slot, Who};
+use crate::factor::engine::{
+    self, Checked, CodeSend, Ctx, PushSend, PushState, PushText, Slot, Who,
+};
 use crate::factor::sms_email;
+use crate::secret::Password;
 use crate::session;
 use crate::state::{AppState, Audit};
 use crate::store::{Digest, StoreResult};
@@ -24,7 +31,8 @@ use axum::response::{IntoResponse, Response};
 use padlock_policy::Factor;
 use padlock_policy::Method;
 use padlock_policy::code::{CodeChallenge, normalize_code};
-use padlock_policy::decision::{credential_allowed, resolve_factor};
+use padlock_policy::decision::{ChoiceRefusal, choosable, credential_allowed, resolve_factor};
+use padlock_policy::duo::{DuoPush, PreauthResult, normalize_passcode};
 use padlock_policy::mobile::E164;
 use padlock_policy::step_up::{Freshness, freshness};
 use padlock_policy::totp::{SECRET_LEN, TotpOutcome, verify};
@@ -52,6 +60,12 @@ struct AccountPage {
     totp_offered: bool,
     totp_enrolled: bool,
     totp_setup: Option<TotpSetup>,
+    /// The company offers Duo (and has its keys).
+    duo_offered: bool,
+    /// The user's Duo username, when their enrolment is active.
+    duo_enrolled: Option<String>,
+    /// A Duo activation waiting for the phone.
+    duo_pending: Option<DuoActivation>,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -62,7 +76,9 @@ enum StepUp {
     Code(String),
     /// A code from the authenticator app.
     Totp,
-    /// No way here (Duo, or no usable method): the sentence says why.
+    /// A Duo push or passcode.
+    Duo,
+    /// No way here (no usable method): the sentence says why.
     Unavailable(&'static str),
 }
 
@@ -75,8 +91,9 @@ struct Context {
 }
 
 const SIGN_IN_FIRST: &str =
-    "Sign in through one of your company's applications first, then open this page again.";
-const SIGN_IN_AGAIN: &str = "Your company now requires a second factor. Sign in again through one of your company's applications, then open this page again.";
+    "You are not signed in (or your session ended). Open this page again to sign in.";
+const SIGN_IN_AGAIN: &str =
+    "Your company now requires a second factor. Open this page again to sign in with it.";
 
 async fn context(state: &AppState, headers: &HeaderMap) -> Result<Context, AppError> {
     let (digest, session) = session::current(state, headers)
@@ -113,8 +130,6 @@ fn step_up_factor(c: &Context) -> Option<Factor> {
     resolve_factor(&c.tenant.two_factor, &c.user.subject())
 }
 
-const DUO_UNAVAILABLE: &str =
-    "Your second factor is Duo, which this Padlock cannot check yet. Contact your administrator.";
 const NO_METHOD: &str =
     "Your company requires a second factor you have not set up. Contact your administrator.";
 
@@ -182,7 +197,7 @@ fn render(
         step_up: match step_up_factor(c) {
             Some(Factor::Code { channel }) => StepUp::Code(sms_email::masked(&channel)),
             Some(Factor::Totp) => StepUp::Totp,
-            Some(Factor::Duo) => StepUp::Unavailable(DUO_UNAVAILABLE),
+            Some(Factor::Duo) => StepUp::Duo,
             None => StepUp::Unavailable(NO_METHOD),
         },
         step_up_sent: c.session.step_up.is_some(),
@@ -196,24 +211,65 @@ fn render(
         totp_offered: offered.totp,
         totp_enrolled: c.user.totp.is_some(),
         totp_setup,
+        duo_offered: offered.duo && c.tenant.duo.is_some(),
+        duo_enrolled: c
+            .user
+            .duo
+            .as_ref()
+            .filter(|d| d.active)
+            .map(|d| d.username.clone()),
+        duo_pending: c.session.duo_pending.clone(),
         notice,
         error,
     };
-    Ok((status, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+    // Duo's activation QR code is an image on Duo's API host: this page alone may load it.
+    let img_src = c
+        .session
+        .duo_pending
+        .as_ref()
+        .and_then(|p| url::Url::parse(&p.activation_barcode).ok())
+        .filter(|u| matches!(u.scheme(), "https" | "http"))
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    let csp = format!(
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: {img_src}; frame-ancestors 'none'"
+    );
+    Ok((
+        status,
+        [
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::CONTENT_SECURITY_POLICY, csp),
+        ],
+        page,
+    )
+        .into_response())
 }
 
+/// The page's own path (where Padlock's sign-in comes back to).
+const PAGE: &str = "/account/security";
+
+/// `GET /account/security`. Without a session (or with one the company's policy no longer
+/// accepts), Padlock's own sign-in first, then back here.
 pub(crate) async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
+    ClientIp(ip): ClientIp,
 ) -> Result<Response, AppError> {
-    let c = context(&state, &headers).await?;
-    render(&state, &c, StatusCode::OK, None, None)
+    match context(&state, &headers).await {
+        Ok(c) => render(&state, &c, StatusCode::OK, None, None),
+        Err(AppError::Unauthorized(_)) => {
+            crate::login::sign_in_to(&state, PAGE, ip.as_deref()).await
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[derive(Deserialize)]
 pub(crate) struct CsrfForm {
     csrf: String,
     code: Option<String>,
+    /// Step-up with Duo: send a push and wait for it.
+    push: Option<String>,
 }
 
 /// The answer when another request changed the session first (its try or code is not spent).
@@ -254,16 +310,7 @@ pub(crate) async fn step_up(
         new_code: "Send a new code.",
     };
     let factor = match step_up_factor(&c) {
-        Some(f @ (Factor::Code { .. } | Factor::Totp)) => f,
-        Some(Factor::Duo) => {
-            return render(
-                &state,
-                &c,
-                StatusCode::FORBIDDEN,
-                None,
-                Some(DUO_UNAVAILABLE.into()),
-            );
-        }
+        Some(f) => f,
         None => {
             return render(
                 &state,
@@ -280,6 +327,22 @@ pub(crate) async fn step_up(
         tenant: &tenant,
     };
     let mut slot = SessionSlot(c);
+    if factor == Factor::Duo && f.push.is_some() {
+        let info = [
+            ("company", tenant.name.as_str()),
+            ("application", "Padlock"),
+        ];
+        let text = PushText {
+            kind: "Confirm it is you",
+            info: &info,
+        };
+        let settled = push_and_wait(&state, &mut slot, who, text, &ctx).await?;
+        let c = slot.0;
+        return match settled {
+            Ok(()) => stepped_up(&state, c).await,
+            Err((status, message)) => render(&state, &c, status, None, Some(message)),
+        };
+    }
     match (&factor, f.code.as_deref()) {
         (Factor::Code { channel }, None) => {
             let at_limit =
@@ -298,9 +361,14 @@ pub(crate) async fn step_up(
             }
         }
         (_, typed) => {
-            let Some(typed) = typed.and_then(normalize_code) else {
+            let typed = match factor {
+                Factor::Duo => typed.and_then(normalize_passcode),
+                _ => typed.and_then(normalize_code),
+            };
+            let Some(typed) = typed else {
                 let m = match factor {
                     Factor::Totp => "Enter the 6-digit code from your authenticator app.",
+                    Factor::Duo => "Enter the 6 to 8 digits of a Duo passcode, or ask for a push.",
                     _ => "Ask for a code, then enter its 6 digits.",
                 };
                 return render(
@@ -312,22 +380,9 @@ pub(crate) async fn step_up(
                 );
             };
             let checked = engine::check(&state, &mut slot, who, &factor, &typed, &ctx).await?;
-            let mut c = slot.0;
+            let c = slot.0;
             match checked {
-                Checked::Passed => {
-                    let before = c.session.clone();
-                    c.session.step_up = None;
-                    c.session.second_factor_at = Some(state.clock.now());
-                    if !state
-                        .store
-                        .swap_session(&c.digest, &before, &c.session)
-                        .await?
-                    {
-                        return race(&state, &c);
-                    }
-                    let m = "Confirmed. You can change your settings for the next 5 minutes.";
-                    render(&state, &c, StatusCode::OK, Some(m.into()), None)
-                }
+                Checked::Passed => stepped_up(&state, c).await,
                 Checked::Failed { message, .. } => {
                     render(&state, &c, StatusCode::UNAUTHORIZED, None, Some(message))
                 }
@@ -367,13 +422,19 @@ impl Slot for SessionSlot {
         self.0.session.step_up.as_ref()
     }
 
-    async fn put_code(
+    fn push(&self) -> Option<&DuoPush> {
+        self.0.session.duo_push.as_ref()
+    }
+
+    async fn put(
         &mut self,
         state: &AppState,
         code: Option<CodeChallenge>,
+        push: Option<DuoPush>,
     ) -> StoreResult<bool> {
         let next = Session {
             step_up: code,
+            duo_push: push,
             ..self.0.session.clone()
         };
         let swapped = state
@@ -384,6 +445,66 @@ impl Slot for SessionSlot {
             self.0.session = next;
         }
         Ok(swapped)
+    }
+}
+
+/// Marks the session of `c` as having passed a second factor now (fresh for 5 minutes).
+async fn stepped_up(state: &AppState, mut c: Context) -> Result<Response, AppError> {
+    let before = c.session.clone();
+    c.session.step_up = None;
+    c.session.second_factor_at = Some(state.clock.now());
+    if !state
+        .store
+        .swap_session(&c.digest, &before, &c.session)
+        .await?
+    {
+        return race(state, &c);
+    }
+    let m = "Confirmed. You can change your settings for the next 5 minutes.";
+    render(state, &c, StatusCode::OK, Some(m.into()), None)
+}
+
+/// Sends `who` a Duo push kept in the session and waits for its answer (Duo holds each status
+/// call until the user answers; the wait ends at `[duo] push_timeout_secs`). `Err`: the status
+/// and sentence of a push that did not pass.
+async fn push_and_wait(
+    state: &AppState,
+    slot: &mut SessionSlot,
+    who: Who<'_>,
+    text: PushText<'_>,
+    ctx: &Ctx<'_>,
+) -> Result<Result<(), (StatusCode, String)>, AppError> {
+    match engine::push(state, slot, who, text, ctx).await? {
+        PushSend::Sent => {}
+        PushSend::Refused(status, message) => return Ok(Err((status, message))),
+        PushSend::Race => {
+            return Ok(Err((
+                StatusCode::CONFLICT,
+                "This page changed in another window. Try again.".into(),
+            )));
+        }
+    }
+    loop {
+        let wait = std::time::Duration::from_secs(state.duo.push_timeout_secs);
+        match engine::push_status(state, slot, who, ctx, wait).await? {
+            PushState::Waiting => {}
+            PushState::Passed => return Ok(Ok(())),
+            PushState::Failed { message, .. } => {
+                return Ok(Err((StatusCode::UNAUTHORIZED, message)));
+            }
+            PushState::Unavailable => {
+                return Ok(Err((
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    engine::DUO_DOWN.into(),
+                )));
+            }
+            PushState::NoPush => {
+                return Ok(Err((
+                    StatusCode::CONFLICT,
+                    "This page changed in another window. Try again.".into(),
+                )));
+            }
+        }
     }
 }
 
@@ -434,35 +555,25 @@ pub(crate) async fn preferences(
         Ok(c) => c,
         Err(refusal) => return Ok(refusal),
     };
-    let method = Method::parse(&f.preferred)
-        .filter(|m| c.tenant.two_factor.methods.offers(*m) || *m == Method::SmsEmail);
-    let Some(method) = method else {
-        return render(
-            &state,
-            &c,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            None,
-            Some("Your company does not offer that method.".into()),
-        );
+    let method = match choosable(&c.tenant.two_factor, &c.user.subject(), &f.preferred) {
+        Ok(m) => m,
+        Err(why) => {
+            let m = match why {
+                ChoiceRefusal::NotOffered => "Your company does not offer that method.",
+                ChoiceRefusal::NotEnrolled(Method::Duo) => "Set up Duo below before choosing it.",
+                ChoiceRefusal::NotEnrolled(_) => {
+                    "Set up an authenticator app below before choosing it."
+                }
+            };
+            return render(
+                &state,
+                &c,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                Some(m.into()),
+            );
+        }
     };
-    if method == Method::Totp && c.user.totp.is_none() {
-        return render(
-            &state,
-            &c,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            None,
-            Some("Set up an authenticator app below before choosing it.".into()),
-        );
-    }
-    if method == Method::Duo {
-        return render(
-            &state,
-            &c,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            None,
-            Some("Duo enrolment is not available on this Padlock yet.".into()),
-        );
-    }
     let mobile = match f.mobile.trim() {
         "" => None,
         m => match E164::parse(m) {
@@ -478,10 +589,15 @@ pub(crate) async fn preferences(
             }
         },
     };
+    let read = c.user.clone();
     let before = (c.user.preferred_method, c.user.mobile.clone());
     c.user.preferred_method = Some(method);
     c.user.mobile = mobile;
-    state.store.update_user(&c.user).await?;
+    // Only over the record this request read: an administrator's change meanwhile (a disabled
+    // account, say) is never undone by this save.
+    if !state.store.swap_user(&read, &c.user).await? {
+        return race(&state, &c);
+    }
     if before != (c.user.preferred_method, c.user.mobile.clone()) {
         state
             .audit(Audit::by_user(
@@ -580,12 +696,15 @@ pub(crate) async fn totp_confirm(
     };
     // The confirming code's step counts as used, so it cannot be replayed at the next login.
     state.store.accept_totp_step(&c.user.id, step).await?;
+    let read = c.user.clone();
     c.user.totp = Some(TotpEnrolment {
         seed: sealed,
         enrolled_at: now,
     });
     c.user.preferred_method = Some(Method::Totp);
-    state.store.update_user(&c.user).await?;
+    if !state.store.swap_user(&read, &c.user).await? {
+        return race(&state, &c);
+    }
     c.session.totp_pending = None;
     state.store.put_session(&c.digest, &c.session).await?;
     state
@@ -608,3 +727,376 @@ pub(crate) async fn totp_confirm(
 #[cfg(test)]
 #[path = "account_tests.rs"]
 mod tests;
+
+/// How long a Duo activation started here stays valid, in seconds (Duo's `valid_secs`).
+const DUO_ACTIVATION_SECS: u64 = 15 * 60;
+
+/// A settings change that needs Duo: the signed-in user of the form post (CSRF checked, the session
+/// fresh) and their company's Duo client, or the refusal page (also when the company does not
+/// offer Duo).
+async fn duo_changing(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Result<(Context, DuoClient), Response>, AppError> {
+    let c = match changing(state, headers, csrf).await? {
+        Ok(c) => c,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let client = c
+        .tenant
+        .two_factor
+        .methods
+        .duo
+        .then(|| engine::duo_client(state, &c.tenant))
+        .flatten();
+    Ok(match client {
+        Some(client) => Ok((c, client)),
+        None => Err(render(
+            state,
+            &c,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some("Your company does not offer Duo.".into()),
+        )?),
+    })
+}
+
+/// Saves `username` as the user's active Duo enrolment and makes Duo their method.
+async fn save_duo(
+    state: &AppState,
+    c: &mut Context,
+    duo_user_id: String,
+    username: String,
+    ip: Option<&str>,
+) -> Result<Response, AppError> {
+    let Some(user) = engine::save_duo_enrolment(state, &c.user, duo_user_id, username).await?
+    else {
+        return race(state, c);
+    };
+    c.user = user;
+    state
+        .audit(Audit::by_user(
+            &c.user,
+            "account.duo.enrol",
+            Outcome::Success,
+            ip,
+        ))
+        .await?;
+    render(
+        state,
+        c,
+        StatusCode::OK,
+        Some("Duo is set up and is now your second factor.".into()),
+        None,
+    )
+}
+
+/// `POST /account/security/duo/start`: creates the user's Duo user (`/auth/v2/enroll`, named by
+/// their email) and shows Duo's activation QR code and link; nothing is saved until Duo says the
+/// phone is activated ([`duo_check`]). Needs a fresh step-up.
+pub(crate) async fn duo_start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    let (mut c, client) = match duo_changing(&state, &headers, &f.csrf).await? {
+        Ok(both) => both,
+        Err(refusal) => return Ok(refusal),
+    };
+    let enrolment = match client.enroll(&c.user.email, DUO_ACTIVATION_SECS).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(user = %c.user.id, error = %e, "Duo enroll failed");
+            state
+                .audit(Audit::by_user(
+                    &c.user,
+                    "account.duo.enrol",
+                    Outcome::Failure,
+                    ip.as_deref(),
+                ))
+                .await?;
+            let message = match e {
+                DuoError::Refused { .. } => format!(
+                    "Duo refused to create your Duo user ({}). If you already use Duo, link it by its username below.",
+                    e.message()
+                ),
+                _ => engine::DUO_DOWN.into(),
+            };
+            return render(&state, &c, StatusCode::BAD_GATEWAY, None, Some(message));
+        }
+    };
+    let pending = Some(DuoActivation {
+        user_id: enrolment.user_id,
+        username: enrolment.username,
+        activation_code: enrolment.activation_code,
+        activation_barcode: enrolment.activation_barcode,
+        activation_url: enrolment.activation_url,
+        expires_at: enrolment.expiration,
+    });
+    if !set_duo_pending(&state, &mut c, pending).await? {
+        return race(&state, &c);
+    }
+    render(&state, &c, StatusCode::OK, None, None)
+}
+
+/// Stores the session of `c` with `pending` as its Duo activation, if no other request changed the
+/// session since it was read (a Duo call came between); false otherwise (nothing written).
+async fn set_duo_pending(
+    state: &AppState,
+    c: &mut Context,
+    pending: Option<DuoActivation>,
+) -> StoreResult<bool> {
+    let next = Session {
+        duo_pending: pending,
+        ..c.session.clone()
+    };
+    let swapped = state
+        .store
+        .swap_session(&c.digest, &c.session, &next)
+        .await?;
+    if swapped {
+        c.session = next;
+    }
+    Ok(swapped)
+}
+
+/// `POST /account/security/duo/check`: asks Duo whether the activation begun by [`duo_start`]
+/// completed (`/auth/v2/enroll_status`); once it did, saves the enrolment and makes Duo the
+/// user's method.
+pub(crate) async fn duo_check(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    let (mut c, client) = match duo_changing(&state, &headers, &f.csrf).await? {
+        Ok(both) => both,
+        Err(refusal) => return Ok(refusal),
+    };
+    let Some(pending) = c.session.duo_pending.clone() else {
+        return render(
+            &state,
+            &c,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some("Start the Duo setup first.".into()),
+        );
+    };
+    match client
+        .enroll_status(&pending.user_id, &pending.activation_code)
+        .await
+    {
+        Ok(EnrollStatus::Success) => {
+            if !set_duo_pending(&state, &mut c, None).await? {
+                return race(&state, &c);
+            }
+            save_duo(
+                &state,
+                &mut c,
+                pending.user_id,
+                pending.username,
+                ip.as_deref(),
+            )
+            .await
+        }
+        Ok(EnrollStatus::Waiting) => render(
+            &state,
+            &c,
+            StatusCode::OK,
+            Some(
+                "Duo Mobile is not activated yet. Scan the code with it, then check again.".into(),
+            ),
+            None,
+        ),
+        Ok(EnrollStatus::Invalid) => {
+            if !set_duo_pending(&state, &mut c, None).await? {
+                return race(&state, &c);
+            }
+            render(
+                &state,
+                &c,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                Some("This activation has expired. Start the Duo setup again.".into()),
+            )
+        }
+        Err(e) => {
+            tracing::warn!(user = %c.user.id, error = %e, "Duo enroll_status failed");
+            render(
+                &state,
+                &c,
+                StatusCode::BAD_GATEWAY,
+                None,
+                Some(engine::DUO_DOWN.into()),
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LinkForm {
+    csrf: String,
+    username: String,
+}
+
+/// `POST /account/security/duo/link`: links an existing Duo user by `username`. Duo's preauth
+/// must know them, and they must approve a push sent to that Duo user (so whoever types a name
+/// cannot bind someone else's phone); then the enrolment is saved and Duo becomes the user's
+/// method. The push counts as a try against the lockout like every other.
+pub(crate) async fn duo_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(f): Form<LinkForm>,
+) -> Result<Response, AppError> {
+    let (c, client) = match duo_changing(&state, &headers, &f.csrf).await? {
+        Ok(both) => both,
+        Err(refusal) => return Ok(refusal),
+    };
+    let username = f.username.trim();
+    if username.is_empty() || username.len() > 100 || username.chars().any(char::is_control) {
+        return render(
+            &state,
+            &c,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some("Enter your Duo username.".into()),
+        );
+    }
+    let ipaddr = ip.as_deref();
+    match client
+        .preauth(
+            username,
+            ipaddr.filter(|i| i.parse::<std::net::IpAddr>().is_ok()),
+        )
+        .await
+    {
+        Ok(p) if p.result == PreauthResult::Auth => {}
+        Ok(_) => {
+            return render(
+                &state,
+                &c,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                Some("Duo cannot send that user a push (not enrolled, bypassed or refused). Check the username, or set up a new Duo user.".into()),
+            );
+        }
+        Err(e) => {
+            tracing::warn!(user = %c.user.id, error = %e, "Duo preauth (link) failed");
+            return render(
+                &state,
+                &c,
+                StatusCode::BAD_GATEWAY,
+                None,
+                Some(engine::DUO_DOWN.into()),
+            );
+        }
+    }
+    // The user as they would be once linked: the push goes to that Duo user.
+    let mut linked = c.user.clone();
+    linked.duo = Some(DuoEnrolment {
+        duo_user_id: String::new(),
+        username: username.to_owned(),
+        active: true,
+    });
+    let tenant = c.tenant.clone();
+    let who = Who {
+        user: &linked,
+        tenant: &tenant,
+    };
+    let ctx = Ctx {
+        action: "account.duo.link",
+        ip: ipaddr,
+        pam: None,
+        new_code: "Send a new code.",
+    };
+    let info = [
+        ("company", tenant.name.as_str()),
+        ("application", "Padlock"),
+    ];
+    let text = PushText {
+        kind: "Link to Padlock",
+        info: &info,
+    };
+    let mut slot = SessionSlot(c);
+    let settled = push_and_wait(&state, &mut slot, who, text, &ctx).await?;
+    let mut c = slot.0;
+    match settled {
+        Ok(()) => save_duo(&state, &mut c, String::new(), username.to_owned(), ipaddr).await,
+        Err((status, message)) => render(&state, &c, status, None, Some(message)),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PasswordForm {
+    csrf: String,
+    password: Password,
+    confirm: Password,
+}
+
+/// `POST /account/security/password`: the signed-in user sets a new password (12 to 1024
+/// characters, typed twice). Needs a fresh step-up; written only over the user as this request
+/// read it. Audited `account.password`; the user is told by email.
+pub(crate) async fn password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(f): Form<PasswordForm>,
+) -> Result<Response, AppError> {
+    let mut c = match changing(&state, &headers, &f.csrf).await? {
+        Ok(c) => c,
+        Err(refusal) => return Ok(refusal),
+    };
+    let refused = |why: String| {
+        render(
+            &state,
+            &c,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some(why),
+        )
+    };
+    if let Some(why) = crate::password::refusal(&f.password) {
+        return refused(format!("The new password {why}."));
+    }
+    if f.password != f.confirm {
+        return refused("The two passwords differ.".into());
+    }
+    let hash = state
+        .passwords
+        .hash(f.password)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let read = c.user.clone();
+    c.user.password_hash = hash;
+    if !state.store.swap_user(&read, &c.user).await? {
+        return race(&state, &c);
+    }
+    state
+        .audit(Audit::by_user(
+            &c.user,
+            "account.password",
+            Outcome::Success,
+            ip.as_deref(),
+        ))
+        .await?;
+    let company = &c.tenant.name;
+    state.notify(
+        &c.user.email,
+        format!("{company}: your password was changed"),
+        format!(
+            "The password for signing in to {company} as {} was changed.\n\n\
+             If you did not change it, tell your administrator at once.",
+            c.user.email
+        ),
+    );
+    render(
+        &state,
+        &c,
+        StatusCode::OK,
+        Some("Password changed.".into()),
+        None,
+    )
+}

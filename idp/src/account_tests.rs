@@ -58,12 +58,57 @@ async fn password_only_session() -> (World, std::path::PathBuf, String) {
     (w, dir, format!("padlock_session={session}"))
 }
 
+/// Opened without a session, the page sends the browser through Padlock's own sign-in — the
+/// company's second factor included — and back to the page; nothing is issued to any panel.
 #[tokio::test]
-async fn the_page_needs_a_session() {
-    let w = world().await;
-    let r = call(&w.state, get("/account/security")).await;
+async fn the_page_signs_people_in_and_comes_back() {
+    let (w, dir) = world_2fa(&[Method::SmsEmail]).await;
+    let (r, session) = login(&w, "/account/security", "ann@acme.example", PW).await;
+    assert!(session.is_empty(), "no session before the second factor");
+    let to = crate::oauth::flow_tests::location(&r);
+    assert!(to.starts_with("/login/factor?flow="), "{to}");
+    let flow = to.split("flow=").nth(1).unwrap().to_owned();
+    let (_, _, code) = last_code(&dir);
+    let r = submit(
+        &w,
+        &flow,
+        &format!("padlock_flow={flow}"),
+        &format!("code={code}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(crate::oauth::flow_tests::location(&r), "/account/security");
+    let session = set_cookie(&r, "padlock_session").unwrap().0;
+    let r = page(&w, &format!("padlock_session={session}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("ann@acme.example"), "{}", r.body);
+    // A form post without a session is refused, not redirected.
+    let r = call(
+        &w.state,
+        post_form(
+            "/account/security/preferences",
+            "csrf=x&preferred=totp&mobile=",
+        ),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert!(r.body.contains("Sign in through one of your company"));
+}
+
+#[test]
+fn only_paths_of_this_origin_are_returned_to() {
+    for ok in ["/account/security", "/admin", "/admin/users?x=1"] {
+        assert!(crate::login::is_own_path(ok), "{ok}");
+    }
+    for bad in [
+        "//evil.example/",
+        "/\\evil.example",
+        "https://evil.example/",
+        "evil",
+        "",
+        "/a\nb",
+    ] {
+        assert!(!crate::login::is_own_path(bad), "{bad:?}");
+    }
 }
 
 /// DESIGN.md §9.6: changing one's own 2FA settings needs a second factor within the last 5 minutes.
@@ -407,4 +452,41 @@ async fn step_up_asks_for_the_users_current_factor() {
         !dir.join("outbox").exists() || std::fs::read_dir(dir.join("outbox")).unwrap().count() == 0,
         "no code was sent by SMS or email"
     );
+}
+
+#[tokio::test]
+async fn a_user_changes_their_password_after_the_step_up() {
+    let (w, dir, cookie) = fresh_session(&[Method::SmsEmail]).await;
+    let csrf = csrf_field(&page(&w, &cookie).await);
+    let change = |new: &str, again: &str| {
+        format!(
+            "csrf={csrf}&password={}&confirm={}",
+            crate::oauth::flow_tests::urlencode(new),
+            crate::oauth::flow_tests::urlencode(again)
+        )
+    };
+    let path = "/account/security/password";
+    let r = post(&w, &cookie, path, &change("short", "short")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let new = "a brand new passphrase";
+    let r = post(&w, &cookie, path, &change(new, "a different passphrase")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("The two passwords differ."), "{}", r.body);
+    let r = post(&w, &cookie, path, &change(new, new)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Password changed."), "{}", r.body);
+    // The old password no longer signs in; the new one does.
+    let (r, _) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    let (r, _) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", new).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let audit = w
+        .state
+        .store
+        .list_audit(Some(&w.tenant), None, 50)
+        .await
+        .unwrap();
+    assert!(audit.iter().any(|e| e.action == "account.password"));
+    // Ann is told by email (sent in the background).
+    crate::testing::notices(&dir, "your password was changed", 1).await;
 }

@@ -623,6 +623,8 @@ mod tests {
             expires_at: 4_000_000_000,
             step_up: None,
             totp_pending: Some(master.seal_format_1(TOTP_SEED_PURPOSE, b"pending-seed")),
+            duo_push: None,
+            duo_pending: None,
         };
         store.put_session(&[5; 32], &session).await.unwrap();
         plain.push((SealedAt::PendingTotpSeed([5; 32]), b"pending-seed".to_vec()));

@@ -6,6 +6,7 @@
 use crate::config::{Config, MessagesConfig, SmsProvider, SmtpTls};
 use crate::secret::ClientSecret;
 use crate::template::Values;
+use crate::typical::TypicalTime;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -87,8 +88,8 @@ pub struct Delivery {
     /// A code's validity in whole minutes (rounded up), for the `{minutes}` placeholder.
     code_minutes: u64,
     seq: AtomicU64,
-    /// Moving averages of the time a successful code send took, in microseconds: by SMS, by email.
-    send_micros: [AtomicU64; 2],
+    /// How long a successful code send typically took: by SMS, by email.
+    send_times: [TypicalTime; 2],
 }
 
 /// The slot of `channel`'s kind in [`Delivery`]'s send-time averages.
@@ -197,7 +198,7 @@ impl Delivery {
             messages: config.messages.clone(),
             code_minutes: config.lockout.code_ttl_secs.div_ceil(60),
             seq: AtomicU64::new(0),
-            send_micros: [AtomicU64::new(0), AtomicU64::new(0)],
+            send_times: Default::default(),
         })
     }
 
@@ -210,17 +211,7 @@ impl Delivery {
         let started = std::time::Instant::now();
         let sent = self.send_now(channel, message).await;
         if sent.is_ok() {
-            let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            // An exponential moving average (weight 1/8); races between sends lose an update,
-            // which only slows the average down.
-            let average = &self.send_micros[channel_index(channel)];
-            let old = average.load(Ordering::Relaxed);
-            let new = if old == 0 {
-                took
-            } else {
-                old - old / 8 + took / 8
-            };
-            average.store(new, Ordering::Relaxed);
+            self.send_times[channel_index(channel)].record_since(started);
         }
         sent
     }
@@ -230,9 +221,7 @@ impl Delivery {
     /// slowly as a real one.
     #[must_use]
     pub fn typical_send_time(&self, channel: &Channel) -> std::time::Duration {
-        std::time::Duration::from_micros(
-            self.send_micros[channel_index(channel)].load(Ordering::Relaxed),
-        )
+        self.send_times[channel_index(channel)].get()
     }
 
     async fn send_now(

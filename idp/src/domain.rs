@@ -98,7 +98,10 @@ impl User {
     /// Whether the user may manage the company (permission `company.manage`).
     #[must_use]
     pub fn is_company_admin(&self) -> bool {
-        self.roles.iter().any(|r| r == ROLE_ADMIN)
+        self.roles.iter().any(|r| {
+            padlock_policy::permission::role_permissions(r)
+                .has(padlock_policy::permission::Permission::CompanyManage)
+        })
     }
 }
 
@@ -120,9 +123,13 @@ pub const TOTP_SEED_PURPOSE: &str = "totp-seed";
 /// A user's Duo enrolment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DuoEnrolment {
-    /// Duo's user id.
+    /// Duo's user id (empty for a Duo user linked by username, whose id Duo does not tell).
     pub duo_user_id: String,
-    /// Whether activation completed.
+    /// Duo's username: what Padlock names the user by in every call.
+    #[serde(default)]
+    pub username: String,
+    /// Whether activation completed (only active enrolments are saved; `false` is read as no
+    /// enrolment).
     pub active: bool,
 }
 
@@ -370,6 +377,29 @@ pub struct Session {
     /// A TOTP secret shown for enrolment, not yet confirmed (sealed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totp_pending: Option<Sealed>,
+    /// A Duo push sent for the padlock page's step-up, not yet settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duo_push: Option<padlock_policy::duo::DuoPush>,
+    /// A Duo activation begun on the padlock page, waiting for the phone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duo_pending: Option<DuoActivation>,
+}
+
+/// A Duo user created for enrolment (`/auth/v2/enroll`), waiting for the phone to activate it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuoActivation {
+    /// Duo's user id.
+    pub user_id: String,
+    /// Duo's username.
+    pub username: String,
+    /// The activation code (to ask `enroll_status`).
+    pub activation_code: String,
+    /// The QR code image URL to show.
+    pub activation_barcode: String,
+    /// The activation link for the phone.
+    pub activation_url: String,
+    /// When the activation expires, seconds since the epoch.
+    pub expires_at: Timestamp,
 }
 
 /// A validated authorization request waiting for the user to log in.
@@ -407,6 +437,12 @@ pub enum LoginStep {
         factor: padlock_policy::Factor,
         /// The one-time code in play (SMS/Email).
         code: Option<padlock_policy::code::CodeChallenge>,
+        /// The Duo push in play.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duo_push: Option<padlock_policy::duo::DuoPush>,
+        /// `factor` replaces Duo, whose preauth answered its bypass (refused as a second factor).
+        #[serde(default)]
+        duo_bypassed: bool,
     },
 }
 
@@ -420,6 +456,10 @@ pub struct LoginFlow {
     pub step: LoginStep,
     /// Expiry of the flow.
     pub expires_at: Timestamp,
+    /// A sign-in to one of Padlock's own pages: the page (a path on Padlock's origin) to go back
+    /// to instead of answering a relying panel; `request` then names no registered client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_to: Option<String>,
 }
 
 /// One PAM login waiting for its second factor (stored under the digest of its `txid`; the
@@ -432,6 +472,12 @@ pub struct PamTransaction {
     pub factor: padlock_policy::Factor,
     /// The one-time code in play (SMS/Email).
     pub code: Option<padlock_policy::code::CodeChallenge>,
+    /// The Duo push in play.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duo_push: Option<padlock_policy::duo::DuoPush>,
+    /// `factor` replaces Duo, whose preauth answered its bypass (refused as a second factor).
+    #[serde(default)]
+    pub duo_bypassed: bool,
     /// Where and through what the login happens (for the audit trail); its `host` began the
     /// transaction, and only that host may answer it.
     pub login: PamLogin,

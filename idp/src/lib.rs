@@ -30,6 +30,7 @@ pub mod config;
 pub mod crypto;
 pub mod delivery;
 pub mod domain;
+pub mod duo;
 pub mod error;
 pub mod extract;
 pub(crate) mod factor;
@@ -51,3 +52,4 @@ pub mod store;
 pub mod template;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod typical;

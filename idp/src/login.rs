@@ -7,7 +7,7 @@ use crate::error::AppError;
 use crate::extract::{ClientIp, Form, Query};
 use crate::oauth::authorize::issue_code;
 use crate::secret::Password;
-use crate::session::{self, FLOW_COOKIE, SESSION_COOKIE, SESSION_TTL_SECS};
+use crate::session::{self, FLOW_COOKIE, FLOW_TTL_SECS, SESSION_COOKIE, SESSION_TTL_SECS};
 use crate::state::{AppState, Audit};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -158,13 +158,10 @@ pub(crate) async fn submit(
                         expires_at: now + SESSION_TTL_SECS,
                         step_up: None,
                         totp_pending: None,
+                        duo_push: None,
+                        duo_pending: None,
                     };
                     return complete(&state, &f.flow, flow, s).await;
-                }
-                // Duo is not in this build: the sign-in fails closed, like any account that may not
-                // sign in here.
-                Decision::Challenge(padlock_policy::Factor::Duo) => {
-                    (Some(u), "login.denied.duo_unavailable")
                 }
                 Decision::Challenge(factor) => {
                     state.store.reset_password_failures(&f.email).await?;
@@ -228,6 +225,76 @@ pub(crate) fn locked_message(until: u64) -> String {
     )
 }
 
+/// Starts the login `flow`: stores it under a fresh id, sets the flow cookie that binds it to this
+/// browser, and sends the browser to the password step. Errors: storage failures.
+pub(crate) async fn start(state: &AppState, flow: &LoginFlow) -> Result<Response, AppError> {
+    let flow_id = crate::crypto::random_token(32);
+    state
+        .store
+        .put_login_flow(&session::digest(&flow_id), flow)
+        .await?;
+    let cookie = session::set_cookie(state, FLOW_COOKIE, &flow_id, FLOW_TTL_SECS);
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::SET_COOKIE, cookie)],
+        [(header::LOCATION, format!("/login?flow={flow_id}"))],
+    )
+        .into_response())
+}
+
+/// The client id a sign-in to Padlock's own pages carries (no registered client has it: client
+/// ids are generated with a `c_` prefix).
+const OWN_PAGES: &str = "padlock";
+
+/// Sends the browser through Padlock's own sign-in (the same steps as a panel's, the company's
+/// second factor included) and back to `path` afterwards. `path` must be a path on Padlock's own
+/// origin (`/…`, not `//…`, no backslash or control character); anything else is refused (400).
+/// Each such sign-in counts against the source's flow limit, as `/authorize` does (429).
+pub(crate) async fn sign_in_to(
+    state: &AppState,
+    path: &str,
+    ip: Option<&str>,
+) -> Result<Response, AppError> {
+    if !is_own_path(path) {
+        return Err(AppError::BadRequest(
+            "only a page of this Padlock can be returned to".into(),
+        ));
+    }
+    let now = state.clock.now();
+    if let Some(refusal) = state.limits.admit_flow(ip, now) {
+        let retry_after_secs = state.refused_source(ip, "authorize", refusal).await?;
+        return Err(AppError::TooManyRequests {
+            message: "Too many sign-ins were started from your network. Wait a few minutes, then try again.".into(),
+            retry_after_secs,
+        });
+    }
+    let flow = LoginFlow {
+        request: crate::domain::AuthRequest {
+            client_id: crate::secret::ClientId::from_string(OWN_PAGES.into()),
+            redirect_uri: String::new(),
+            scope: String::new(),
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            second_factor_requested: false,
+            login_hint: None,
+        },
+        step: LoginStep::Password,
+        expires_at: now + FLOW_TTL_SECS,
+        return_to: Some(path.to_owned()),
+    };
+    start(state, &flow).await
+}
+
+/// A path on this origin: `/` then no second `/` or `\\` at the start, no backslash or control
+/// character anywhere (so no browser reads it as another host).
+pub(crate) fn is_own_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control)
+}
+
 /// Ends the flow: starts the session, clears the flow cookie, answers the application.
 pub(crate) async fn complete(
     state: &AppState,
@@ -244,7 +311,11 @@ pub(crate) async fn complete(
         return Err(AppError::Forbidden(NO_FLOW.into()));
     }
     let cookie = session::start(state, &s).await?;
-    let mut resp = issue_code(state, &flow.request, &s).await?;
+    let mut resp = match &flow.return_to {
+        // A sign-in to Padlock's own page: back to it, no code for anyone.
+        Some(path) => (StatusCode::SEE_OTHER, [(header::LOCATION, path.clone())]).into_response(),
+        None => issue_code(state, &flow.request, &s).await?,
+    };
     let h = resp.headers_mut();
     h.append(
         header::SET_COOKIE,

@@ -13,6 +13,15 @@ pub const MIN_PASSWORD_LEN: usize = 12;
 /// Longest password Padlock accepts (bounds the hashing work an attacker can ask for).
 pub const MAX_PASSWORD_LEN: usize = 1024;
 
+/// Why `password` cannot be a new password, if it cannot: fewer than [`MIN_PASSWORD_LEN`]
+/// characters, or more than [`MAX_PASSWORD_LEN`] bytes.
+#[must_use]
+pub fn refusal(password: &Password) -> Option<String> {
+    let text = password.secret();
+    (text.chars().count() < MIN_PASSWORD_LEN || text.len() > MAX_PASSWORD_LEN)
+        .then(|| format!("must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters"))
+}
+
 /// Password hashing failures.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {

@@ -107,6 +107,11 @@ secret_type!(
     /// The one-time token of the `/setup` link.
     SetupToken
 );
+secret_type!(
+    /// A company's Duo Auth API secret key (40 characters), opened from its sealed copy only to
+    /// sign a request to Duo.
+    DuoSecretKey
+);
 
 #[cfg(test)]
 mod tests {

@@ -38,6 +38,10 @@ pub fn app(state: AppState) -> Router {
         .route("/account/security/preferences", post(crate::account::preferences))
         .route("/account/security/totp/start", post(crate::account::totp_start))
         .route("/account/security/totp/confirm", post(crate::account::totp_confirm))
+        .route("/account/security/duo/start", post(crate::account::duo_start))
+        .route("/account/security/duo/check", post(crate::account::duo_check))
+        .route("/account/security/duo/link", post(crate::account::duo_link))
+        .route("/account/security/password", post(crate::account::password))
         .merge(crate::oauth::routes())
         .nest("/api/v1", crate::api::routes())
         .nest("/pam/v1", crate::pam_api::routes())
@@ -146,6 +150,12 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
                 .map_err(StartError::Config)?,
         ),
         pam_decoys: Arc::default(),
+        duo: Arc::new(
+            config
+                .duo
+                .build(config.testing.as_ref())
+                .map_err(StartError::Config)?,
+        ),
     };
 
     let shutdown = shutdown_signal()?;

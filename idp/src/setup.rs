@@ -9,7 +9,7 @@ use crate::crypto::sha256;
 use crate::domain::{Outcome, ROLE_ADMIN, Tenant, User, normalize_company_name, normalize_email};
 use crate::error::AppError;
 use crate::extract::{ClientIp, Form, Query};
-use crate::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
+use crate::password::MIN_PASSWORD_LEN;
 use crate::secret::{Password, SetupToken, TenantId, UserId};
 use crate::state::{AppState, Audit};
 use crate::store::Digest;
@@ -100,11 +100,8 @@ pub(crate) async fn form(
 fn check(f: &SetupForm) -> Result<(String, String), String> {
     let company = normalize_company_name(&f.company)?;
     let email = normalize_email(&f.email)?;
-    let len = f.password.secret().chars().count();
-    if len < MIN_PASSWORD_LEN || f.password.secret().len() > MAX_PASSWORD_LEN {
-        return Err(format!(
-            "The password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters."
-        ));
+    if let Some(why) = crate::password::refusal(&f.password) {
+        return Err(format!("The password {why}."));
     }
     if f.password != f.password_confirm {
         return Err("The two passwords differ.".into());

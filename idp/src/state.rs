@@ -36,6 +36,8 @@ pub struct AppState {
     pub delivery: Arc<crate::delivery::Delivery>,
     /// The shapes PAM decoys take, per company.
     pub pam_decoys: Arc<crate::pam_api::DecoyShapes>,
+    /// Duo's Auth API, for the companies that use it.
+    pub duo: Arc<crate::duo::Duo>,
 }
 
 /// The fields of an audit event that vary; time comes from the state's clock.
@@ -105,6 +107,18 @@ impl AppState {
             .await?;
         }
         Ok(refusal.retry_at.saturating_sub(self.clock.now()).max(1))
+    }
+
+    /// Emails `to` a notice (no code: a lock, an unlock, a changed setting) in the background: the
+    /// answer does not wait for the mail, nor tells by taking longer what was sent. A failed send
+    /// is logged.
+    pub fn notify(&self, to: &str, subject: String, body: String) {
+        let (delivery, to) = (self.delivery.clone(), to.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = delivery.notice(&to, &subject, &body).await {
+                tracing::warn!(error = %e, subject, "could not send a notice");
+            }
+        });
     }
 
     /// Appends to the audit log (and mirrors it to the service log).
@@ -179,6 +193,15 @@ pub(crate) async fn test_state_on(
             .expect("outbox"),
         ),
         pam_decoys: Arc::default(),
+        // Nothing listens there: a test that needs Duo points this at its peer.
+        duo: Arc::new(
+            crate::duo::Duo::new(
+                Some("http://127.0.0.1:9".into()),
+                std::time::Duration::from_secs(2),
+                60,
+            )
+            .expect("duo"),
+        ),
     };
     (state, clock)
 }

@@ -212,6 +212,29 @@ impl HttpPeer {
     }
 }
 
+/// The messages of the development outbox in `dir` that contain `needle`, once there are `n` of
+/// them (notices go out in the background; waits at most 10 s, then fails the test).
+pub async fn notices(dir: &std::path::Path, needle: &str, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found: Vec<String> = std::fs::read_dir(dir.join("outbox"))
+            .map(|d| {
+                d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                    .filter(|t| t.contains(needle))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if found.len() >= n {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} notice(s) with {needle:?} expected, found {found:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Writes a secret file the way an operator should: mode 0600 (Padlock refuses looser ones).
 pub fn write_secret(path: &std::path::Path, content: &str) {
     use std::os::unix::fs::PermissionsExt;

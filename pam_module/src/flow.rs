@@ -298,10 +298,12 @@ fn challenge(
                 );
             }
             AuthResponse::Retry { message } => {
-                if push {
+                // Padlock says why (a push denied or timed out, a wrong code).
+                let message = shown(&message);
+                if push && message.trim().is_empty() {
                     conv.error("Duo push denied.");
                 } else {
-                    conv.error(&shown(&message));
+                    conv.error(&message);
                 }
                 wrong += 1;
             }

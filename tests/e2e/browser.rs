@@ -6,6 +6,32 @@ use crate::harness::{operator, target_dir};
 use crate::oidc::{CB, PW, provider};
 use std::process::Command;
 
+/// Where the page tests put their screenshots (`target/<profile>/browser-shots/`), made.
+pub fn shots() -> std::path::PathBuf {
+    let shots = target_dir().join("browser-shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    shots
+}
+
+/// Runs the playwright script `script` of `tests/browser/` with `args`; its last stdout line, a
+/// JSON object, is what it found.
+pub fn run_script(script: &str, args: &[&str]) -> serde_json::Value {
+    let script_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let run = Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(&script_dir)
+        .output()
+        .expect("node (the README's test command installs playwright-core and chromium)");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
+}
+
 #[test]
 fn a_person_signs_in_with_a_code_and_enrols_totp_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
@@ -27,30 +53,19 @@ fn a_person_signs_in_with_a_code_and_enrols_totp_in_chromium() {
         p.client_id,
         url::form_urlencoded::byte_serialize(CB.as_bytes()).collect::<String>()
     );
-    let shots = target_dir().join("browser-shots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let script_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let shots = shots();
     let outbox = dir.path().join("data/outbox");
-    let run = Command::new("node")
-        .arg("sign_in_and_enrol.mjs")
-        .args([
+    let v = run_script(
+        "sign_in_and_enrol.mjs",
+        &[
             authorize.as_str(),
             p.server.url.as_str(),
             outbox.to_str().unwrap(),
             "ann@acme.example",
             PW,
             shots.to_str().unwrap(),
-        ])
-        .current_dir(&script_dir)
-        .output()
-        .expect("node (the README's test command installs playwright-core and chromium)");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
+        ],
     );
-    let v: serde_json::Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
     assert_eq!(v["signed_in"], true, "{v}");
     assert!(
         v["prompt"]

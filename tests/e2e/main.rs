@@ -7,6 +7,8 @@ mod account;
 mod browser;
 mod cli;
 mod delivery;
+mod duo_login;
+mod duo_standin;
 mod examples;
 mod harness;
 mod oidc;

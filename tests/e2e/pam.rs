@@ -12,8 +12,17 @@ use std::time::{Duration, Instant};
 
 /// `pamtester -v <service> <user> authenticate` against service files in `dir`, not yet run.
 fn pamtester_command(dir: &Path, service: &str, user: &str) -> Command {
+    pamtester_command_with(dir, service, user, &[])
+}
+
+/// [`pamtester_command`] with PAM items set first (`-I rhost=…`, `-I tty=…`).
+fn pamtester_command_with(dir: &Path, service: &str, user: &str, items: &[&str]) -> Command {
     let mut cmd = Command::new("pamtester");
-    cmd.args(["-v", service, user, "authenticate"])
+    cmd.arg("-v");
+    for item in items {
+        cmd.args(["-I", item]);
+    }
+    cmd.args([service, user, "authenticate"])
         .env("LD_PRELOAD", "libpam_wrapper.so")
         .env("PAM_WRAPPER", "1")
         .env("PAM_WRAPPER_SERVICE_DIR", dir);
@@ -73,7 +82,18 @@ pub fn pamtester_conversation(
     user: &str,
     turns: Vec<Turn<'_>>,
 ) -> Conversation {
-    let mut child = pamtester_command(dir, service, user)
+    pamtester_conversation_with(dir, service, user, &[], turns)
+}
+
+/// [`pamtester_conversation`] with PAM items (`rhost=…`, `tty=…`) set by pamtester first.
+pub fn pamtester_conversation_with(
+    dir: &Path,
+    service: &str,
+    user: &str,
+    items: &[&str],
+    turns: Vec<Turn<'_>>,
+) -> Conversation {
+    let mut child = pamtester_command_with(dir, service, user, items)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

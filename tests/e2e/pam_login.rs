@@ -14,20 +14,20 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// The PAM service name every test here uses (a private service directory per test).
-const SERVICE: &str = "padlock-login";
+pub(crate) const SERVICE: &str = "padlock-login";
 
 /// A company with its PAM host: Padlock serving, the module's config and service file written.
-struct Site {
-    p: Provider,
-    dir: PathBuf,
-    conf: PathBuf,
-    host_id: String,
+pub(crate) struct Site {
+    pub(crate) p: Provider,
+    pub(crate) dir: PathBuf,
+    pub(crate) conf: PathBuf,
+    pub(crate) host_id: String,
 }
 
 impl Site {
     /// Padlock with `serve_args`, Acme's 2FA on with `methods`, a PAM host, and the module set up
     /// with `extra` config lines.
-    fn new(dir: &Path, serve_args: &[&str], methods: &str, extra: &str) -> Site {
+    pub(crate) fn new(dir: &Path, serve_args: &[&str], methods: &str, extra: &str) -> Site {
         let p = provider_serving(dir, CB, BYE, serve_args);
         if !methods.is_empty() {
             operator(
@@ -59,7 +59,7 @@ impl Site {
     }
 
     /// Writes the module's config (root's, mode 0600) for Padlock at `url`.
-    fn configure(&self, url: &str, extra: &str) {
+    pub(crate) fn configure(&self, url: &str, extra: &str) {
         let host_id = &self.host_id;
         write_secret(
             &self.conf,
@@ -71,12 +71,12 @@ impl Site {
     }
 
     /// Replaces the service's auth stack.
-    fn stack(&self, lines: &str) {
+    pub(crate) fn stack(&self, lines: &str) {
         std::fs::write(self.dir.join(SERVICE), lines).unwrap();
         std::fs::write(self.dir.join("other"), "auth required pam_deny.so\n").unwrap();
     }
 
-    fn login(&self, user: &str, turns: Vec<crate::pam::Turn<'_>>) -> Conversation {
+    pub(crate) fn login(&self, user: &str, turns: Vec<crate::pam::Turn<'_>>) -> Conversation {
         pamtester_conversation(&self.dir, SERVICE, user, turns)
     }
 }

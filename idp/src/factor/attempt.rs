@@ -71,17 +71,14 @@ pub(crate) async fn settle(
         .limits
         .record_source_failure(ctx.ip, state.clock.now());
     if let Some(until) = locks_until {
-        // Sent in the background: the answer does not wait for the mail (nor tells, by taking
-        // longer, that a lock began).
-        let (state, user, company) = (state.clone(), who.user.clone(), who.tenant.name.clone());
-        tokio::spawn(async move { notify_locked(&state, &user, &company, until).await });
+        notify_locked(state, who.user, &who.tenant.name, until);
     }
     Ok(locks_until)
 }
 
-/// Tells the user by email that their second factor is locked and until when. A failed notice is
-/// logged; it never changes the answer to the request.
-async fn notify_locked(state: &AppState, user: &User, company: &str, until: u64) {
+/// Tells the user by email that their second factor is locked and until when (in the
+/// background, [`AppState::notify`]).
+fn notify_locked(state: &AppState, user: &User, company: &str, until: u64) {
     let subject = format!("{company}: sign-in is locked");
     let body = format!(
         "After too many wrong codes, signing in to {company} as {} is locked until {}.\n\n\
@@ -89,7 +86,5 @@ async fn notify_locked(state: &AppState, user: &User, company: &str, until: u64)
         user.email,
         format_time(until)
     );
-    if let Err(e) = state.delivery.notice(&user.email, &subject, &body).await {
-        tracing::warn!(error = %e, user = %user.id, "could not send the lock notice");
-    }
+    state.notify(&user.email, subject, body);
 }

@@ -21,10 +21,11 @@ use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use engine::{Checked, CodeSend, Ctx, Slot, Who};
+use engine::{Checked, CodeSend, Ctx, DuoStart, PushSend, PushState, PushText, Slot, Who};
 use padlock_policy::Factor;
 use padlock_policy::code::{CodeChallenge, normalize_code};
 use padlock_policy::decision::passed as passed_factor;
+use padlock_policy::duo::{DuoPush, normalize_passcode};
 use serde::Deserialize;
 
 #[derive(Template, WebTemplate)]
@@ -33,6 +34,10 @@ struct FactorPage {
     flow: String,
     prompt: String,
     can_resend: bool,
+    /// Duo: push and passcode forms instead of the code form.
+    duo: bool,
+    /// Duo: a push is waiting; the page reloads itself (no JavaScript) to ask again.
+    waiting: bool,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -49,7 +54,9 @@ fn prompt(factor: &Factor, ttl_secs: u64) -> String {
             validity(ttl_secs)
         ),
         Factor::Totp => "Enter the 6-digit code from your authenticator app.".into(),
-        Factor::Duo => "Approve the Duo request.".into(),
+        Factor::Duo => {
+            "Approve the Duo push on your phone, or type a passcode from Duo Mobile.".into()
+        }
     }
 }
 
@@ -71,10 +78,25 @@ fn page(
     notice: Option<String>,
     error: Option<String>,
 ) -> Response {
+    page_with(state, flow, factor, false, status, notice, error)
+}
+
+/// [`page`], saying whether a Duo push is waiting (the page then reloads itself).
+fn page_with(
+    state: &AppState,
+    flow: &str,
+    factor: &Factor,
+    waiting: bool,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
     let p = FactorPage {
         flow: flow.to_owned(),
         prompt: prompt(factor, state.limits.code_ttl_secs),
         can_resend: matches!(factor, Factor::Code { .. }),
+        duo: matches!(factor, Factor::Duo),
+        waiting,
         notice,
         error,
     };
@@ -93,11 +115,32 @@ pub(crate) async fn begin(
     factor: Factor,
     ip: Option<&str>,
 ) -> Result<Response, AppError> {
-    if let Factor::Duo = factor {
-        // Not reached (the password step answers a Duo user as it answers a wrong password);
-        // Duo is not part of this build, so fail closed all the same.
-        return Err(AppError::Forbidden(engine::DUO_UNAVAILABLE.into()));
-    }
+    let ctx = Ctx {
+        action: ACTION,
+        ip,
+        pam: None,
+        new_code: "Send a new code.",
+    };
+    let who = Who { user, tenant };
+    let mut duo_bypassed = false;
+    let factor = match factor {
+        Factor::Duo => match engine::duo_start(state, who, &ctx).await? {
+            DuoStart::Ask => Factor::Duo,
+            DuoStart::Instead(f) => {
+                duo_bypassed = true;
+                f
+            }
+            DuoStart::Refused(message) => {
+                return Ok(crate::login::again(
+                    flow_id.to_owned(),
+                    user.email.clone(),
+                    &message,
+                    StatusCode::FORBIDDEN,
+                ));
+            }
+        },
+        f => f,
+    };
     let mut slot = FlowSlot {
         digest: session::digest(flow_id),
         flow: flow.clone(),
@@ -107,21 +150,27 @@ pub(crate) async fn begin(
             user_id: user.id.clone(),
             factor: factor.clone(),
             code: None,
+            duo_push: None,
+            duo_bypassed,
         },
         ..flow.clone()
     };
     if !slot.replace(state, at_factor).await? {
         return Err(AppError::Forbidden(NO_FLOW.into()));
     }
-    let ctx = Ctx {
-        action: ACTION,
-        ip,
-        pam: None,
-        new_code: "Send a new code.",
+    let sent = match &factor {
+        Factor::Code { channel } => {
+            engine::send_code(state, &mut slot, who, channel, &ctx, AT_LIMIT).await?
+        }
+        Factor::Duo => match send_push(state, &mut slot, who, &ctx).await? {
+            PushSend::Sent => CodeSend::Sent,
+            PushSend::Refused(status, message) => CodeSend::Refused(status, message),
+            PushSend::Race => CodeSend::Race,
+        },
+        Factor::Totp => CodeSend::Sent,
     };
-    if let Factor::Code { channel } = &factor {
-        let who = Who { user, tenant };
-        match engine::send_code(state, &mut slot, who, channel, &ctx, AT_LIMIT).await? {
+    {
+        match sent {
             CodeSend::Sent => {}
             CodeSend::Race => return Err(AppError::Forbidden(NO_FLOW.into())),
             CodeSend::Refused(status, message) => {
@@ -143,6 +192,38 @@ pub(crate) async fn begin(
         [(header::LOCATION, format!("/login/factor?flow={flow_id}"))],
     )
         .into_response())
+}
+
+/// Duo's `type` for a web sign-in: Duo Mobile shows "<type>: <application>".
+const PUSH_KIND: &str = "Sign-in";
+/// Longest a self-reloading Duo page waits on Duo per load.
+const PUSH_POLL: std::time::Duration = std::time::Duration::from_secs(8);
+
+/// Sends the login's Duo push, naming the company and the relying panel (Duo's `pushinfo`).
+async fn send_push(
+    state: &AppState,
+    slot: &mut FlowSlot,
+    who: Who<'_>,
+    ctx: &Ctx<'_>,
+) -> Result<PushSend, AppError> {
+    let application = match slot.flow.return_to {
+        // A sign-in to Padlock's own pages.
+        Some(_) => "Padlock".to_owned(),
+        None => state
+            .store
+            .get_client(&slot.flow.request.client_id)
+            .await?
+            .map_or_else(|| slot.flow.request.client_id.to_string(), |c| c.name),
+    };
+    let info = [
+        ("company", who.tenant.name.as_str()),
+        ("application", application.as_str()),
+    ];
+    let text = PushText {
+        kind: PUSH_KIND,
+        info: &info,
+    };
+    engine::push(state, slot, who, text, ctx).await
 }
 
 /// Shown when the company's sign-in settings changed between the password and the factor step.
@@ -187,16 +268,30 @@ impl Slot for FlowSlot {
         }
     }
 
-    async fn put_code(
+    fn push(&self) -> Option<&DuoPush> {
+        match &self.flow.step {
+            LoginStep::Factor { duo_push, .. } => duo_push.as_ref(),
+            LoginStep::Password => None,
+        }
+    }
+
+    async fn put(
         &mut self,
         state: &AppState,
         code: Option<CodeChallenge>,
+        push: Option<DuoPush>,
     ) -> StoreResult<bool> {
         let mut next = self.flow.clone();
-        let LoginStep::Factor { code: slot, .. } = &mut next.step else {
+        let LoginStep::Factor {
+            code: code_slot,
+            duo_push,
+            ..
+        } = &mut next.step
+        else {
             return Ok(false);
         };
-        *slot = code;
+        *code_slot = code;
+        *duo_push = push;
         self.replace(state, next).await
     }
 }
@@ -204,13 +299,18 @@ impl Slot for FlowSlot {
 #[derive(Deserialize)]
 pub(crate) struct FlowQuery {
     flow: Option<String>,
+    /// Set by the Duo page's reload: ask Duo whether the push was answered.
+    wait: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub(crate) struct FactorForm {
     flow: String,
+    /// The code (SMS/Email, TOTP) or Duo passcode.
     code: Option<String>,
     resend: Option<String>,
+    /// Duo: send a (new) push.
+    push: Option<String>,
 }
 
 /// The flow at its factor step, with its user.
@@ -238,11 +338,132 @@ async fn factor_flow(
 pub(crate) async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
+    ClientIp(ip): ClientIp,
     Query(q): Query<FlowQuery>,
 ) -> Result<Response, AppError> {
     let id = q.flow.ok_or_else(|| AppError::BadRequest(NO_FLOW.into()))?;
-    let (_, _, factor) = factor_flow(&state, &headers, &id).await?;
-    Ok(page(&state, &id, &factor, StatusCode::OK, None, None))
+    let (flow, user, factor) = factor_flow(&state, &headers, &id).await?;
+    let mut slot = FlowSlot {
+        digest: session::digest(&id),
+        flow,
+    };
+    if factor != Factor::Duo || slot.push().is_none() {
+        return Ok(page(&state, &id, &factor, StatusCode::OK, None, None));
+    }
+    if q.wait.is_none() {
+        return Ok(page_with(
+            &state,
+            &id,
+            &factor,
+            true,
+            StatusCode::OK,
+            None,
+            None,
+        ));
+    }
+    // The reload of a waiting Duo page: ask Duo (it holds the call until the user answers).
+    let tenant = company_of(&state, &user).await?;
+    let ctx = Ctx {
+        action: ACTION,
+        ip: ip.as_deref(),
+        pam: None,
+        new_code: "Send a new code.",
+    };
+    let who = Who {
+        user: &user,
+        tenant: &tenant,
+    };
+    if let Some(refusal) = changed(&state, &id, &slot.flow, &factor, who, &ctx).await? {
+        return Ok(refusal);
+    }
+    let reply = |waiting, error: Option<String>| {
+        page_with(&state, &id, &factor, waiting, StatusCode::OK, None, error)
+    };
+    Ok(
+        match engine::push_status(&state, &mut slot, who, &ctx, PUSH_POLL).await? {
+            PushState::Passed => {
+                // Asked again: the wait on Duo took time, and the company or the user may have
+                // changed meanwhile.
+                if let Some(refusal) = changed(&state, &id, &slot.flow, &factor, who, &ctx).await? {
+                    return Ok(refusal);
+                }
+                return finish(&state, &id, slot.flow, &user, &factor).await;
+            }
+            PushState::Waiting => reply(true, None),
+            PushState::Failed { message, .. } => reply(false, Some(message)),
+            PushState::Unavailable => reply(true, Some(engine::DUO_DOWN.into())),
+            PushState::NoPush => reply(false, None),
+        },
+    )
+}
+
+/// The refusal page (audited `login.denied.changed`) when the decision for the login of `flow`
+/// no longer asks for its `factor` — the company's switch or methods, or the user, changed since
+/// the password step — or `None` while it still does.
+async fn changed(
+    state: &AppState,
+    flow_id: &str,
+    flow: &LoginFlow,
+    factor: &Factor,
+    who: Who<'_>,
+    ctx: &Ctx<'_>,
+) -> Result<Option<Response>, AppError> {
+    let second_factor_requested = flow.request.second_factor_requested;
+    let decided = engine::decision(state, who.user, who.tenant, second_factor_requested).await?;
+    let bypassed = matches!(
+        flow.step,
+        LoginStep::Factor {
+            duo_bypassed: true,
+            ..
+        }
+    );
+    if engine::still_asked(&decided, factor, bypassed, who) {
+        return Ok(None);
+    }
+    ctx.audit_as(state, who.user, "login.denied.changed", Outcome::Failure)
+        .await?;
+    Ok(Some(page(
+        state,
+        flow_id,
+        factor,
+        StatusCode::FORBIDDEN,
+        None,
+        Some(CHANGED.into()),
+    )))
+}
+
+/// The user's company.
+async fn company_of(state: &AppState, user: &User) -> Result<Tenant, AppError> {
+    Ok(state
+        .store
+        .get_tenant(&user.tenant)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("user {} has no company", user.id))?)
+}
+
+/// Completes the login of `user`, who passed the password and then `factor`.
+async fn finish(
+    state: &AppState,
+    flow_id: &str,
+    flow: LoginFlow,
+    user: &User,
+    factor: &Factor,
+) -> Result<Response, AppError> {
+    let now = state.clock.now();
+    let (amr, acr) = passed_factor(factor);
+    let s = Session {
+        user_id: user.id.clone(),
+        auth_time: now,
+        amr,
+        acr,
+        second_factor_at: Some(now),
+        expires_at: now + SESSION_TTL_SECS,
+        step_up: None,
+        totp_pending: None,
+        duo_push: None,
+        duo_pending: None,
+    };
+    complete(state, flow_id, flow, s).await
 }
 
 pub(crate) async fn submit(
@@ -259,15 +480,10 @@ pub(crate) async fn submit(
         });
     }
     let (flow, user, factor) = factor_flow(&state, &headers, &f.flow).await?;
-    let now = state.clock.now();
     let reply = |status, notice: Option<String>, error: Option<String>| {
         page(&state, &f.flow, &factor, status, notice, error)
     };
-    let tenant = state
-        .store
-        .get_tenant(&user.tenant)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("user {} has no company", user.id))?;
+    let tenant = company_of(&state, &user).await?;
     let who = Who {
         user: &user,
         tenant: &tenant,
@@ -280,11 +496,8 @@ pub(crate) async fn submit(
     };
     // The decision is asked again, as PAM's auth does: a company whose switch or methods changed
     // since the password step does not complete the login with the old factor.
-    let decided = engine::decision(&state, &user, &tenant, flow.request.second_factor_requested);
-    if !engine::still_asked(&decided.await?, &factor) {
-        ctx.audit_as(&state, &user, "login.denied.changed", Outcome::Failure)
-            .await?;
-        return Ok(reply(StatusCode::FORBIDDEN, None, Some(CHANGED.into())));
+    if let Some(refusal) = changed(&state, &f.flow, &flow, &factor, who, &ctx).await? {
+        return Ok(refusal);
     }
     let mut slot = FlowSlot {
         digest: session::digest(&f.flow),
@@ -313,11 +526,26 @@ pub(crate) async fn submit(
         );
     }
 
-    let Some(typed) = f.code.as_deref().and_then(normalize_code) else {
+    if factor == Factor::Duo && f.push.is_some() {
+        return Ok(match send_push(&state, &mut slot, who, &ctx).await? {
+            PushSend::Sent => page_with(&state, &f.flow, &factor, true, StatusCode::OK, None, None),
+            PushSend::Refused(status, message) => reply(status, None, Some(message)),
+            PushSend::Race => reply(StatusCode::CONFLICT, None, Some(RACE.into())),
+        });
+    }
+    let typed = match &factor {
+        Factor::Duo => f.code.as_deref().and_then(normalize_passcode),
+        _ => f.code.as_deref().and_then(normalize_code),
+    };
+    let Some(typed) = typed else {
+        let what = match &factor {
+            Factor::Duo => "Enter the 6 to 8 digits of a Duo passcode.",
+            _ => "Enter the 6 digits of the code.",
+        };
         return Ok(reply(
             StatusCode::UNPROCESSABLE_ENTITY,
             None,
-            Some("Enter the 6 digits of the code.".into()),
+            Some(what.into()),
         ));
     };
     match engine::check(&state, &mut slot, who, &factor, &typed, &ctx).await? {
@@ -335,18 +563,7 @@ pub(crate) async fn submit(
         Checked::NoCode => return Err(AppError::Forbidden(NO_FLOW.into())),
         Checked::Race => return Ok(reply(StatusCode::CONFLICT, None, Some(RACE.into()))),
     }
-    let (amr, acr) = passed_factor(&factor);
-    let s = Session {
-        user_id: user.id.clone(),
-        auth_time: now,
-        amr,
-        acr,
-        second_factor_at: Some(now),
-        expires_at: now + SESSION_TTL_SECS,
-        step_up: None,
-        totp_pending: None,
-    };
-    complete(&state, &f.flow, slot.flow, s).await
+    finish(&state, &f.flow, slot.flow, &user, &factor).await
 }
 
 /// Shown when one source address failed too often.

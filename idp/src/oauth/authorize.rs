@@ -9,7 +9,7 @@ use crate::domain::{
 use crate::error::AppError;
 use crate::extract::{ClientIp, Query};
 use crate::secret::ClientId;
-use crate::session::{self, FLOW_COOKIE, FLOW_TTL_SECS};
+use crate::session::{self, FLOW_TTL_SECS};
 use crate::state::{AppState, Audit};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -355,23 +355,13 @@ async fn authorize(
             "the user must sign in",
         ));
     }
-    let flow_id = random_token(32);
     let flow = LoginFlow {
         request: req,
         step: LoginStep::Password,
         expires_at: now + FLOW_TTL_SECS,
+        return_to: None,
     };
-    state
-        .store
-        .put_login_flow(&session::digest(&flow_id), &flow)
-        .await?;
-    let cookie = session::set_cookie(&state, FLOW_COOKIE, &flow_id, FLOW_TTL_SECS);
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(header::SET_COOKIE, cookie)],
-        [(header::LOCATION, format!("/login?flow={flow_id}"))],
-    )
-        .into_response())
+    crate::login::start(&state, &flow).await
 }
 
 /// The session's user, and whether the session may answer a new request without a new login:

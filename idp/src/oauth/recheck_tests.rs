@@ -104,13 +104,16 @@ async fn password_only_credentials_die_when_the_company_turns_2fa_on() {
         call(&w.state, bearer(&users, &access)).await.status,
         StatusCode::UNAUTHORIZED
     );
-    // 6. The padlock page refuses the session.
+    // 6. The padlock page does not take the session: it sends the browser to sign in again.
     let page = padlock_page(&w, &session).await;
-    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert!(
-        page.body.contains("now requires a second factor"),
-        "{}",
-        page.body
+        page.headers[axum::http::header::LOCATION]
+            .to_str()
+            .unwrap()
+            .starts_with("/login?flow="),
+        "{:?}",
+        page.headers
     );
     // 2. A code minted before the switch cannot be exchanged.
     let r = exchange(&w, &later_code, "").await;

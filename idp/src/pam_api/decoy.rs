@@ -7,7 +7,8 @@
 //! change in that mix moves only a few names): an SMS
 //! code to a number of that user's country (the masked tail, too, comes from the digest), an
 //! email code to `<first letter of the name>•••@<that user's mail domain>`, the authenticator
-//! app, or the refusal a Duo user or a user without a usable method gets. It never sends anything
+//! app, Duo (a push nobody answers, a passcode never right; refused like Duo users while the
+//! company's Duo is down), or the refusal a user without a usable method gets. It never sends anything
 //! and never passes, yet it counts like a user: its tries and messages go to the lockout and the
 //! per-user message window of a synthetic id derived from the same digest, so a decoy locks and
 //! runs out of codes exactly when a user would.
@@ -40,7 +41,7 @@ enum Shape {
     Email { domain: String },
     /// The authenticator app.
     Totp,
-    /// Duo (refused by this build).
+    /// Duo: a push or passcode prompt that never passes.
     Duo,
     /// No usable method.
     NoMethod,
@@ -60,7 +61,7 @@ pub struct DecoyShapes {
 
 /// What a decoy preauth does.
 pub(super) enum Decoy {
-    /// Refuse as a user of this shape is refused (Duo, no usable method).
+    /// Refuse as a user of this shape is refused (no usable method; Duo while it is down).
     Deny(&'static str),
     /// Challenge with this factor (never sent).
     Challenge(Factor),
@@ -106,7 +107,16 @@ pub(super) async fn decoy_for(
             channel: email(&domain),
         }),
         Shape::Totp => Decoy::Challenge(Factor::Totp),
-        Shape::Duo => Decoy::Deny(crate::factor::engine::DUO_UNAVAILABLE),
+        // While the company's Duo is down its Duo users are refused: so are their decoys.
+        Shape::Duo
+            if tenant
+                .duo
+                .as_ref()
+                .is_some_and(|d| state.duo.failing(&d.api_host)) =>
+        {
+            Decoy::Deny(crate::factor::engine::DUO_DOWN)
+        }
+        Shape::Duo => Decoy::Challenge(Factor::Duo),
         Shape::NoMethod => Decoy::Deny(super::NO_METHOD),
     };
     Ok((decoy, id))

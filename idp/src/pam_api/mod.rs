@@ -20,7 +20,9 @@ use crate::crypto::random_token;
 use crate::domain::{ClientKind, Outcome, PamLogin, PamTransaction};
 use crate::error::AppError;
 use crate::extract::ClientIp;
-use crate::factor::engine::{self, Checked, CodeSend, Ctx, Slot, Who};
+use crate::factor::engine::{
+    self, Checked, CodeSend, Ctx, DuoStart, PushSend, PushState, PushText, Slot, Who,
+};
 use crate::factor::sms_email;
 use crate::login::locked_message;
 use crate::oauth::client_auth::{Authenticated, authenticate};
@@ -38,6 +40,7 @@ use axum::routing::{get, post};
 use padlock_policy::Factor;
 use padlock_policy::code::{CodeChallenge, CodeInput, CodeOutcome, normalize_code};
 use padlock_policy::decision::{Decision, DenyReason};
+use padlock_policy::duo::{DuoPush, normalize_passcode};
 use padlock_policy::lockout::Attempt;
 use padlock_policy::pam::{
     AuthRequest, AuthResponse, MAX_FIELD_BYTES, PamMethod, PreauthRequest, PreauthResponse,
@@ -305,6 +308,7 @@ pub(crate) async fn preauth(
             return deny(AMBIGUOUS);
         }
     };
+    let mut duo_bypassed = false;
     let factor = match engine::decision(&state, &user, &tenant, false).await? {
         Decision::Allow { .. } => {
             ctx.audit_as(&state, &user, "pam.allow", Outcome::Success)
@@ -317,16 +321,36 @@ pub(crate) async fn preauth(
                 .await?;
             return deny(message);
         }
-        // Duo is not part of this build: fail closed, as the web login does.
         Decision::Challenge(Factor::Duo) => {
-            ctx.audit_as(
-                &state,
-                &user,
-                "pam.denied.duo_unavailable",
-                Outcome::Failure,
-            )
-            .await?;
-            return deny(engine::DUO_UNAVAILABLE);
+            let who = Who {
+                user: &user,
+                tenant: &tenant,
+            };
+            // Duo's preauth first. A Duo outage is Duo's, not Padlock's: a refusal in both
+            // failmodes, never a weaker factor. Bounded well inside the module's shortest
+            // timeout, so a slow Duo never looks like an unreachable Padlock (which `safe` lets
+            // through).
+            let asked = engine::duo_start(&state, who, &ctx);
+            match tokio::time::timeout(std::time::Duration::from_secs(SEND_BOUND_SECS), asked).await
+            {
+                Ok(started) => match started? {
+                    DuoStart::Ask => Factor::Duo,
+                    DuoStart::Instead(f) => {
+                        duo_bypassed = true;
+                        f
+                    }
+                    DuoStart::Refused(message) => return deny(&message),
+                },
+                Err(_) => {
+                    if let Some(d) = &tenant.duo {
+                        state.duo.note(&d.api_host, true);
+                    }
+                    tracing::error!(user = %user.id, "Duo's preauth took longer than {SEND_BOUND_SECS} s: refused");
+                    ctx.audit_as(&state, &user, "duo.unavailable", Outcome::Failure)
+                        .await?;
+                    return deny(engine::DUO_DOWN);
+                }
+            }
         }
         Decision::Challenge(factor) => factor,
     };
@@ -337,6 +361,8 @@ pub(crate) async fn preauth(
             user_id: Some(user.id.clone()),
             factor: factor.clone(),
             code: None,
+            duo_push: None,
+            duo_bypassed,
             login: login.clone(),
             expires_at: state.clock.now() + TRANSACTION_TTL_SECS,
         },
@@ -475,6 +501,10 @@ async fn decoy_preauth(
             state.limits.code_ttl_secs,
         ))
     } else {
+        if factor == Factor::Duo {
+            // A real Duo user's preauth asks Duo first.
+            tokio::time::sleep(duo_wait(state)).await;
+        }
         None
     };
     let txid = random_token(32);
@@ -482,6 +512,8 @@ async fn decoy_preauth(
         user_id: None,
         factor: factor.clone(),
         code,
+        duo_push: None,
+        duo_bypassed: false,
         login,
         expires_at: now + TRANSACTION_TTL_SECS,
     };
@@ -520,13 +552,19 @@ impl Slot for TxnSlot {
         self.txn.code.as_ref()
     }
 
-    async fn put_code(
+    fn push(&self) -> Option<&DuoPush> {
+        self.txn.duo_push.as_ref()
+    }
+
+    async fn put(
         &mut self,
         state: &AppState,
         code: Option<CodeChallenge>,
+        duo_push: Option<DuoPush>,
     ) -> StoreResult<bool> {
         let next = PamTransaction {
             code,
+            duo_push,
             ..self.txn.clone()
         };
         let swapped = state
@@ -589,49 +627,66 @@ pub(crate) async fn auth(
             message: TOO_MANY_FROM_HERE.into(),
         }));
     }
-    let Some(typed) = normalize_code(answer) else {
+    let factor = slot.txn.factor.clone();
+    // Duo: an empty answer asks for a push; anything else is a passcode.
+    let push = factor == Factor::Duo && answer.is_empty();
+    let typed = match (&factor, push) {
+        (_, true) => Some(String::new()),
+        (Factor::Duo, false) => normalize_passcode(answer),
+        _ => normalize_code(answer),
+    };
+    let Some(typed) = typed else {
+        let message = match factor {
+            Factor::Duo => "Enter the 6 to 8 digits of a Duo passcode, or press Enter for a push.",
+            _ => "Enter the 6 digits of the code.",
+        };
         return Ok(Json(AuthResponse::Retry {
-            message: "Enter the 6 digits of the code.".into(),
+            message: message.into(),
         }));
     };
     let tenant = host.company(&state).await?;
     let Some(user_id) = slot.txn.user_id.clone() else {
+        if push {
+            return decoy_push(&state, &tenant, &mut slot).await;
+        }
         return decoy_answer(&state, &host, &tenant, &mut slot, &typed, &ctx).await;
     };
-    // The decision is asked again: a user disabled, made an API account or locked since preauth,
-    // or a company whose settings changed, does not pass with the old transaction.
-    let user = state.store.get_user(&user_id).await?;
-    let now_decision = match &user {
-        Some(u) => Some(engine::decision(&state, u, &tenant, false).await?),
-        None => None,
-    };
-    let user = match (user, now_decision) {
-        (Some(user), Some(d)) if engine::still_asked(&d, &slot.txn.factor) => user,
-        (Some(user), Some(Decision::Deny(reason))) => {
-            state.store.take_pam_transaction(&slot.digest).await?;
-            let (action, message) = refusal(reason);
-            ctx.audit_as(&state, &user, action, Outcome::Failure)
-                .await?;
-            return Ok(Json(AuthResponse::Deny {
-                message: message.into(),
-            }));
-        }
-        (user, _) => {
-            state.store.take_pam_transaction(&slot.digest).await?;
-            if let Some(user) = &user {
-                ctx.audit_as(&state, user, "pam.denied.changed", Outcome::Failure)
-                    .await?;
-            }
-            return Ok(Json(AuthResponse::Deny {
-                message: CHANGED.into(),
-            }));
-        }
+    let user = match still_the_user(&state, &slot, &user_id, &tenant, &ctx).await? {
+        Ok(user) => user,
+        Err(refused) => return Ok(Json(refused)),
     };
     let who = Who {
         user: &user,
         tenant: &tenant,
     };
-    let factor = slot.txn.factor.clone();
+    if push {
+        let host_name = state
+            .store
+            .get_client(&host.id)
+            .await?
+            .map_or_else(|| host.id.to_string(), |c| c.name);
+        let info = [
+            ("host", host_name.as_str()),
+            ("service", login.service.as_str()),
+            ("rhost", login.rhost.as_deref().unwrap_or("")),
+        ];
+        let text = PushText {
+            kind: PUSH_KIND,
+            info: &info,
+        };
+        let answer = match engine::push(&state, &mut slot, who, text, &ctx).await? {
+            // A push already waiting is the one to poll.
+            PushSend::Sent | PushSend::Refused(StatusCode::CONFLICT, _) => AuthResponse::Pending,
+            PushSend::Refused(_, message) => AuthResponse::Deny { message },
+            PushSend::Race => AuthResponse::Retry {
+                message: "This login changed meanwhile. Try again.".into(),
+            },
+        };
+        if let AuthResponse::Deny { .. } = answer {
+            state.store.take_pam_transaction(&slot.digest).await?;
+        }
+        return Ok(Json(answer));
+    }
     let answer = match engine::check(&state, &mut slot, who, &factor, &typed, &ctx).await? {
         Checked::Passed => AuthResponse::Allow,
         Checked::Failed {
@@ -653,6 +708,115 @@ pub(crate) async fn auth(
         state.store.take_pam_transaction(&slot.digest).await?;
     }
     Ok(Json(answer))
+}
+
+/// Duo's `type` for a PAM login: Duo Mobile shows "<type>: <application>".
+const PUSH_KIND: &str = "Login";
+/// Longest one `auth_status` call waits on Duo (the module's own timeout is at least 10 s).
+const PUSH_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The transaction's user, if the decision is still to ask them what the transaction asks: a
+/// user disabled, made an API account or locked since preauth, or a company whose settings
+/// changed, does not pass with the old transaction (it is ended, and the answer says why).
+async fn still_the_user(
+    state: &AppState,
+    slot: &TxnSlot,
+    user_id: &crate::secret::UserId,
+    tenant: &crate::domain::Tenant,
+    ctx: &Ctx<'_>,
+) -> Result<Result<crate::domain::User, AuthResponse>, PamError> {
+    let user = state.store.get_user(user_id).await?;
+    let now_decision = match &user {
+        Some(u) => Some(engine::decision(state, u, tenant, false).await?),
+        None => None,
+    };
+    let asked = |u: &crate::domain::User, d: &Decision| {
+        let who = Who { user: u, tenant };
+        engine::still_asked(d, &slot.txn.factor, slot.txn.duo_bypassed, who)
+    };
+    Ok(match (user, now_decision) {
+        (Some(user), Some(d)) if asked(&user, &d) => Ok(user),
+        (Some(user), Some(Decision::Deny(reason))) => {
+            state.store.take_pam_transaction(&slot.digest).await?;
+            let (action, message) = refusal(reason);
+            ctx.audit_as(state, &user, action, Outcome::Failure).await?;
+            Err(AuthResponse::Deny {
+                message: message.into(),
+            })
+        }
+        (user, _) => {
+            state.store.take_pam_transaction(&slot.digest).await?;
+            if let Some(user) = &user {
+                ctx.audit_as(state, user, "pam.denied.changed", Outcome::Failure)
+                    .await?;
+            }
+            Err(AuthResponse::Deny {
+                message: CHANGED.into(),
+            })
+        }
+    })
+}
+
+/// A decoy's push: it "goes" (after the time a push to Duo typically takes; counted against the
+/// decoy's lockout as a user's push is, the try that locks sending nothing) and is never
+/// answered, so polling it times out as an unanswered push does.
+async fn decoy_push(
+    state: &AppState,
+    tenant: &crate::domain::Tenant,
+    slot: &mut TxnSlot,
+) -> Result<Json<AuthResponse>, PamError> {
+    let now = state.clock.now();
+    let (_, id) = decoy::decoy_for(state, tenant, &slot.txn.login.user).await?;
+    if slot
+        .txn
+        .duo_push
+        .as_ref()
+        .is_some_and(|p| !p.expired(now, state.duo.push_timeout_secs))
+    {
+        return Ok(Json(AuthResponse::Pending));
+    }
+    let answer = match state
+        .store
+        .admit_second_factor_attempt(&id, now, &state.limits.lockout)
+        .await?
+    {
+        Attempt::Locked { until } => AuthResponse::Deny {
+            message: locked_message(until),
+        },
+        Attempt::Admitted {
+            locks_until: Some(until),
+        } => {
+            // The try that begins a lock is a failure from its source, as a user's is.
+            state
+                .limits
+                .record_source_failure(source(&slot.txn.login), now);
+            AuthResponse::Deny {
+                message: locked_message(until),
+            }
+        }
+        Attempt::Admitted { locks_until: None } => {
+            tokio::time::sleep(duo_wait(state)).await;
+            let pushed = DuoPush {
+                txid: random_token(16),
+                pushed_at: now,
+                polled: false,
+            };
+            slot.put_push(state, Some(pushed)).await?;
+            AuthResponse::Pending
+        }
+    };
+    if let AuthResponse::Deny { .. } = answer {
+        state.store.take_pam_transaction(&slot.digest).await?;
+    }
+    Ok(Json(answer))
+}
+
+/// How long a decoy waits where a real user's answer waits on Duo: Duo's typical call time lately.
+fn duo_wait(state: &AppState) -> std::time::Duration {
+    state.duo.call_time.get().clamp(
+        DECOY_MIN_WAIT,
+        std::time::Duration::from_secs(SEND_BOUND_SECS),
+    )
 }
 
 /// The answer to a decoy: the steps a real answer takes, against the decoy's own lockout — wrong
@@ -678,6 +842,11 @@ async fn decoy_answer(
             message: locked_message(until),
         }
     } else {
+        let duo = slot.txn.factor == Factor::Duo;
+        if duo {
+            // A real Duo passcode is checked by Duo.
+            tokio::time::sleep(duo_wait(state)).await;
+        }
         let mut spent = None;
         if let Some(mut ch) = slot.txn.code.clone() {
             let digest = sms_email::digest(state, &slot.digest, typed);
@@ -721,7 +890,12 @@ async fn decoy_answer(
                             message: engine::code_message(outcome, ctx.new_code),
                         },
                         None => AuthResponse::Retry {
-                            message: "That code is not right.".into(),
+                            message: if duo {
+                                "That Duo passcode is not right."
+                            } else {
+                                "That code is not right."
+                            }
+                            .into(),
                         },
                     }
                 }
@@ -740,22 +914,99 @@ pub(crate) struct StatusQuery {
     txid: String,
 }
 
-/// `GET /pam/v1/auth_status?txid=…`: the state of a Duo push. This build sends no pushes
-/// (Duo is refused at preauth), so every live transaction answers that there is nothing to wait
-/// for.
+/// `GET /pam/v1/auth_status?txid=…`: the state of the transaction's Duo push, waiting up to
+/// [`PUSH_POLL`] for Duo. `pending` while unanswered; `allow` once approved; `retry` (a wrong
+/// try, with the reason: denied, timed out) so the module may prompt again; `deny` when the
+/// login ends (locked, Duo unavailable, the transaction unknown or its decision changed).
 pub(crate) async fn auth_status(
     State(state): State<AppState>,
     host: Host,
     Query(q): Query<StatusQuery>,
 ) -> Result<Json<AuthResponse>, PamError> {
-    let message = match transaction(&state, &host, &q.txid).await? {
-        Some(_) => "This login has no push to wait for.",
-        None => EXPIRED,
+    let Some(mut slot) = transaction(&state, &host, &q.txid).await? else {
+        return Ok(Json(AuthResponse::Deny {
+            message: EXPIRED.into(),
+        }));
     };
-    Ok(Json(AuthResponse::Deny {
-        message: message.into(),
+    let login = slot.txn.login.clone();
+    let ctx = ctx(&login);
+    let tenant = host.company(&state).await?;
+    let Some(user_id) = slot.txn.user_id.clone() else {
+        return decoy_status(&state, &mut slot).await;
+    };
+    let user = match still_the_user(&state, &slot, &user_id, &tenant, &ctx).await? {
+        Ok(user) => user,
+        Err(refused) => return Ok(Json(refused)),
+    };
+    let who = Who {
+        user: &user,
+        tenant: &tenant,
+    };
+    let answer = match engine::push_status(&state, &mut slot, who, &ctx, PUSH_POLL).await? {
+        // Asked again: the wait on Duo took time, and the company or the user may have changed.
+        PushState::Passed => match still_the_user(&state, &slot, &user_id, &tenant, &ctx).await? {
+            Ok(_) => AuthResponse::Allow,
+            Err(refused) => return Ok(Json(refused)),
+        },
+        PushState::Waiting => AuthResponse::Pending,
+        PushState::Failed {
+            message,
+            again: true,
+        } => AuthResponse::Retry { message },
+        PushState::Failed { message, .. } => AuthResponse::Deny { message },
+        PushState::Unavailable => AuthResponse::Deny {
+            message: engine::DUO_DOWN.into(),
+        },
+        PushState::NoPush => AuthResponse::Retry {
+            message: NO_PUSH.into(),
+        },
+    };
+    if matches!(answer, AuthResponse::Allow | AuthResponse::Deny { .. }) {
+        state.store.take_pam_transaction(&slot.digest).await?;
+    }
+    Ok(Json(answer))
+}
+
+/// A decoy push's status, as Duo answers a push nobody answers: the first ask at once, later ones
+/// held until the push times out or [`PUSH_POLL`] passes; the timeout is a wrong try from the
+/// login's source, as a real one is.
+async fn decoy_status(
+    state: &AppState,
+    slot: &mut TxnSlot,
+) -> Result<Json<AuthResponse>, PamError> {
+    let Some(pushed) = slot.txn.duo_push.clone() else {
+        return Ok(Json(AuthResponse::Retry {
+            message: NO_PUSH.into(),
+        }));
+    };
+    let window = state.duo.push_timeout_secs;
+    let now = state.clock.now();
+    if !pushed.expired(now, window) {
+        if !pushed.polled {
+            let polled = DuoPush {
+                polled: true,
+                ..pushed
+            };
+            slot.put_push(state, Some(polled)).await?;
+            return Ok(Json(AuthResponse::Pending));
+        }
+        let left = std::time::Duration::from_secs(pushed.pushed_at + window - now);
+        tokio::time::sleep(PUSH_POLL.min(left)).await;
+        if !pushed.expired(state.clock.now(), window) {
+            return Ok(Json(AuthResponse::Pending));
+        }
+    }
+    slot.put_push(state, None).await?;
+    state
+        .limits
+        .record_source_failure(source(&slot.txn.login), state.clock.now());
+    Ok(Json(AuthResponse::Retry {
+        message: "Duo push timed out.".into(),
     }))
 }
+
+/// When no push waits for the transaction.
+const NO_PUSH: &str = "No Duo push is waiting. Press Enter for a new one.";
 
 #[cfg(test)]
 mod tests;

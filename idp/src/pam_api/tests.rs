@@ -706,3 +706,310 @@ async fn an_expired_code_ends_the_pam_login() {
         "This code has expired. Start the login again."
     );
 }
+
+/// Makes the world's company offer Duo (keys sealed as the API would) and Ann a Duo user, with
+/// Padlock's Duo at `duo` (a peer answering in turn).
+async fn duo_world(duo: &crate::testing::HttpPeer) -> World {
+    let (mut w, _) = world_2fa(&[Method::SmsEmail, Method::Duo]).await;
+    w.state.duo = std::sync::Arc::new(
+        crate::duo::Duo::new(Some(duo.url.clone()), std::time::Duration::from_secs(3), 60).unwrap(),
+    );
+    let mut t = w.state.store.get_tenant(&w.tenant).await.unwrap().unwrap();
+    t.duo = Some(crate::domain::DuoConfig {
+        ikey: "DIWJ8X6AEYOR5OMC6TQ1".into(),
+        skey: w
+            .state
+            .master
+            .seal(
+                crate::domain::DUO_SKEY_PURPOSE,
+                b"Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep",
+            )
+            .unwrap(),
+        api_host: "api-xxxxxxxx.duosecurity.com".into(),
+    });
+    t.two_factor.duo_configured = true;
+    w.state.store.update_tenant(&t).await.unwrap();
+    let mut ann = w.state.store.get_user(&w.user).await.unwrap().unwrap();
+    ann.preferred_method = Some(Method::Duo);
+    ann.duo = Some(crate::domain::DuoEnrolment {
+        duo_user_id: "DU1".into(),
+        username: "ann".into(),
+        active: true,
+    });
+    w.state.store.update_user(&ann).await.unwrap();
+    w
+}
+
+/// Counts `n` failed second-factor tries of Ann, as other logins would.
+async fn fail(w: &World, n: u32) {
+    for _ in 0..n {
+        let _ = w
+            .state
+            .store
+            .admit_second_factor_attempt(&w.user, w.clock.now(), &w.state.limits.lockout)
+            .await
+            .unwrap();
+    }
+}
+
+async fn auth_status(w: &World, h: &(String, String), txid: &str) -> Value {
+    let r = call(
+        &w.state,
+        Request::get(format!("/pam/v1/auth_status?txid={txid}"))
+            .header(header::AUTHORIZATION, basic(&h.0, &h.1))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.json()
+}
+
+#[tokio::test]
+async fn a_duo_push_at_pam_waits_then_passes_and_a_decoy_mirrors_the_duo_prompt() {
+    let ok = |body: &'static str| (200, body);
+    let duo = crate::testing::HttpPeer::start(
+        vec![
+            ok(r#"{"stat":"OK","response":{"result":"auth","status_msg":"Account is active"}}"#),
+            ok(r#"{"stat":"OK","response":{"txid":"45f7c92b-f45f-4862-8545-e0f58e78075a"}}"#),
+            ok(
+                r#"{"stat":"OK","response":{"result":"waiting","status":"pushed","status_msg":"Pushed a login request to your device..."}}"#,
+            ),
+            ok(
+                r#"{"stat":"OK","response":{"result":"allow","status":"allow","status_msg":"Success. Logging you in..."}}"#,
+            ),
+        ],
+        0,
+    );
+    let w = duo_world(&duo).await;
+    let h = host(&w).await;
+    let v = preauth(&w, &h, "ann").await;
+    assert_eq!(v["method"], "duo", "{v}");
+    assert_eq!(
+        v["prompt"],
+        "Duo passcode, or press Enter for a push to your phone: "
+    );
+    let txid = v["txid"].as_str().unwrap().to_owned();
+    assert_eq!(answer(&w, &h, &txid, "").await["result"], "pending");
+    assert_eq!(auth_status(&w, &h, &txid).await["result"], "pending");
+    assert_eq!(auth_status(&w, &h, &txid).await["result"], "allow");
+    // Done: the transaction is gone.
+    assert_eq!(auth_status(&w, &h, &txid).await["result"], "deny");
+    assert_eq!(duo.requests.load(std::sync::atomic::Ordering::SeqCst), 4);
+    let audit = w
+        .state
+        .store
+        .list_audit(Some(&w.tenant), None, 50)
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "duo.push" && e.pam.is_some())
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "pam.second_factor" && e.outcome == Outcome::Success)
+    );
+
+    // Ann is the company's only user: a name that is no user gets her prompt's shape, and its
+    // passcode is never right (Duo is not asked).
+    let v = preauth(&w, &h, "nobody").await;
+    assert_eq!(v["method"], "duo", "{v}");
+    let txid = v["txid"].as_str().unwrap().to_owned();
+    let a = answer(&w, &h, &txid, "123456").await;
+    assert_eq!(a["result"], "retry", "{a}");
+    assert_eq!(a["message"], "That Duo passcode is not right.");
+    assert_eq!(answer(&w, &h, &txid, "").await["result"], "pending");
+    assert_eq!(duo.requests.load(std::sync::atomic::Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn duo_refusals_bypass_and_outage_at_pam_preauth() {
+    let ok = |body: &'static str| (200, body);
+    // Duo's bypass: not a second factor; an emailed code instead.
+    let duo = crate::testing::HttpPeer::start(
+        vec![ok(
+            r#"{"stat":"OK","response":{"result":"allow","status_msg":"Bypassing Duo"}}"#,
+        )],
+        0,
+    );
+    let w = duo_world(&duo).await;
+    let h = host(&w).await;
+    let v = preauth(&w, &h, "ann").await;
+    assert_eq!(v["method"], "code", "{v}");
+    let audit = w
+        .state
+        .store
+        .list_audit(Some(&w.tenant), None, 50)
+        .await
+        .unwrap();
+    assert!(audit.iter().any(|e| e.action == "duo.bypass_refused"));
+
+    // Duo denies (its sentence), is down, or no longer knows Ann: refused at every login, never
+    // a weaker factor, her enrolment left as it is.
+    for (status, body, says) in [
+        (
+            200,
+            r#"{"stat":"OK","response":{"result":"deny","status_msg":"Your account is disabled."}}"#,
+            "Your account is disabled.",
+        ),
+        (503, "down", "Duo cannot be reached"),
+        (
+            200,
+            r#"{"stat":"OK","response":{"result":"enroll","status_msg":"Enroll an authentication device."}}"#,
+            "no longer active",
+        ),
+    ] {
+        let duo = crate::testing::HttpPeer::start(vec![(status, body)], 0);
+        let w = duo_world(&duo).await;
+        let h = host(&w).await;
+        for _ in 0..2 {
+            let v = preauth(&w, &h, "ann").await;
+            assert_eq!(v["result"], "deny", "{v}");
+            assert!(v["message"].as_str().unwrap().contains(says), "{v}");
+        }
+        let ann = w.state.store.get_user(&w.user).await.unwrap().unwrap();
+        assert!(ann.duo.unwrap().active, "{says}");
+    }
+}
+
+#[tokio::test]
+async fn the_push_that_would_begin_the_lock_is_not_sent_and_nothing_passes_while_locked() {
+    let ok = |body: &'static str| (200, body);
+    let duo = crate::testing::HttpPeer::start(
+        vec![
+            ok(r#"{"stat":"OK","response":{"result":"auth","status_msg":""}}"#),
+            ok(r#"{"stat":"OK","response":{"txid":"t1"}}"#),
+            ok(r#"{"stat":"OK","response":{"result":"allow","status":"allow","status_msg":""}}"#),
+            ok(r#"{"stat":"OK","response":{"result":"auth","status_msg":""}}"#),
+        ],
+        0,
+    );
+    let w = duo_world(&duo).await;
+    let h = host(&w).await;
+    let v = preauth(&w, &h, "ann").await;
+    let txid = v["txid"].as_str().unwrap().to_owned();
+    assert_eq!(answer(&w, &h, &txid, "").await["result"], "pending");
+    // Meanwhile other tries fail up to the lock (10 by default).
+    let policy = w.state.limits.lockout;
+    fail(&w, policy.max_failures()).await;
+    // Duo says approved, but the second factor is locked: refused, the lock kept.
+    let a = auth_status(&w, &h, &txid).await;
+    assert_eq!(a["result"], "deny", "{a}");
+    let state = w.state.store.lockout_state(&w.user).await.unwrap();
+    assert!(state.locked_until(w.clock.now(), &policy).is_some());
+    assert_eq!(duo.requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+    // After the lock, nine failures: the tenth try, a push, would begin a lock — nothing is sent.
+    w.clock.advance(policy.lock_secs() + 1);
+    w.state
+        .store
+        .record_second_factor_success(&w.user)
+        .await
+        .unwrap();
+    let v = preauth(&w, &h, "ann").await;
+    assert_eq!(v["method"], "duo", "{v}");
+    let txid = v["txid"].as_str().unwrap().to_owned();
+    fail(&w, policy.max_failures() - 1).await;
+    let before = duo.requests.load(std::sync::atomic::Ordering::SeqCst);
+    let a = answer(&w, &h, &txid, "").await;
+    assert_eq!(a["result"], "deny", "{a}");
+    assert!(a["message"].as_str().unwrap().contains("locked"), "{a}");
+    assert_eq!(
+        duo.requests.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "no push went"
+    );
+}
+
+#[tokio::test]
+async fn two_push_requests_at_once_send_one_push() {
+    let ok = |body: &'static str| (200, body);
+    let duo = crate::testing::HttpPeer::start(
+        vec![
+            ok(r#"{"stat":"OK","response":{"result":"auth","status_msg":""}}"#),
+            ok(r#"{"stat":"OK","response":{"txid":"t1"}}"#),
+        ],
+        200,
+    );
+    let w = duo_world(&duo).await;
+    let h = host(&w).await;
+    let v = preauth(&w, &h, "ann").await;
+    let txid = v["txid"].as_str().unwrap().to_owned();
+    let body = json!({ "txid": txid, "answer": "" });
+    let (a, b) = tokio::join!(
+        call(&w.state, pam_post("/pam/v1/auth", &h, &body)),
+        call(&w.state, pam_post("/pam/v1/auth", &h, &body)),
+    );
+    let results = [a.json()["result"].clone(), b.json()["result"].clone()];
+    assert!(results.contains(&json!("pending")), "{results:?}");
+    assert_eq!(
+        duo.requests.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one preauth and one push: {results:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_code_challenge_begun_before_the_user_chose_duo_no_longer_passes() {
+    let duo = crate::testing::HttpPeer::start(vec![(503, "unused")], 0);
+    let (w, dir) = {
+        let w = duo_world(&duo).await;
+        let mut ann = w.state.store.get_user(&w.user).await.unwrap().unwrap();
+        ann.preferred_method = Some(Method::SmsEmail);
+        w.state.store.update_user(&ann).await.unwrap();
+        let dir = crate::state::test_outbox();
+        let mut w = w;
+        w.state.delivery = std::sync::Arc::new(
+            crate::delivery::Delivery::from_config(&crate::config::Config::default(), &dir)
+                .unwrap(),
+        );
+        (w, dir)
+    };
+    let h = host(&w).await;
+    let v = preauth(&w, &h, "ann").await;
+    assert_eq!(v["method"], "code", "{v}");
+    let txid = v["txid"].as_str().unwrap().to_owned();
+    let (_, _, code) = last_code(&dir);
+    // Ann (or someone with her mailbox) chooses Duo meanwhile.
+    let mut ann = w.state.store.get_user(&w.user).await.unwrap().unwrap();
+    ann.preferred_method = Some(Method::Duo);
+    w.state.store.update_user(&ann).await.unwrap();
+    let a = answer(&w, &h, &txid, &code).await;
+    assert_eq!(a["result"], "deny", "{a}");
+    assert_eq!(duo.requests.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_slow_duo_at_pam_preauth_is_a_refusal_within_the_modules_shortest_timeout() {
+    let duo = crate::testing::HttpPeer::start(
+        vec![(200, r#"{"stat":"OK","response":{"result":"auth"}}"#)],
+        8000,
+    );
+    let mut w = duo_world(&duo).await;
+    w.state.duo = std::sync::Arc::new(
+        crate::duo::Duo::new(
+            Some(duo.url.clone()),
+            std::time::Duration::from_secs(10),
+            60,
+        )
+        .unwrap(),
+    );
+    let h = host(&w).await;
+    // Duo would answer `auth` after 8 s, within its 10 s call timeout but past the 4 s Padlock
+    // gives it at PAM preauth: a refusal, not a challenge.
+    let v = preauth(&w, &h, "ann").await;
+    assert_eq!(v["result"], "deny", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("Duo cannot be reached"),
+        "{v}"
+    );
+    // Its decoys are refused the same way while Duo is down.
+    let v = preauth(&w, &h, "nobody").await;
+    assert_eq!(v["result"], "deny", "{v}");
+}

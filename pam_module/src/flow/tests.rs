@@ -444,14 +444,16 @@ fn an_unanswered_push_times_out_as_a_wrong_try() {
 fn a_denied_push_is_a_wrong_try() {
     let mut api = challenge(PamMethod::Duo, DUO_PROMPT);
     api.auth = VecDeque::from([Ok(AuthResponse::Pending), Ok(AuthResponse::Pending)]);
-    api.status = VecDeque::from([retry(), retry()]);
+    let said = |m: &str| Ok(AuthResponse::Retry { message: m.into() });
+    api.status = VecDeque::from([said("Duo push denied."), said("Duo push timed out.")]);
     let s = Settings {
         prompts: 2,
         ..settings(FailMode::Secure)
     };
     let mut conv = ScriptedConv::typing(&[b"", b""]);
     assert_eq!(run(&mut api, &mut conv, &s), Code::MaxTries);
-    assert_eq!(conv.errors(), ["Duo push denied.", "Duo push denied."]);
+    // Padlock's reason is shown as it said it.
+    assert_eq!(conv.errors(), ["Duo push denied.", "Duo push timed out."]);
 }
 
 #[test]

@@ -161,23 +161,80 @@ enum UserCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// Change a user's Unix name (unique within the company).
+    /// Change a user: Unix name (unique within the company), mobile number, disabled.
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)))]
     Edit {
         /// Company id or name.
         #[arg(long)]
         tenant: String,
         /// The user's id or email.
         user: String,
+        /// The new login email.
+        #[arg(long, group = "change")]
+        email: Option<String>,
         /// The new Unix name for PAM logins.
-        #[arg(
-            long,
-            conflicts_with = "default_unix_name",
-            required_unless_present = "default_unix_name"
-        )]
+        #[arg(long, group = "change", conflicts_with = "default_unix_name")]
         unix_name: Option<String>,
         /// Put back the default Unix name (the email's local part).
-        #[arg(long)]
+        #[arg(long, group = "change")]
         default_unix_name: bool,
+        /// The mobile number for SMS codes (E.164, e.g. +15551234567).
+        #[arg(long, group = "change", conflicts_with = "no_mobile")]
+        mobile: Option<String>,
+        /// Clear the mobile number (codes then go by email).
+        #[arg(long, group = "change")]
+        no_mobile: bool,
+        /// Refuse every login of the user (the last enabled administrator cannot be disabled).
+        #[arg(long, group = "change", conflicts_with = "enable")]
+        disable: bool,
+        /// Let a disabled user sign in again.
+        #[arg(long, group = "change")]
+        enable: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Choose a user's second factor, or reset their authenticator app (they are told by email).
+    #[command(name = "2fa")]
+    #[command(group(clap::ArgGroup::new("what").required(true)))]
+    TwoFactor {
+        /// Company id or name.
+        #[arg(long)]
+        tenant: String,
+        /// The user's id or email.
+        user: String,
+        /// sms-email, totp or duo (one the company offers and the user is enrolled in).
+        #[arg(long, group = "what")]
+        method: Option<String>,
+        /// Remove the user's authenticator-app enrolment (a lost phone).
+        #[arg(long, group = "what")]
+        reset_totp: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// End a user's second-factor lock and password throttle (they are told by email).
+    Unlock {
+        /// Company id or name.
+        #[arg(long)]
+        tenant: String,
+        /// The user's id or email.
+        user: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Link a user to an existing Duo user (Duo must be able to authenticate them; Duo becomes
+    /// the user's method), or remove the user's Duo enrolment.
+    Duo {
+        /// Company id or name.
+        #[arg(long)]
+        tenant: String,
+        /// The user's id or email.
+        user: String,
+        /// The Duo username to link.
+        #[arg(long, conflicts_with = "remove", required_unless_present = "remove")]
+        link: Option<String>,
+        /// Remove the Duo enrolment (the user falls back to the company's other method).
+        #[arg(long)]
+        remove: bool,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -274,6 +331,21 @@ enum AuditCommand {
         /// From this time on: Unix seconds or RFC 3339 (2026-11-28T09:00:00Z).
         #[arg(long)]
         since: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Write audit events to standard output as CSV (formula-looking cells neutralised) or JSON
+    /// Lines, oldest first, at most 100,000.
+    Export {
+        /// Only this company (id or name).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// From this time on: Unix seconds or RFC 3339 (2026-11-28T09:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// csv or jsonl.
+        #[arg(long, default_value = "csv", value_parser = ["csv", "jsonl"])]
+        format: String,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -380,6 +452,8 @@ struct Call {
 
 enum Method {
     Get,
+    /// A GET whose text answer is printed as it is (an export), `--json` or not.
+    GetText,
     Post,
     Put,
     Patch,
@@ -543,16 +617,125 @@ impl From<UserCommand> for Result<Call, String> {
             UserCommand::Edit {
                 tenant,
                 user,
+                email,
                 unix_name,
-                default_unix_name: _,
+                default_unix_name,
+                mobile,
+                no_mobile,
+                disable,
+                enable,
+                remote,
+            } => {
+                let mut body = serde_json::Map::new();
+                if let Some(e) = email {
+                    body.insert("email".into(), serde_json::json!(e));
+                }
+                if unix_name.is_some() || default_unix_name {
+                    body.insert("unix_name".into(), serde_json::json!(unix_name));
+                }
+                if mobile.is_some() || no_mobile {
+                    body.insert("mobile".into(), serde_json::json!(mobile));
+                }
+                if disable || enable {
+                    body.insert("disabled".into(), serde_json::json!(disable));
+                }
+                call(
+                    remote,
+                    Method::Patch,
+                    format!("/tenants/{}/users/{}", segment(&tenant), segment(&user)),
+                    serde_json::Value::Object(body),
+                    |v| {
+                        format!(
+                            "{}: Unix name {}{}",
+                            field(v, "email"),
+                            field(v, "unix_name"),
+                            if v["disabled"] == true {
+                                ", disabled"
+                            } else {
+                                ""
+                            }
+                        )
+                    },
+                )
+            }
+            UserCommand::TwoFactor {
+                tenant,
+                user,
+                method,
+                reset_totp: _,
+                remote,
+            } => {
+                let done = |v: &serde_json::Value| {
+                    format!(
+                        "{}: preferred method {}",
+                        field(v, "email"),
+                        v["preferred_method"]
+                            .as_str()
+                            .unwrap_or("(the company's default)")
+                    )
+                };
+                let path = |end: &str| {
+                    format!(
+                        "/tenants/{}/users/{}/{end}",
+                        segment(&tenant),
+                        segment(&user)
+                    )
+                };
+                match method {
+                    Some(m) => call(
+                        remote,
+                        Method::Put,
+                        path("two-factor"),
+                        serde_json::json!({ "preferred_method": m }),
+                        done,
+                    ),
+                    None => call(
+                        remote,
+                        Method::Delete,
+                        path("totp"),
+                        serde_json::Value::Null,
+                        done,
+                    ),
+                }
+            }
+            UserCommand::Unlock {
+                tenant,
+                user,
                 remote,
             } => call(
                 remote,
-                Method::Patch,
-                format!("/tenants/{}/users/{}", segment(&tenant), segment(&user)),
-                serde_json::json!({ "unix_name": unix_name }),
-                |v| format!("{}: Unix name {}", field(v, "email"), field(v, "unix_name")),
+                Method::Post,
+                format!(
+                    "/tenants/{}/users/{}/unlock",
+                    segment(&tenant),
+                    segment(&user)
+                ),
+                serde_json::Value::Null,
+                |v| format!("{}: unlocked", field(v, "email")),
             ),
+            UserCommand::Duo {
+                tenant,
+                user,
+                link,
+                remove: _,
+                remote,
+            } => {
+                let path = format!("/tenants/{}/users/{}/duo", segment(&tenant), segment(&user));
+                let done = |v: &serde_json::Value| match v["duo_username"].as_str() {
+                    Some(name) => format!("{}: Duo user {name}", field(v, "email")),
+                    None => format!("{}: no Duo enrolment", field(v, "email")),
+                };
+                match link {
+                    Some(username) => call(
+                        remote,
+                        Method::Put,
+                        path,
+                        serde_json::json!({ "username": username }),
+                        done,
+                    ),
+                    None => call(remote, Method::Delete, path, serde_json::Value::Null, done),
+                }
+            }
             UserCommand::List { tenant, remote } => Ok(Call {
                 list_key: Some("users"),
                 ..call(
@@ -683,11 +866,35 @@ impl From<KeysCommand> for Result<Call, String> {
 
 impl From<AuditCommand> for Result<Call, String> {
     fn from(c: AuditCommand) -> Self {
-        let AuditCommand::List {
-            tenant,
-            since,
-            remote,
-        } = c;
+        let (tenant, since, remote) = match c {
+            AuditCommand::Export {
+                tenant,
+                since,
+                format,
+                remote,
+            } => {
+                let mut query = vec![("format", format)];
+                query.extend(tenant.map(|t| ("tenant", t)));
+                if let Some(s) = since {
+                    query.push(("since", parse_since(&s)?.to_string()));
+                }
+                return Ok(Call {
+                    query,
+                    ..call(
+                        remote,
+                        Method::GetText,
+                        "/audit/export".into(),
+                        serde_json::Value::Null,
+                        |v| v.as_str().unwrap_or_default().to_owned(),
+                    )?
+                });
+            }
+            AuditCommand::List {
+                tenant,
+                since,
+                remote,
+            } => (tenant, since, remote),
+        };
         let mut query = Vec::new();
         if let Some(t) = tenant {
             query.push(("tenant", t));
@@ -766,6 +973,10 @@ fn manage(call: Result<Call, String>) -> ExitCode {
                     .get::<serde_json::Value>(&call.path, &call.query)
                     .await
             }
+            Method::GetText => remote
+                .get_text(&call.path, &call.query)
+                .await
+                .map(serde_json::Value::String),
             Method::Post => {
                 remote
                     .post::<serde_json::Value>(&call.path, &call.body)
@@ -785,6 +996,10 @@ fn manage(call: Result<Call, String>) -> ExitCode {
         }
     });
     match result {
+        Ok(serde_json::Value::String(text)) if matches!(call.method, Method::GetText) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
         Ok(value) => {
             if call.remote.json {
                 let value = match call.list_key {

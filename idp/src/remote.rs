@@ -97,6 +97,22 @@ impl Remote {
         self.send(self.http.get(self.url(path)).query(query)).await
     }
 
+    /// `GET /api/v1{path}` of a text answer (an export), as text.
+    ///
+    /// # Errors
+    /// Padlock unreachable or answering an error (its message).
+    pub async fn get_text(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<String, RemoteError> {
+        self.answer(self.http.get(self.url(path)).query(query))
+            .await?
+            .text()
+            .await
+            .map_err(|e| err(format!("unexpected answer: {e}")))
+    }
+
     /// `POST /api/v1{path}` with a JSON body.
     pub async fn post<T: DeserializeOwned>(
         &self,
@@ -137,6 +153,15 @@ impl Remote {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<T, RemoteError> {
+        self.answer(req)
+            .await?
+            .json()
+            .await
+            .map_err(|e| err(format!("unexpected answer: {e}")))
+    }
+
+    /// The successful answer to `req` (sent with the operator's token), or the error.
+    async fn answer(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, RemoteError> {
         let resp = req.bearer_auth(&self.token).send().await.map_err(|e| {
             err(format!(
                 "cannot reach Padlock at {}: {}",
@@ -147,9 +172,7 @@ impl Remote {
         if !resp.status().is_success() {
             return Err(failure(resp).await);
         }
-        resp.json()
-            .await
-            .map_err(|e| err(format!("unexpected answer: {e}")))
+        Ok(resp)
     }
 }
 

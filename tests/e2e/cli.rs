@@ -236,6 +236,73 @@ fn operator_manages_pam_hosts() {
         .send()
         .unwrap();
     assert_eq!(r.json::<serde_json::Value>().unwrap()["result"], "allow");
+    // An administrator unlocks her (nothing locked here: the command answers all the same).
+    let unlocked = operator(
+        d,
+        &["user", "unlock", "--tenant", "Acme", "ann@acme.example"],
+    );
+    assert_eq!(unlocked["email"], "ann@acme.example");
+    // Disabled, she is refused at PAM; enabled again, allowed.
+    let edit = |flag: &str| {
+        operator(
+            d,
+            &["user", "edit", "--tenant", "Acme", "ann@acme.example", flag],
+        )
+    };
+    assert_eq!(edit("--disable")["disabled"], true);
+    let answer = |name: &str| {
+        http()
+            .post(format!("{}/pam/v1/preauth", server.url))
+            .basic_auth(&id, Some(&secret))
+            .json(&serde_json::json!({ "user": name, "service": "sshd" }))
+            .send()
+            .unwrap()
+            .json::<serde_json::Value>()
+            .unwrap()
+    };
+    assert_eq!(answer("anne")["result"], "deny");
+    assert_eq!(edit("--enable")["disabled"], false);
+    assert_eq!(answer("anne")["result"], "allow");
+    // The company's audit, exported: CSV with a header row, or JSON Lines.
+    let export = |format: &str| {
+        let out = crate::harness::padlock(
+            &[
+                "audit",
+                "export",
+                "--tenant",
+                "Acme",
+                "--format",
+                format,
+                "--credentials",
+                "data/operator.json",
+            ],
+            d,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let csv = export("csv");
+    assert!(
+        csv.starts_with(r#""at","tenant","actor","action","target","outcome""#),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(r#","user.disable","ann@acme.example","success","#),
+        "{csv}"
+    );
+    let jsonl = export("jsonl");
+    let events: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        events.iter().any(|e| e["action"] == "user.unlock"),
+        "{jsonl}"
+    );
     let removed = operator(d, &["pam-host", "remove", &id]);
     assert_eq!(removed["removed"], id.as_str());
     assert_eq!(preauth(&secret).status(), 401);

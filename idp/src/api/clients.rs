@@ -1,7 +1,7 @@
 //! Relying panels, API accounts and signing-key rotation. Secrets are generated here (256 bits),
 //! returned once, and stored only as SHA-256.
 
-use super::{ApiError, ApiJson, Principal, SCOPE_OPERATOR, check_scope_token, resolve_tenant};
+use super::{ApiError, ApiJson, Principal, SCOPE_OPERATOR, check_scope_token};
 use crate::crypto::{random_token, sha256};
 use crate::domain::{Client, ClientKind, Outcome, SigningAlg, User};
 use crate::extract::ClientIp;
@@ -146,8 +146,7 @@ pub(super) async fn create_api_account(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<NewApiAccount>,
 ) -> Result<(StatusCode, Json<Credentials>), ApiError> {
-    let tenant = resolve_tenant(&state, &tenant).await?;
-    p.require_tenant_admin(&tenant.id)?;
+    let tenant = p.company(&state, &tenant).await?;
     let name = check_name(&body.name)?;
     if body.scopes.is_empty() {
         return Err(ApiError::invalid(

@@ -9,6 +9,7 @@
 
 mod audit;
 mod clients;
+mod duo_enrolment;
 mod pam_hosts;
 mod tenants;
 pub(crate) mod two_factor;
@@ -41,6 +42,27 @@ pub fn routes() -> Router<AppState> {
             get(users::list).post(users::create),
         )
         .route("/tenants/{tenant}/users/{user}", patch(users::update))
+        .route("/tenants/{tenant}/users/{user}/unlock", post(users::unlock))
+        .route(
+            "/tenants/{tenant}/users/{user}/two-factor",
+            put(users::set_two_factor),
+        )
+        .route(
+            "/tenants/{tenant}/users/{user}/totp",
+            delete(users::reset_totp),
+        )
+        .route(
+            "/tenants/{tenant}/users/{user}/duo",
+            put(duo_enrolment::link).delete(duo_enrolment::remove),
+        )
+        .route(
+            "/tenants/{tenant}/users/{user}/duo/enroll",
+            post(duo_enrolment::enroll),
+        )
+        .route(
+            "/tenants/{tenant}/users/{user}/duo/enroll-status",
+            post(duo_enrolment::enroll_status),
+        )
         .route(
             "/tenants/{tenant}/api-accounts",
             post(clients::create_api_account),
@@ -51,6 +73,7 @@ pub fn routes() -> Router<AppState> {
         .route("/clients", post(clients::create_relying_panel))
         .route("/keys/rotate", post(clients::rotate_keys))
         .route("/audit", get(audit::list))
+        .route("/audit/export", get(audit::export))
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -87,6 +110,18 @@ impl ApiError {
             "invalid_field",
             format!("{field}: {m}"),
         )
+    }
+    /// 409 `conflict`: the record changed since this request read it; nothing was written.
+    pub fn changed(what: &str) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("the {what} changed meanwhile; nothing was written, read it again and retry"),
+        )
+    }
+    /// 502 `upstream_unavailable`: a service Padlock needs for this request (Duo) did not answer.
+    pub fn upstream(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "upstream_unavailable", m)
     }
     /// 404.
     pub fn not_found(m: impl Into<String>) -> Self {
@@ -246,7 +281,7 @@ impl Principal {
     }
 
     /// The operator, or a token of `tenant` whose scopes and roles both carry `company.manage`.
-    pub fn require_tenant_admin(&self, tenant: &TenantId) -> Result<(), ApiError> {
+    fn require_tenant_admin(&self, tenant: &TenantId) -> Result<(), ApiError> {
         if self.0.has_scope(SCOPE_OPERATOR)
             || (self.1.has(Permission::CompanyManage)
                 && self.0.tenant.as_deref() == Some(tenant.as_str()))
@@ -257,6 +292,24 @@ impl Principal {
                 "this needs scope {SCOPE_OPERATOR}, or {SCOPE_TENANT_ADMIN} for this company"
             )))
         }
+    }
+
+    /// The company named `id_or_name` (id or name) that this caller may manage: the operator any,
+    /// a token of a company with `company.manage` its own. Another company answers 404 exactly as
+    /// a missing one does, so a caller learns nothing of companies not theirs; its own without
+    /// the permission, 403.
+    pub async fn company(
+        &self,
+        state: &AppState,
+        id_or_name: &str,
+    ) -> Result<crate::domain::Tenant, ApiError> {
+        let tenant = resolve_tenant(state, id_or_name).await?;
+        if !self.0.has_scope(SCOPE_OPERATOR) && self.0.tenant.as_deref() != Some(tenant.id.as_str())
+        {
+            return Err(company_not_found(id_or_name));
+        }
+        self.require_tenant_admin(&tenant.id)?;
+        Ok(tenant)
     }
 
     /// The actor name for the audit log.
@@ -282,7 +335,11 @@ pub async fn resolve_tenant(
         .store
         .find_tenant_by_name(id_or_name)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("company `{id_or_name}` not found")))
+        .ok_or_else(|| company_not_found(id_or_name))
+}
+
+fn company_not_found(id_or_name: &str) -> ApiError {
+    ApiError::not_found(format!("company `{id_or_name}` not found"))
 }
 
 /// Checks a scope or role name (RFC 6749 scope-token characters).

@@ -1,6 +1,6 @@
 //! Companies.
 
-use super::{ApiError, ApiJson, Principal, resolve_tenant};
+use super::{ApiError, ApiJson, Principal};
 use crate::domain::{Outcome, Tenant, normalize_company_name};
 use crate::extract::ClientIp;
 use crate::secret::TenantId;
@@ -23,6 +23,15 @@ pub(super) struct TenantView {
     name: String,
     two_factor: TwoFactorPolicy,
     duo_configured: bool,
+    /// The Duo integration's public half; the secret key is never shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duo: Option<DuoView>,
+}
+
+#[derive(Serialize)]
+pub(super) struct DuoView {
+    ikey: String,
+    api_host: String,
 }
 
 impl From<Tenant> for TenantView {
@@ -32,6 +41,10 @@ impl From<Tenant> for TenantView {
             name: t.name,
             two_factor: t.two_factor,
             duo_configured: t.duo.is_some(),
+            duo: t.duo.map(|d| DuoView {
+                ikey: d.ikey,
+                api_host: d.api_host,
+            }),
         }
     }
 }
@@ -86,7 +99,6 @@ pub(super) async fn show(
     p: Principal,
     Path(tenant): Path<String>,
 ) -> Result<Json<TenantView>, ApiError> {
-    let tenant = resolve_tenant(&state, &tenant).await?;
-    p.require_tenant_admin(&tenant.id)?;
+    let tenant = p.company(&state, &tenant).await?;
     Ok(Json(tenant.into()))
 }

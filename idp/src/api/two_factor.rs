@@ -3,10 +3,11 @@
 //! per-user exemption to set.
 
 use super::tenants::TenantView;
-use super::{ApiError, ApiJson, Principal, resolve_tenant};
+use super::{ApiError, ApiJson, Principal};
 use crate::domain::{DuoConfig, Outcome};
+use crate::duo::client::{DuoError, Integration};
 use crate::extract::ClientIp;
-use crate::secret::ClientSecret;
+use crate::secret::DuoSecretKey;
 use crate::state::{AppState, Audit};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -19,7 +20,7 @@ pub use crate::domain::DUO_SKEY_PURPOSE;
 #[serde(deny_unknown_fields)]
 pub(super) struct DuoKeys {
     ikey: String,
-    skey: ClientSecret,
+    skey: DuoSecretKey,
     api_host: String,
 }
 
@@ -33,27 +34,62 @@ pub(super) struct TwoFactorUpdate {
     duo: Option<DuoKeys>,
 }
 
-fn check_duo(d: &DuoKeys) -> Result<(), ApiError> {
+/// Checks the shape of Duo keys: returns the API host name, lower-cased.
+fn check_duo(d: &DuoKeys) -> Result<String, ApiError> {
     if d.ikey.len() != 20 || !d.ikey.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(ApiError::invalid(
             "duo.ikey",
             "a Duo integration key is 20 letters and digits",
         ));
     }
-    if d.skey.secret().len() != 40 {
+    if d.skey.secret().len() != 40 || !d.skey.secret().bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::invalid(
             "duo.skey",
             "a Duo secret key is 40 characters",
         ));
     }
-    let host = d.api_host.trim();
-    if host.is_empty() || host.contains(['/', ':', ' ']) || !host.contains('.') {
+    let host = d.api_host.trim().to_ascii_lowercase();
+    if !is_duo_api_host(&host) {
         return Err(ApiError::invalid(
             "duo.api_host",
-            "give the API hostname, e.g. api-xxxxxxxx.duosecurity.com",
+            "give the API hostname of the Auth API application, e.g. api-xxxxxxxx.duosecurity.com",
         ));
     }
-    Ok(())
+    Ok(host)
+}
+
+/// `api-<letters and digits>.duosecurity.com` (or Duo Federal's `.duofederal.com`): a plain host
+/// name of Duo's, no scheme, port or path, so the keys are only ever sent to Duo.
+fn is_duo_api_host(host: &str) -> bool {
+    let Some(label) = host.strip_prefix("api-").and_then(|h| {
+        h.strip_suffix(".duosecurity.com")
+            .or_else(|| h.strip_suffix(".duofederal.com"))
+    }) else {
+        return false;
+    };
+    !label.is_empty() && label.len() <= 32 && label.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Asks Duo whether the keys are right (`/auth/v2/check`) before they are saved.
+async fn check_with_duo(state: &AppState, d: &DuoKeys, host: &str) -> Result<(), ApiError> {
+    let client = state.duo.client_for(Integration {
+        ikey: d.ikey.clone(),
+        skey: d.skey.clone(),
+        api_host: host.to_owned(),
+    });
+    match client.check().await {
+        Ok(()) => Ok(()),
+        Err(e @ DuoError::Refused { .. }) => Err(ApiError::invalid(
+            "duo",
+            format!("Duo refused these keys: {}", e.message()),
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "checking Duo keys");
+            Err(ApiError::upstream(format!(
+                "the Duo keys could not be checked, so they were not saved: {e}"
+            )))
+        }
+    }
 }
 
 pub(super) async fn update(
@@ -63,10 +99,11 @@ pub(super) async fn update(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<TwoFactorUpdate>,
 ) -> Result<Json<TenantView>, ApiError> {
-    let mut tenant = resolve_tenant(&state, &tenant).await?;
-    p.require_tenant_admin(&tenant.id)?;
+    let mut tenant = p.company(&state, &tenant).await?;
+    let read = tenant.clone();
     if let Some(d) = &body.duo {
-        check_duo(d)?;
+        let host = check_duo(d)?;
+        check_with_duo(&state, d, &host).await?;
         let skey = state
             .master
             .seal(DUO_SKEY_PURPOSE, d.skey.secret().as_bytes())
@@ -74,7 +111,7 @@ pub(super) async fn update(
         tenant.duo = Some(DuoConfig {
             ikey: d.ikey.clone(),
             skey,
-            api_host: d.api_host.trim().to_owned(),
+            api_host: host,
         });
     }
     let methods = match &body.methods {
@@ -105,7 +142,11 @@ pub(super) async fn update(
         .map_err(|e| ApiError::invalid("two_factor", e))?;
     let was = tenant.two_factor.enabled;
     tenant.two_factor = policy;
-    state.store.update_tenant(&tenant).await?;
+    // Only over the record this request read (a Duo key check takes time): another
+    // administrator's change meanwhile is never undone.
+    if !state.store.swap_tenant(&read, &tenant).await? {
+        return Err(ApiError::changed("company"));
+    }
     let action = match (was, policy.enabled) {
         (false, true) => "tenant.2fa.enable",
         (true, false) => "tenant.2fa.disable",

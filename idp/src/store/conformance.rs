@@ -34,7 +34,8 @@ macro_rules! store_conformance {
             sessions_and_flows_round_trip, refresh_rotates_once_and_detects_reuse, refresh_race_has_one_winner,
             revocations_are_remembered, expired_records_are_purged,
             unix_names_are_unique_per_company, clients_are_listed_and_removed,
-            pam_transactions_round_trip);
+            pam_transactions_round_trip, user_swaps_lose_to_an_earlier_write,
+            company_swaps_lose_to_an_earlier_write);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -629,6 +630,7 @@ fn flow(expires_at: u64) -> LoginFlow {
         },
         step: LoginStep::Password,
         expires_at,
+        return_to: None,
     }
 }
 
@@ -642,6 +644,8 @@ fn session(expires_at: u64) -> Session {
         expires_at,
         step_up: None,
         totp_pending: None,
+        duo_push: None,
+        duo_pending: None,
     }
 }
 
@@ -919,6 +923,8 @@ fn pam_transaction(expires_at: u64) -> PamTransaction {
         user_id: Some(UserId::from_string("u_ann".into())),
         factor: padlock_policy::Factor::Totp,
         code: None,
+        duo_push: None,
+        duo_bypassed: false,
         login: PamLogin {
             host: "c_host".into(),
             user: "ann".into(),
@@ -1006,6 +1012,156 @@ pub async fn unix_names_are_unique_per_company(s: Arc<dyn Store>) {
     })
     .await
     .unwrap();
+}
+
+/// `swap_user` writes only over the record it read: a stale copy (another write came first)
+/// writes nothing; of parallel swaps from one copy exactly one wins; the email stays, the Unix
+/// name stays unique.
+pub async fn user_swaps_lose_to_an_earlier_write(s: Arc<dyn Store>) {
+    let acme = tenant("Acme");
+    s.create_tenant(&acme).await.unwrap();
+    let ann = user(&acme, "ann@acme.example");
+    s.create_user(&ann).await.unwrap();
+    s.create_user(&user(&acme, "bob@acme.example"))
+        .await
+        .unwrap();
+    // An administrator disables Ann; Ann's own save, from the copy she read before, loses.
+    let disabled = User {
+        disabled: true,
+        ..ann.clone()
+    };
+    assert!(s.swap_user(&ann, &disabled).await.unwrap());
+    let her_save = User {
+        preferred_method: Some(padlock_policy::Method::Totp),
+        ..ann.clone()
+    };
+    assert!(!s.swap_user(&ann, &her_save).await.unwrap());
+    assert_eq!(s.get_user(&ann.id).await.unwrap(), Some(disabled.clone()));
+    // A swap moves the email and its index (the default Unix name with it); an email or a
+    // Unix name another user has is refused, and nothing changes.
+    let taken = User {
+        email: "BOB@acme.example".into(),
+        ..disabled.clone()
+    };
+    assert!(matches!(
+        s.swap_user(&disabled, &taken).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let renamed = User {
+        email: "eve@acme.example".into(),
+        ..disabled.clone()
+    };
+    assert!(s.swap_user(&disabled, &renamed).await.unwrap());
+    let now = s.get_user(&ann.id).await.unwrap().unwrap();
+    assert_eq!(now.email, "eve@acme.example");
+    assert_eq!(
+        s.find_user_by_email("EVE@acme.example")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(ann.id.clone())
+    );
+    assert!(
+        s.find_user_by_email("ann@acme.example")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        s.find_users_by_unix_name(&acme.id, "eve")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        s.find_users_by_unix_name(&acme.id, "ann")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The old address is free again.
+    s.create_user(&user(&acme, "ann@acme.example"))
+        .await
+        .unwrap();
+    let as_bob = User {
+        unix_name: Some("bob".into()),
+        ..now.clone()
+    };
+    assert!(matches!(
+        s.swap_user(&now, &as_bob).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.get_user(&ann.id).await.unwrap(), Some(now.clone()));
+    // Parallel swaps from one copy: one winner.
+    let wins = parallel(8, || {
+        let (s, now) = (s.clone(), now.clone());
+        async move {
+            let mine = User {
+                mobile: None,
+                roles: vec![UserId::generate().to_string()],
+                ..now.clone()
+            };
+            s.swap_user(&now, &mine).await.unwrap()
+        }
+    })
+    .await;
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
+    let gone = user(&acme, "nobody@acme.example");
+    assert!(matches!(
+        s.swap_user(&gone, &gone).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// `swap_tenant` writes only over the record it read, never changes the name, and of parallel
+/// swaps from one copy exactly one wins.
+pub async fn company_swaps_lose_to_an_earlier_write(s: Arc<dyn Store>) {
+    let acme = tenant("Acme");
+    s.create_tenant(&acme).await.unwrap();
+    let on = Tenant {
+        two_factor: TwoFactorPolicy {
+            enabled: true,
+            ..TwoFactorPolicy::default()
+        },
+        name: "Renamed".into(),
+        ..acme.clone()
+    };
+    assert!(s.swap_tenant(&acme, &on).await.unwrap());
+    let stored = s.get_tenant(&acme.id).await.unwrap().unwrap();
+    assert!(stored.two_factor.enabled);
+    assert_eq!(stored.name, "Acme", "the name is not changed by a swap");
+    // A write from the copy read before the switch went on loses; the switch stays on.
+    let stale = Tenant {
+        created_at: 2,
+        ..acme.clone()
+    };
+    assert!(!s.swap_tenant(&acme, &stale).await.unwrap());
+    assert_eq!(s.get_tenant(&acme.id).await.unwrap(), Some(stored.clone()));
+    let wins = parallel(8, || {
+        let (s, stored) = (s.clone(), stored.clone());
+        async move {
+            let mine = Tenant {
+                created_at: 1000 + u64::from(rand_byte()),
+                ..stored.clone()
+            };
+            s.swap_tenant(&stored, &mine).await.unwrap()
+        }
+    })
+    .await;
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
+    let gone = tenant("Gone");
+    assert!(matches!(
+        s.swap_tenant(&gone, &gone).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// A random byte, so parallel writers write different records.
+fn rand_byte() -> u8 {
+    let mut b = [0u8; 1];
+    aws_lc_rs::rand::fill(&mut b).unwrap();
+    b[0]
 }
 
 pub async fn clients_are_listed_and_removed(s: Arc<dyn Store>) {

@@ -127,6 +127,40 @@ impl MemoryStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut guard)
     }
+
+    /// Replaces the user `user.id` (keeping its email), only if it is still `expected` when
+    /// given: false when it is not (nothing written).
+    fn replace_user(&self, user: &User, expected: Option<&User>) -> StoreResult<bool> {
+        self.with(|i| {
+            let Some(old) = i.users.get(&user.id) else {
+                return Err(StoreError::NotFound(format!("user {}", user.id)));
+            };
+            if expected.is_some_and(|e| e != old) {
+                return Ok(false);
+            }
+            let new = match expected {
+                // A swap may move the email (unique across Padlock).
+                Some(_) => user.clone(),
+                None => User {
+                    email: old.email.clone(),
+                    ..user.clone()
+                },
+            };
+            let key = unique_key(&new.email);
+            if unique_key(&old.email) != key
+                && i.users
+                    .values()
+                    .any(|u| u.id != new.id && unique_key(&u.email) == key)
+            {
+                return Err(StoreError::Conflict(format!("user {}", new.email)));
+            }
+            if new.unix_name() != old.unix_name() {
+                i.check_unix_name(&new)?;
+            }
+            i.users.insert(new.id.clone(), new);
+            Ok(true)
+        })
+    }
 }
 
 #[async_trait]
@@ -269,6 +303,20 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn swap_tenant(&self, old: &Tenant, new: &Tenant) -> StoreResult<bool> {
+        self.with(|i| match i.tenants.get_mut(&new.id) {
+            Some(t) if t == old => {
+                *t = Tenant {
+                    name: t.name.clone(),
+                    ..new.clone()
+                };
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+            None => Err(StoreError::NotFound(format!("company {}", new.id))),
+        })
+    }
+
     async fn create_user(&self, user: &User) -> StoreResult<()> {
         self.with(|i| {
             i.check_new_user(user)?;
@@ -304,20 +352,11 @@ impl Store for MemoryStore {
     }
 
     async fn update_user(&self, user: &User) -> StoreResult<()> {
-        self.with(|i| {
-            let Some(old) = i.users.get(&user.id) else {
-                return Err(StoreError::NotFound(format!("user {}", user.id)));
-            };
-            let new = User {
-                email: old.email.clone(),
-                ..user.clone()
-            };
-            if new.unix_name() != old.unix_name() {
-                i.check_unix_name(&new)?;
-            }
-            i.users.insert(new.id.clone(), new);
-            Ok(())
-        })
+        self.replace_user(user, None).map(|_| ())
+    }
+
+    async fn swap_user(&self, old: &User, new: &User) -> StoreResult<bool> {
+        self.replace_user(new, Some(old))
     }
 
     async fn find_users_by_unix_name(

@@ -92,6 +92,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
     /// Replaces a company record (not its name); `NotFound` if absent.
     async fn update_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+    /// Replaces the company record `old` with `new` (not its name) only if the stored record is
+    /// still exactly `old`: false when another write came first (nothing is written). `NotFound`
+    /// if absent.
+    async fn swap_tenant(&self, old: &Tenant, new: &Tenant) -> StoreResult<bool>;
 
     /// Adds a user; `Conflict` when the email (case-insensitive) or id is taken.
     async fn create_user(&self, user: &User) -> StoreResult<()>;
@@ -103,6 +107,11 @@ pub trait Store: Send + Sync + 'static {
     async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>>;
     /// Replaces a user record (not its email); `NotFound` if absent.
     async fn update_user(&self, user: &User) -> StoreResult<()>;
+    /// Replaces the user record `old` with `new` only if the stored record is still exactly `old`:
+    /// false when another write came first (nothing is written). A changed email moves its
+    /// unique index with it. `NotFound` if absent; `Conflict` when `new` takes an email another
+    /// user has (case-insensitive) or a Unix name another user of the company has.
+    async fn swap_user(&self, old: &User, new: &User) -> StoreResult<bool>;
     /// The users of `tenant` whose [`User::unix_name`] is exactly `name` (PAM logins). More than
     /// one only for duplicates stored before Unix names were unique; callers refuse those.
     async fn find_users_by_unix_name(

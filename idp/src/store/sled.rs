@@ -280,6 +280,55 @@ fn tx<T>(r: Result<T, TransactionError<StoreError>>) -> StoreResult<T> {
 }
 
 impl SledStore {
+    /// Replaces the user `user.id` (keeping its email and the Unix-name index right), only if
+    /// it is still `expected` when given: false when it is not (nothing written).
+    async fn replace_user(&self, user: &User, expected: Option<&User>) -> StoreResult<bool> {
+        let id = user.id.as_str();
+        tx(
+            (&self.users, &self.user_emails, &self.user_unix_names).transaction(
+                |(users, emails, unix_names)| {
+                    let Some(old) = users.get(id)? else {
+                        return Err(ConflictableTransactionError::Abort(StoreError::NotFound(
+                            format!("user {id}"),
+                        )));
+                    };
+                    let old: User =
+                        decode("user", &old).map_err(ConflictableTransactionError::Abort)?;
+                    if expected.is_some_and(|e| *e != old) {
+                        return Ok(false);
+                    }
+                    let new = match expected {
+                        // A swap may move the email, and its unique index with it.
+                        Some(_) => user.clone(),
+                        None => User {
+                            email: old.email.clone(),
+                            ..user.clone()
+                        },
+                    };
+                    let (old_key, new_key) = (unique_key(&old.email), unique_key(&new.email));
+                    if old_key != new_key {
+                        if emails.get(new_key.as_bytes())?.is_some() {
+                            return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
+                                format!("user {}", new.email),
+                            )));
+                        }
+                        emails.remove(old_key.as_bytes())?;
+                        emails.insert(new_key.as_bytes(), id)?;
+                    }
+                    if new.unix_name() != old.unix_name() {
+                        release_unix_name(unix_names, &old)?;
+                        claim_unix_name(unix_names, &new)?;
+                    }
+                    users.insert(
+                        id,
+                        encode(&new).map_err(ConflictableTransactionError::Abort)?,
+                    )?;
+                    Ok(true)
+                },
+            ),
+        )
+    }
+
     /// Opens (or creates) the database in `dir`, with a page cache of `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> StoreResult<SledStore> {
         let db = sled::Config::new()
@@ -563,6 +612,25 @@ impl Store for SledStore {
         )
     }
 
+    async fn swap_tenant(&self, old: &Tenant, new: &Tenant) -> StoreResult<bool> {
+        let id = new.id.as_str();
+        let Some(stored) = self.tenants.get(id).map_err(backend)? else {
+            return Err(StoreError::NotFound(format!("company {id}")));
+        };
+        if decode::<Tenant>("company", &stored)? != *old {
+            return Ok(false);
+        }
+        let value = encode(&Tenant {
+            name: old.name.clone(),
+            ..new.clone()
+        })?;
+        Ok(self
+            .tenants
+            .compare_and_swap(id, Some(stored), Some(value))
+            .map_err(backend)?
+            .is_ok())
+    }
+
     async fn create_user(&self, user: &User) -> StoreResult<()> {
         let value = encode(user)?;
         tx(
@@ -593,31 +661,11 @@ impl Store for SledStore {
     }
 
     async fn update_user(&self, user: &User) -> StoreResult<()> {
-        let id = user.id.as_str();
-        tx(
-            (&self.users, &self.user_unix_names).transaction(|(users, unix_names)| {
-                let Some(old) = users.get(id)? else {
-                    return Err(ConflictableTransactionError::Abort(StoreError::NotFound(
-                        format!("user {id}"),
-                    )));
-                };
-                let old: User =
-                    decode("user", &old).map_err(ConflictableTransactionError::Abort)?;
-                let new = User {
-                    email: old.email.clone(),
-                    ..user.clone()
-                };
-                if new.unix_name() != old.unix_name() {
-                    release_unix_name(unix_names, &old)?;
-                    claim_unix_name(unix_names, &new)?;
-                }
-                users.insert(
-                    id,
-                    encode(&new).map_err(ConflictableTransactionError::Abort)?,
-                )?;
-                Ok(())
-            }),
-        )
+        self.replace_user(user, None).await.map(|_| ())
+    }
+
+    async fn swap_user(&self, old: &User, new: &User) -> StoreResult<bool> {
+        self.replace_user(new, Some(old)).await
     }
 
     async fn find_users_by_unix_name(

@@ -22,6 +22,7 @@ fn grant() -> AuthCodeGrant {
         auth_time: 1_800_000_000,
         amr: vec![Amr::Pwd, Amr::Otp],
         acr: Acr::TwoFactor,
+        epoch: 0,
         expires_at: 1_800_000_060,
         grant_id: "bench-grant".into(),
     }

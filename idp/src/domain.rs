@@ -5,6 +5,7 @@ use crate::crypto::Sealed;
 use crate::secret::{ClientId, TenantId, UserId};
 use padlock_policy::decision::{Acr, Amr};
 use padlock_policy::mobile::E164;
+use padlock_policy::permission::{Permissions, Role};
 use padlock_policy::{Method, TwoFactorPolicy};
 use serde::{Deserialize, Serialize};
 
@@ -22,8 +23,31 @@ pub struct Tenant {
     pub two_factor: TwoFactorPolicy,
     /// The company's Duo Auth API keys.
     pub duo: Option<DuoConfig>,
+    /// The company's own roles (named sets of permissions), besides the built-in `admin` and
+    /// `user`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<Role>,
     /// Creation time.
     pub created_at: Timestamp,
+}
+
+impl Tenant {
+    /// What `user`'s roles permit in this company now.
+    #[must_use]
+    pub fn permissions_of(&self, user: &User) -> Permissions {
+        padlock_policy::permission::held(user.roles.iter().map(String::as_str), &self.roles)
+    }
+
+    /// Whether `user` is an enabled person (not an API account) holding `company.manage` here:
+    /// a company always keeps one.
+    #[must_use]
+    pub fn is_manager(&self, user: &User) -> bool {
+        !user.disabled
+            && !user.api_account
+            && self
+                .permissions_of(user)
+                .has(padlock_policy::permission::Permission::CompanyManage)
+    }
 }
 
 /// A company's Duo Auth API integration.
@@ -67,8 +91,16 @@ pub struct User {
     pub unix_name: Option<String>,
     /// Refused at every login.
     pub disabled: bool,
+    /// Sessions and refresh tokens carry the value this had when the user signed in; raising it
+    /// ([`User::end_sessions`]) ends every one of them at once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub session_epoch: u32,
     /// Creation time.
     pub created_at: Timestamp,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl User {
@@ -95,18 +127,14 @@ impl User {
         }
     }
 
-    /// Whether the user may manage the company (permission `company.manage`).
-    #[must_use]
-    pub fn is_company_admin(&self) -> bool {
-        self.roles.iter().any(|r| {
-            padlock_policy::permission::role_permissions(r)
-                .has(padlock_policy::permission::Permission::CompanyManage)
-        })
+    /// Ends every session and refresh token the user holds (disabled, a role removed, made an
+    /// API account): those carry the old [`User::session_epoch`].
+    pub fn end_sessions(&mut self) {
+        self.session_epoch = self.session_epoch.wrapping_add(1);
     }
 }
 
-/// The role that carries `company.manage`.
-pub const ROLE_ADMIN: &str = "admin";
+pub use padlock_policy::permission::ROLE_ADMIN;
 
 /// A confirmed TOTP secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +265,10 @@ pub struct AuthCodeGrant {
     pub expires_at: Timestamp,
     /// The grant (token family) the code's tokens will belong to; a second redemption revokes it.
     pub grant_id: String,
+    /// The user's [`User::session_epoch`] when they signed in: a different one now means the
+    /// sign-in was ended (disabled, a role removed, made an API account).
+    #[serde(default)]
+    pub epoch: u32,
 }
 
 /// Whether an audited action succeeded.
@@ -367,6 +399,10 @@ pub struct Session {
     pub amr: Vec<Amr>,
     /// Context class reached.
     pub acr: Acr,
+    /// The user's [`User::session_epoch`] when they signed in: a different one now means the
+    /// sign-in was ended (disabled, a role removed, made an API account).
+    #[serde(default)]
+    pub epoch: u32,
     /// When the user last passed a second factor (step-up freshness).
     pub second_factor_at: Option<Timestamp>,
     /// Expiry.
@@ -485,6 +521,18 @@ pub struct PamTransaction {
     pub expires_at: Timestamp,
 }
 
+/// A one-time link to set a password (stored under the digest of its token; 24 h, single use).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordLink {
+    /// Whose password it sets.
+    pub user_id: UserId,
+    /// SHA-256 (hex) of the user's password hash when the link was made: once the password
+    /// changes — through this link, another or the padlock page — every older link is dead.
+    pub password_fingerprint: String,
+    /// Expiry.
+    pub expires_at: Timestamp,
+}
+
 /// A refresh token's record (stored under the token's digest).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshRecord {
@@ -498,6 +546,10 @@ pub struct RefreshRecord {
     pub scope: String,
     /// Nonce-free copy of the authentication facts, for ID tokens issued on refresh.
     pub auth_time: Timestamp,
+    /// The user's [`User::session_epoch`] when they signed in: a different one now means the
+    /// sign-in was ended (disabled, a role removed, made an API account).
+    #[serde(default)]
+    pub epoch: u32,
     /// Methods used.
     pub amr: Vec<Amr>,
     /// Context class.

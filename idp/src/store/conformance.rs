@@ -7,8 +7,8 @@ use super::{CodeTake, PendingSetup, Rotation, SealedAt, Store, StoreError};
 use crate::crypto::MasterKey;
 use crate::domain::{
     AuditEvent, AuthCodeGrant, AuthRequest, Client, ClientKind, DuoConfig, LoginFlow, LoginStep,
-    Outcome, PamLogin, PamTransaction, RefreshRecord, Session, SigningAlg, SigningKeyRecord,
-    Tenant, TotpEnrolment, User,
+    Outcome, PamLogin, PamTransaction, PasswordLink, RefreshRecord, Session, SigningAlg,
+    SigningKeyRecord, Tenant, TotpEnrolment, User,
 };
 use crate::secret::{ClientId, TenantId, UserId};
 use padlock_policy::TwoFactorPolicy;
@@ -35,6 +35,7 @@ macro_rules! store_conformance {
             revocations_are_remembered, expired_records_are_purged,
             unix_names_are_unique_per_company, clients_are_listed_and_removed,
             pam_transactions_round_trip, user_swaps_lose_to_an_earlier_write,
+            password_links_are_taken_once,
             company_swaps_lose_to_an_earlier_write);
     };
     (@tests $make:expr; $($name:ident),*) => {
@@ -54,6 +55,7 @@ pub fn tenant(name: &str) -> Tenant {
         name: name.into(),
         two_factor: TwoFactorPolicy::default(),
         duo: None,
+        roles: Vec::new(),
         created_at: 1,
     }
 }
@@ -72,6 +74,7 @@ pub fn user(tenant: &Tenant, email: &str) -> User {
         api_account: false,
         unix_name: None,
         disabled: false,
+        session_epoch: 0,
         created_at: 1,
     }
 }
@@ -87,6 +90,7 @@ fn grant(expires_at: u64) -> AuthCodeGrant {
         auth_time: 1,
         amr: vec![Amr::Pwd],
         acr: Acr::OneFactor,
+        epoch: 0,
         expires_at,
         grant_id: "g1".into(),
     }
@@ -612,6 +616,7 @@ fn refresh(grant_id: &str, expires_at: u64) -> RefreshRecord {
         auth_time: 1,
         amr: vec![Amr::Pwd],
         acr: Acr::OneFactor,
+        epoch: 0,
         expires_at,
     }
 }
@@ -640,6 +645,7 @@ fn session(expires_at: u64) -> Session {
         auth_time: 1,
         amr: vec![Amr::Pwd],
         acr: Acr::OneFactor,
+        epoch: 0,
         second_factor_at: None,
         expires_at,
         step_up: None,
@@ -798,7 +804,15 @@ pub async fn expired_records_are_purged(s: Arc<dyn Store>) {
         .unwrap();
     s.revoke_token("old", 50).await.unwrap();
     s.revoke_token("new", 500).await.unwrap();
-    assert_eq!(s.purge_expired(100).await.unwrap(), 6);
+    s.put_password_link(&[1; 32], &password_link(50))
+        .await
+        .unwrap();
+    s.put_password_link(&[2; 32], &password_link(5000))
+        .await
+        .unwrap();
+    assert_eq!(s.purge_expired(100).await.unwrap(), 7);
+    assert_eq!(s.get_password_link(&[1; 32]).await.unwrap(), None);
+    assert!(s.get_password_link(&[2; 32]).await.unwrap().is_some());
     assert_eq!(s.get_pam_transaction(&[1; 32]).await.unwrap(), None);
     assert!(s.get_pam_transaction(&[2; 32]).await.unwrap().is_some());
     assert_eq!(s.take_auth_code(&[1; 32]).await.unwrap(), CodeTake::Unknown);
@@ -1223,4 +1237,34 @@ pub async fn pam_transactions_round_trip(s: Arc<dyn Store>) {
         !s.swap_pam_transaction(&[3; 32], &later, &t).await.unwrap(),
         "a completed transaction is not brought back"
     );
+}
+
+fn password_link(expires_at: u64) -> PasswordLink {
+    PasswordLink {
+        user_id: UserId::from_string("u1".into()),
+        password_fingerprint: "ab".repeat(32),
+        expires_at,
+    }
+}
+
+/// A set-password link reads back as stored, is taken once (one winner of a race), and is gone
+/// after.
+pub async fn password_links_are_taken_once(s: Arc<dyn Store>) {
+    assert_eq!(s.get_password_link(&[7; 32]).await.unwrap(), None);
+    s.put_password_link(&[7; 32], &password_link(900))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_password_link(&[7; 32]).await.unwrap(),
+        Some(password_link(900))
+    );
+    let takes = parallel(8, || {
+        let s = s.clone();
+        async move { s.take_password_link(&[7; 32]).await.unwrap() }
+    })
+    .await;
+    assert_eq!(takes.iter().filter(|t| t.is_some()).count(), 1);
+    assert_eq!(takes.into_iter().flatten().next(), Some(password_link(900)));
+    assert_eq!(s.get_password_link(&[7; 32]).await.unwrap(), None);
+    assert_eq!(s.take_password_link(&[7; 32]).await.unwrap(), None);
 }

@@ -6,8 +6,8 @@ use super::{
 };
 use crate::crypto::Sealed;
 use crate::domain::{
-    AuditEvent, AuthCodeGrant, Client, LoginFlow, PamTransaction, RefreshRecord, Session,
-    SigningKeyRecord, Tenant, Timestamp, User,
+    AuditEvent, AuthCodeGrant, Client, LoginFlow, PamTransaction, PasswordLink, RefreshRecord,
+    Session, SigningKeyRecord, Tenant, Timestamp, User,
 };
 use crate::secret::{ClientId, TenantId, UserId};
 use async_trait::async_trait;
@@ -31,6 +31,7 @@ struct Inner {
     flows: HashMap<Digest, LoginFlow>,
     pam_transactions: HashMap<Digest, PamTransaction>,
     refresh: HashMap<Digest, (RefreshRecord, bool)>,
+    password_links: HashMap<Digest, PasswordLink>,
     revoked: HashMap<String, Timestamp>,
     totp_steps: HashMap<UserId, u64>,
     lockouts: HashMap<UserId, LockoutState>,
@@ -523,6 +524,19 @@ impl Store for MemoryStore {
         Ok(self.with(|i| i.pam_transactions.remove(digest)))
     }
 
+    async fn put_password_link(&self, digest: &Digest, link: &PasswordLink) -> StoreResult<()> {
+        self.with(|i| i.password_links.insert(*digest, link.clone()));
+        Ok(())
+    }
+
+    async fn get_password_link(&self, digest: &Digest) -> StoreResult<Option<PasswordLink>> {
+        Ok(self.with(|i| i.password_links.get(digest).cloned()))
+    }
+
+    async fn take_password_link(&self, digest: &Digest) -> StoreResult<Option<PasswordLink>> {
+        Ok(self.with(|i| i.password_links.remove(digest)))
+    }
+
     async fn put_refresh_token(&self, digest: &Digest, record: &RefreshRecord) -> StoreResult<()> {
         self.with(|i| i.refresh.insert(*digest, (record.clone(), false)));
         Ok(())
@@ -576,6 +590,7 @@ impl Store for MemoryStore {
                     + i.flows.len()
                     + i.pam_transactions.len()
                     + i.refresh.len()
+                    + i.password_links.len()
                     + i.revoked.len()
                     + i.messages.len()
                     + i.password_throttles.len()
@@ -587,6 +602,7 @@ impl Store for MemoryStore {
             i.flows.retain(|_, f| f.expires_at > now);
             i.pam_transactions.retain(|_, t| t.expires_at > now);
             i.refresh.retain(|_, (r, _)| r.expires_at > now);
+            i.password_links.retain(|_, l| l.expires_at > now);
             i.revoked.retain(|_, until| *until > now);
             i.messages.retain(|_, (_, idle_at)| *idle_at > now);
             i.password_throttles

@@ -8,8 +8,8 @@
 
 use crate::crypto::Sealed;
 use crate::domain::{
-    AuditEvent, AuthCodeGrant, Client, LoginFlow, PamTransaction, RefreshRecord, Session,
-    SigningKeyRecord, Tenant, Timestamp, User,
+    AuditEvent, AuthCodeGrant, Client, LoginFlow, PamTransaction, PasswordLink, RefreshRecord,
+    Session, SigningKeyRecord, Tenant, Timestamp, User,
 };
 use crate::secret::{ClientId, TenantId, UserId};
 use async_trait::async_trait;
@@ -187,6 +187,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a new refresh token.
     async fn put_refresh_token(&self, digest: &Digest, record: &RefreshRecord) -> StoreResult<()>;
+
+    /// Stores a set-password link under its token's digest.
+    async fn put_password_link(&self, digest: &Digest, link: &PasswordLink) -> StoreResult<()>;
+    /// The set-password link stored under `digest` (expired ones too, until purged).
+    async fn get_password_link(&self, digest: &Digest) -> StoreResult<Option<PasswordLink>>;
+    /// Removes and returns the set-password link under `digest`: of two concurrent takes, one gets
+    /// it (single use).
+    async fn take_password_link(&self, digest: &Digest) -> StoreResult<Option<PasswordLink>>;
     /// A refresh token (`used` tells whether it was already rotated).
     async fn get_refresh_token(
         &self,

@@ -7,8 +7,8 @@ use super::{
 };
 use crate::crypto::Sealed;
 use crate::domain::{
-    AuditEvent, AuthCodeGrant, Client, LoginFlow, PamTransaction, RefreshRecord, Session,
-    SigningKeyRecord, Tenant, Timestamp, User,
+    AuditEvent, AuthCodeGrant, Client, LoginFlow, PamTransaction, PasswordLink, RefreshRecord,
+    Session, SigningKeyRecord, Tenant, Timestamp, User,
 };
 use crate::secret::{ClientId, TenantId, UserId};
 use async_trait::async_trait;
@@ -79,6 +79,7 @@ pub struct SledStore {
     flows: sled::Tree,
     pam_transactions: sled::Tree,
     refresh: sled::Tree,
+    password_links: sled::Tree,
     revoked: sled::Tree,
     totp_steps: sled::Tree,
     lockouts: sled::Tree,
@@ -351,6 +352,7 @@ impl SledStore {
             flows: tree("login_flows")?,
             pam_transactions: tree("pam_transactions")?,
             refresh: tree("refresh_tokens")?,
+            password_links: tree("password_links")?,
             revoked: tree("revoked")?,
             totp_steps: tree("totp_steps")?,
             lockouts: tree("lockouts")?,
@@ -851,6 +853,25 @@ impl Store for SledStore {
             .transpose()
     }
 
+    async fn put_password_link(&self, digest: &Digest, link: &PasswordLink) -> StoreResult<()> {
+        self.password_links
+            .insert(digest, encode(link)?)
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_password_link(&self, digest: &Digest) -> StoreResult<Option<PasswordLink>> {
+        get(&self.password_links, "set-password link", digest)
+    }
+
+    async fn take_password_link(&self, digest: &Digest) -> StoreResult<Option<PasswordLink>> {
+        self.password_links
+            .remove(digest)
+            .map_err(backend)?
+            .map(|v| decode("set-password link", &v))
+            .transpose()
+    }
+
     async fn put_refresh_token(&self, digest: &Digest, record: &RefreshRecord) -> StoreResult<()> {
         self.refresh
             .insert(
@@ -931,6 +952,7 @@ impl Store for SledStore {
         n += purge::<LoginFlow>(&self.flows, |f| f.expires_at <= now)?;
         n += purge::<PamTransaction>(&self.pam_transactions, |t| t.expires_at <= now)?;
         n += purge::<StoredRefresh>(&self.refresh, |r| r.record.expires_at <= now)?;
+        n += purge::<PasswordLink>(&self.password_links, |l| l.expires_at <= now)?;
         n += purge::<Expiring<RateWindow>>(&self.messages, |m| m.idle_at <= now)?;
         n += purge::<Expiring<ThrottleState>>(&self.password_throttles, |t| t.idle_at <= now)?;
         for entry in self.revoked.iter() {

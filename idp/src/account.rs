@@ -7,9 +7,7 @@
 //! company's current one (password only, then the company turned its second factor on) opens
 //! nothing here.
 
-use crate::domain::{
-    DuoActivation, DuoEnrolment, Outcome, Session, TOTP_SEED_PURPOSE, Tenant, TotpEnrolment, User,
-};
+use crate::domain::{DuoActivation, DuoEnrolment, Outcome, Session, Tenant, User};
 use crate::duo::auth::EnrollStatus;
 use crate::duo::client::{DuoClient, DuoError};
 use crate::error::AppError;
@@ -18,6 +16,7 @@ use crate::factor::engine::{
     self, Checked, CodeSend, Ctx, PushSend, PushState, PushText, Slot, Who,
 };
 use crate::factor::sms_email;
+use crate::factor::totp_enrolment::{self, TotpSetup};
 use crate::secret::Password;
 use crate::session;
 use crate::state::{AppState, Audit};
@@ -35,15 +34,7 @@ use padlock_policy::decision::{ChoiceRefusal, choosable, credential_allowed, res
 use padlock_policy::duo::{DuoPush, PreauthResult, normalize_passcode};
 use padlock_policy::mobile::E164;
 use padlock_policy::step_up::{Freshness, freshness};
-use padlock_policy::totp::{SECRET_LEN, TotpOutcome, verify};
 use serde::Deserialize;
-
-/// What the TOTP enrolment shows.
-pub struct TotpSetup {
-    qr_base64: String,
-    secret: String,
-    uri: String,
-}
 
 #[derive(Template, WebTemplate)]
 #[template(path = "account.html")]
@@ -133,30 +124,6 @@ fn step_up_factor(c: &Context) -> Option<Factor> {
 const NO_METHOD: &str =
     "Your company requires a second factor you have not set up. Contact your administrator.";
 
-/// The otpauth QR and text secret for `seed`.
-fn totp_setup(c: &Context, seed: &[u8]) -> Result<TotpSetup, AppError> {
-    let totp = totp_rs::Builder::new()
-        .with_secret(seed.to_vec())
-        .with_issuer(Some(format!(
-            "Padlock ({})",
-            c.tenant.name.replace(':', " ")
-        )))
-        .with_account_name(c.user.email.replace(':', " "))
-        .build()
-        .map_err(|e| anyhow::anyhow!("TOTP enrolment: {e}"))?;
-    let qr_base64 = totp
-        .to_qr_base64()
-        .map_err(|e| anyhow::anyhow!("TOTP QR code: {e}"))?;
-    let uri = totp
-        .to_url()
-        .map_err(|e| anyhow::anyhow!("TOTP URI: {e}"))?;
-    Ok(TotpSetup {
-        qr_base64,
-        secret: totp_rs::Secret::from(seed.to_vec()).to_base32(),
-        uri,
-    })
-}
-
 fn render(
     state: &AppState,
     c: &Context,
@@ -178,16 +145,12 @@ fn render(
     if methods.is_empty() {
         methods.push((Method::SmsEmail.as_str(), label(Method::SmsEmail), true));
     }
-    let totp_setup = match &c.session.totp_pending {
-        Some(sealed) => Some(totp_setup(
-            c,
-            &state
-                .master
-                .open(TOTP_SEED_PURPOSE, sealed)
-                .map_err(anyhow::Error::from)?,
-        )?),
-        None => None,
-    };
+    let totp_setup = c
+        .session
+        .totp_pending
+        .as_ref()
+        .map(|seed| totp_enrolment::setup(state, &c.tenant, &c.user, seed))
+        .transpose()?;
     let page = AccountPage {
         email: c.user.email.clone(),
         company: c.tenant.name.clone(),
@@ -629,15 +592,7 @@ pub(crate) async fn totp_start(
             Some("Your company does not offer authenticator apps.".into()),
         );
     }
-    let mut seed = zeroize::Zeroizing::new([0u8; SECRET_LEN]);
-    aws_lc_rs::rand::fill(seed.as_mut())
-        .map_err(|_| anyhow::anyhow!("system random number generator failed"))?;
-    c.session.totp_pending = Some(
-        state
-            .master
-            .seal(TOTP_SEED_PURPOSE, seed.as_ref())
-            .map_err(anyhow::Error::from)?,
-    );
+    c.session.totp_pending = Some(totp_enrolment::new_seed(&state)?);
     state.store.put_session(&c.digest, &c.session).await?;
     render(&state, &c, StatusCode::OK, None, None)
 }
@@ -661,20 +616,9 @@ pub(crate) async fn totp_confirm(
             Some("Start the authenticator setup first.".into()),
         );
     };
-    let seed = state
-        .master
-        .open(TOTP_SEED_PURPOSE, &sealed)
-        .map_err(anyhow::Error::from)?;
-    let now = state.clock.now();
-    let outcome = verify(
-        &seed,
-        f.code.as_deref().unwrap_or(""),
-        now,
-        c.tenant.two_factor.totp_skew_steps,
-        None,
-    )
-    .map_err(anyhow::Error::from)?;
-    let TotpOutcome::Accepted { step } = outcome else {
+    let code = f.code.as_deref().unwrap_or("");
+    let Some(enrolled) = totp_enrolment::confirm(&state, &c.tenant, &c.user, sealed, code).await?
+    else {
         state
             .audit(Audit::by_user(
                 &c.user,
@@ -694,14 +638,7 @@ pub(crate) async fn totp_confirm(
             ),
         );
     };
-    // The confirming code's step counts as used, so it cannot be replayed at the next login.
-    state.store.accept_totp_step(&c.user.id, step).await?;
-    let read = c.user.clone();
-    c.user.totp = Some(TotpEnrolment {
-        seed: sealed,
-        enrolled_at: now,
-    });
-    c.user.preferred_method = Some(Method::Totp);
+    let read = std::mem::replace(&mut c.user, enrolled);
     if !state.store.swap_user(&read, &c.user).await? {
         return race(&state, &c);
     }
@@ -1071,9 +1008,13 @@ pub(crate) async fn password(
         .map_err(anyhow::Error::from)?;
     let read = c.user.clone();
     c.user.password_hash = hash;
+    c.user.end_sessions();
     if !state.store.swap_user(&read, &c.user).await? {
         return race(&state, &c);
     }
+    // This session stays; every other one, and every refresh token, ends with the old password.
+    c.session.epoch = c.user.session_epoch;
+    state.store.put_session(&c.digest, &c.session).await?;
     state
         .audit(Audit::by_user(
             &c.user,
@@ -1096,7 +1037,7 @@ pub(crate) async fn password(
         &state,
         &c,
         StatusCode::OK,
-        Some("Password changed.".into()),
+        Some("Password changed. Your other sessions were signed out.".into()),
         None,
     )
 }

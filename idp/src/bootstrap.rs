@@ -619,6 +619,7 @@ mod tests {
             auth_time: 1,
             amr: vec![],
             acr: padlock_policy::decision::Acr::OneFactor,
+            epoch: 0,
             second_factor_at: None,
             expires_at: 4_000_000_000,
             step_up: None,

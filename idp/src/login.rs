@@ -154,6 +154,7 @@ pub(crate) async fn submit(
                         auth_time: now,
                         amr,
                         acr,
+                        epoch: u.session_epoch,
                         second_factor_at: None,
                         expires_at: now + SESSION_TTL_SECS,
                         step_up: None,

@@ -74,7 +74,9 @@ pub fn digest(value: &str) -> Digest {
     sha256(value.as_bytes())
 }
 
-/// The request's live session, if any: stored, and `now < expires_at`.
+/// The request's live session, if any: stored, `now < expires_at`, and its user still signs in
+/// interactively with the sign-in it began (not disabled, not made an API account, sessions not
+/// ended since: [`crate::domain::User::end_sessions`]).
 pub async fn current(
     state: &AppState,
     headers: &HeaderMap,
@@ -83,12 +85,20 @@ pub async fn current(
         return Ok(None);
     };
     let d = digest(&value);
-    Ok(state
+    let Some(s) = state
         .store
         .get_session(&d)
         .await?
         .filter(|s| s.expires_at > state.clock.now())
-        .map(|s| (d, s)))
+    else {
+        return Ok(None);
+    };
+    let live = state
+        .store
+        .get_user(&s.user_id)
+        .await?
+        .is_some_and(|u| !u.disabled && !u.api_account && u.session_epoch == s.epoch);
+    Ok(live.then_some((d, s)))
 }
 
 /// Stores a new session and returns its cookie value.

@@ -7,6 +7,7 @@ pub(crate) mod attempt;
 pub(crate) mod engine;
 pub mod sms_email;
 pub mod totp;
+pub mod totp_enrolment;
 
 use crate::domain::{LoginFlow, LoginStep, Outcome, Session, Tenant, User};
 use crate::error::AppError;
@@ -456,6 +457,7 @@ async fn finish(
         auth_time: now,
         amr,
         acr,
+        epoch: user.session_epoch,
         second_factor_at: Some(now),
         expires_at: now + SESSION_TTL_SECS,
         step_up: None,

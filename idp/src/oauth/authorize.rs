@@ -401,6 +401,7 @@ pub async fn issue_code(
         auth_time: s.auth_time,
         amr: s.amr.clone(),
         acr: s.acr,
+        epoch: s.epoch,
         expires_at: state.clock.now() + CODE_TTL_SECS,
         grant_id: random_token(16),
     };

@@ -67,6 +67,7 @@ pub(crate) async fn add_user(state: &AppState, tenant: &TenantId, email: &str, r
         api_account: false,
         unix_name: None,
         disabled: false,
+        session_epoch: 0,
         created_at: 0,
     };
     state.store.create_user(&user).await.unwrap();
@@ -81,6 +82,7 @@ pub(crate) async fn world() -> World {
         name: "Acme".into(),
         two_factor: TwoFactorPolicy::default(),
         duo: None,
+        roles: Vec::new(),
         created_at: 0,
     };
     state.store.create_tenant(&tenant).await.unwrap();

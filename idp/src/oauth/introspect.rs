@@ -97,7 +97,9 @@ pub(crate) async fn introspect(
         || rec.client_id != client.id
         || rec.expires_at <= state.clock.now()
         || state.store.is_revoked(&rec.grant_id).await?
-        || grant_user(&state, &rec.user_id, rec.acr).await.is_err()
+        || grant_user(&state, &rec.user_id, rec.acr, rec.epoch)
+            .await
+            .is_err()
     {
         return Ok(inactive());
     }

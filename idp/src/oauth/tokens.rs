@@ -239,19 +239,21 @@ pub fn interactive_scope(scope: &str) -> String {
 }
 
 /// The user of an interactive grant (authorization code or refresh token) if they may still get
-/// tokens: not disabled, not an API account, and the grant's `acr` meets their company's current
+/// tokens: not disabled, not an API account, their sessions not ended since the grant began
+/// (`epoch`, [`crate::domain::User::end_sessions`]), and the grant's `acr` meets their company's current
 /// policy (a grant minted with a password alone dies when the company turns its second factor on).
 /// Errors: `invalid_grant` for each refusal, `server_error` when storage fails.
 pub async fn grant_user(
     state: &AppState,
     user_id: &crate::secret::UserId,
     acr: padlock_policy::decision::Acr,
+    epoch: u32,
 ) -> Result<crate::domain::User, OAuthError> {
     let user = state
         .store
         .get_user(user_id)
         .await?
-        .filter(|u| !u.disabled && !u.api_account)
+        .filter(|u| !u.disabled && !u.api_account && u.session_epoch == epoch)
         .ok_or_else(|| OAuthError::invalid_grant("the user can no longer sign in"))?;
     let tenant = state
         .store

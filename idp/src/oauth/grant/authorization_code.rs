@@ -108,7 +108,7 @@ pub async fn grant(
         }
         (None, None) => {}
     }
-    let user = grant_user(state, &g.user_id, g.acr).await?;
+    let user = grant_user(state, &g.user_id, g.acr, g.epoch).await?;
     let scope = interactive_scope(&g.scope);
 
     let grant = UserGrant {
@@ -131,6 +131,7 @@ pub async fn grant(
         auth_time: g.auth_time,
         amr: g.amr.clone(),
         acr: g.acr,
+        epoch: g.epoch,
         expires_at: refresh_expiry(&state.tokens, g.auth_time, now),
     };
     state

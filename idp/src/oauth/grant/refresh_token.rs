@@ -50,7 +50,7 @@ pub async fn grant(
     };
     // The company's policy now, before anything is rotated: a grant minted under a weaker policy
     // is revoked, so its access tokens stop working at Padlock too.
-    let user = match grant_user(state, &current.user_id, current.acr).await {
+    let user = match grant_user(state, &current.user_id, current.acr, current.epoch).await {
         Ok(user) => user,
         Err(e) => {
             state

@@ -42,6 +42,7 @@ mod login;
 pub mod oauth;
 pub mod pam_api;
 pub mod password;
+pub mod password_link;
 pub mod remote;
 pub mod secret;
 pub mod server;

@@ -108,6 +108,10 @@ secret_type!(
     SetupToken
 );
 secret_type!(
+    /// The one-time token of a set-password link.
+    LinkToken
+);
+secret_type!(
     /// A company's Duo Auth API secret key (40 characters), opened from its sealed copy only to
     /// sign a request to Duo.
     DuoSecretKey

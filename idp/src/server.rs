@@ -42,6 +42,7 @@ pub fn app(state: AppState) -> Router {
         .route("/account/security/duo/check", post(crate::account::duo_check))
         .route("/account/security/duo/link", post(crate::account::duo_link))
         .route("/account/security/password", post(crate::account::password))
+        .route(crate::password_link::PATH, get(crate::password_link::form).post(crate::password_link::submit))
         .merge(crate::oauth::routes())
         .nest("/api/v1", crate::api::routes())
         .nest("/pam/v1", crate::pam_api::routes())

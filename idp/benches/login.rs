@@ -86,6 +86,7 @@ async fn state(clock: Arc<ManualClock>, duo_url: String) -> AppState {
             skey: master.seal(DUO_SKEY_PURPOSE, DUO_SKEY.as_bytes()).unwrap(),
             api_host: "api-xxxxxxxx.duosecurity.com".into(),
         }),
+        roles: Vec::new(),
         created_at: 0,
     };
     store.create_tenant(&tenant).await.unwrap();
@@ -114,6 +115,7 @@ async fn state(clock: Arc<ManualClock>, duo_url: String) -> AppState {
             api_account: false,
             unix_name: None,
             disabled: false,
+            session_epoch: 0,
             created_at: 0,
         };
         store.create_user(&user).await.unwrap();

@@ -51,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         command: ApiAccountCommand,
     },
+    /// A company's roles: the built-in admin and user, and its own named sets of permissions.
+    Role {
+        #[command(subcommand)]
+        command: RoleCommand,
+    },
     /// PAM hosts: the credential a host running pam_padlock.so uses, bound to one company.
     PamHost {
         #[command(subcommand)]
@@ -161,9 +166,11 @@ enum UserCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// Change a user: Unix name (unique within the company), mobile number, disabled.
+    /// Change a user: email, Unix name (unique within the company), mobile number, roles,
+    /// disabled. Disabling or removing a role ends the user's sessions.
+    #[command(alias = "edit")]
     #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)))]
-    Edit {
+    Update {
         /// Company id or name.
         #[arg(long)]
         tenant: String,
@@ -190,6 +197,23 @@ enum UserCommand {
         /// Let a disabled user sign in again.
         #[arg(long, group = "change")]
         enable: bool,
+        /// The user's roles, replacing the current ones (repeatable; built-in or the company's own).
+        #[arg(long = "role", group = "change", conflicts_with = "no_roles")]
+        roles: Vec<String>,
+        /// Take every role from the user.
+        #[arg(long, group = "change")]
+        no_roles: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Make a one-time link (24 hours) that sets the user's password; it is emailed to the user
+    /// and printed once.
+    SetPasswordLink {
+        /// Company id or name.
+        #[arg(long)]
+        tenant: String,
+        /// The user's id or email.
+        user: String,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -277,6 +301,76 @@ enum ApiAccountCommand {
         /// Scope it may obtain (repeatable, at least one).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Make an existing user an API account: their password stops working, their sessions end,
+    /// and a client secret is printed once.
+    Set {
+        /// Company id or name.
+        #[arg(long)]
+        tenant: String,
+        /// The user's id or email.
+        user: String,
+        /// Scope it may obtain (repeatable, at least one).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Make an API account a person again: its client secrets are revoked (send it a
+    /// set-password link).
+    Clear {
+        /// Company id or name.
+        #[arg(long)]
+        tenant: String,
+        /// The user's id or email.
+        user: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// A new client secret for an API account (printed once); the old one stops working.
+    Rotate {
+        /// Company id or name.
+        #[arg(long)]
+        tenant: String,
+        /// The API account's client_id.
+        client_id: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum RoleCommand {
+    /// List the company's roles and what each permits.
+    List {
+        /// Company id or name.
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Create one of the company's own roles or replace its permissions.
+    Set {
+        /// Company id or name.
+        #[arg(long)]
+        tenant: String,
+        /// The role's name (a-z 0-9 . _ -).
+        name: String,
+        /// A permission it holds (repeatable): company.manage, users.manage, audit.read.
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Delete one of the company's own roles (nobody may hold it).
+    Remove {
+        /// Company id or name.
+        #[arg(long)]
+        tenant: String,
+        /// The role's name.
+        name: String,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -432,6 +526,7 @@ pub fn main() -> ExitCode {
         Command::User { command } => manage(command.into()),
         Command::Client { command } => manage(command.into()),
         Command::ApiAccount { command } => manage(command.into()),
+        Command::Role { command } => manage(command.into()),
         Command::PamHost { command } => manage(command.into()),
         Command::Keys { command } => manage(command.into()),
         Command::Audit { command } => manage(command.into()),
@@ -614,7 +709,7 @@ impl From<UserCommand> for Result<Call, String> {
                     |v| format!("created user {} ({})", field(v, "email"), field(v, "id")),
                 )
             }
-            UserCommand::Edit {
+            UserCommand::Update {
                 tenant,
                 user,
                 email,
@@ -624,6 +719,8 @@ impl From<UserCommand> for Result<Call, String> {
                 no_mobile,
                 disable,
                 enable,
+                roles,
+                no_roles,
                 remote,
             } => {
                 let mut body = serde_json::Map::new();
@@ -639,6 +736,9 @@ impl From<UserCommand> for Result<Call, String> {
                 if disable || enable {
                     body.insert("disabled".into(), serde_json::json!(disable));
                 }
+                if !roles.is_empty() || no_roles {
+                    body.insert("roles".into(), serde_json::json!(roles));
+                }
                 call(
                     remote,
                     Method::Patch,
@@ -646,9 +746,10 @@ impl From<UserCommand> for Result<Call, String> {
                     serde_json::Value::Object(body),
                     |v| {
                         format!(
-                            "{}: Unix name {}{}",
+                            "{}: Unix name {}, roles [{}]{}",
                             field(v, "email"),
                             field(v, "unix_name"),
+                            joined(&v["roles"], ", "),
                             if v["disabled"] == true {
                                 ", disabled"
                             } else {
@@ -698,6 +799,30 @@ impl From<UserCommand> for Result<Call, String> {
                     ),
                 }
             }
+            UserCommand::SetPasswordLink {
+                tenant,
+                user,
+                remote,
+            } => call(
+                remote,
+                Method::Post,
+                format!(
+                    "/tenants/{}/users/{}/set-password-link",
+                    segment(&tenant),
+                    segment(&user)
+                ),
+                serde_json::Value::Null,
+                |v| {
+                    format!(
+                        "{}\n(works once, until {}; also emailed to the user)",
+                        field(v, "url"),
+                        v["expires_at"]
+                            .as_u64()
+                            .map(crate::domain::format_time)
+                            .unwrap_or_default()
+                    )
+                },
+            ),
             UserCommand::Unlock {
                 tenant,
                 user,
@@ -781,19 +906,125 @@ impl From<ClientCommand> for Result<Call, String> {
 
 impl From<ApiAccountCommand> for Result<Call, String> {
     fn from(c: ApiAccountCommand) -> Self {
-        let ApiAccountCommand::Add {
-            tenant,
-            name,
-            scopes,
-            remote,
-        } = c;
-        call(
-            remote,
-            Method::Post,
-            format!("/tenants/{}/api-accounts", segment(&tenant)),
-            serde_json::json!({ "name": name, "scopes": scopes }),
-            show_secret,
-        )
+        match c {
+            ApiAccountCommand::Add {
+                tenant,
+                name,
+                scopes,
+                remote,
+            } => call(
+                remote,
+                Method::Post,
+                format!("/tenants/{}/api-accounts", segment(&tenant)),
+                serde_json::json!({ "name": name, "scopes": scopes }),
+                show_secret,
+            ),
+            ApiAccountCommand::Set {
+                tenant,
+                user,
+                scopes,
+                remote,
+            } => call(
+                remote,
+                Method::Put,
+                format!(
+                    "/tenants/{}/users/{}/api-account",
+                    segment(&tenant),
+                    segment(&user)
+                ),
+                serde_json::json!({ "scopes": scopes }),
+                show_secret,
+            ),
+            ApiAccountCommand::Clear {
+                tenant,
+                user,
+                remote,
+            } => call(
+                remote,
+                Method::Delete,
+                format!(
+                    "/tenants/{}/users/{}/api-account",
+                    segment(&tenant),
+                    segment(&user)
+                ),
+                serde_json::Value::Null,
+                |v| {
+                    format!(
+                        "{}: no longer an API account; its secrets are revoked (send a set-password link)",
+                        field(v, "email")
+                    )
+                },
+            ),
+            ApiAccountCommand::Rotate {
+                tenant,
+                client_id,
+                remote,
+            } => call(
+                remote,
+                Method::Post,
+                format!(
+                    "/tenants/{}/api-accounts/{}/rotate",
+                    segment(&tenant),
+                    segment(&client_id)
+                ),
+                serde_json::Value::Null,
+                show_secret,
+            ),
+        }
+    }
+}
+
+/// One role: name, permissions, and whether it is built in.
+fn show_role(r: &serde_json::Value) -> String {
+    format!(
+        "{}\t{}{}",
+        field(r, "name"),
+        joined(&r["permissions"], ","),
+        if r["built_in"] == true {
+            "\tbuilt-in"
+        } else {
+            ""
+        }
+    )
+}
+
+impl From<RoleCommand> for Result<Call, String> {
+    fn from(c: RoleCommand) -> Self {
+        match c {
+            RoleCommand::List { tenant, remote } => Ok(Call {
+                list_key: Some("roles"),
+                ..call(
+                    remote,
+                    Method::Get,
+                    format!("/tenants/{}/roles", segment(&tenant)),
+                    serde_json::Value::Null,
+                    |v| lines(v, show_role),
+                )?
+            }),
+            RoleCommand::Set {
+                tenant,
+                name,
+                permissions,
+                remote,
+            } => call(
+                remote,
+                Method::Put,
+                format!("/tenants/{}/roles/{}", segment(&tenant), segment(&name)),
+                serde_json::json!({ "permissions": permissions }),
+                show_role,
+            ),
+            RoleCommand::Remove {
+                tenant,
+                name,
+                remote,
+            } => call(
+                remote,
+                Method::Delete,
+                format!("/tenants/{}/roles/{}", segment(&tenant), segment(&name)),
+                serde_json::Value::Null,
+                |v| format!("removed role {}", field(v, "removed")),
+            ),
+        }
     }
 }
 

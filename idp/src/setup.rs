@@ -144,6 +144,7 @@ pub(crate) async fn submit(
         name: company.clone(),
         two_factor: TwoFactorPolicy::default(),
         duo: None,
+        roles: Vec::new(),
         created_at: now,
     };
     let admin = User {
@@ -159,6 +160,7 @@ pub(crate) async fn submit(
         api_account: false,
         unix_name: None,
         disabled: false,
+        session_epoch: 0,
         created_at: now,
     };
     // One atomic step that also consumes the token: never a company without its administrator,

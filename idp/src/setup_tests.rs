@@ -67,7 +67,7 @@ async fn setup_creates_company_and_admin_once() {
         .unwrap()
         .unwrap();
     assert_eq!(admin.tenant, tenants[0].id);
-    assert!(admin.is_company_admin());
+    assert!(tenants[0].is_manager(&admin));
     let pw = crate::secret::Password::new("correct-horse-battery".into());
     assert!(state.passwords.verify(Some(&admin.password_hash), pw).await);
     let audit = state

@@ -107,7 +107,7 @@ fn first_run_setup_then_restart_keeps_everything() {
             .await
             .unwrap()
             .unwrap();
-        assert!(admin.is_company_admin());
+        assert!(tenants[0].is_manager(&admin));
         assert!(
             store
                 .find_user_by_email("eve@evil.example")

@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use padlock_policy::permission::Permission;
 use serde::Deserialize;
 
 /// Most events one call returns.
@@ -26,7 +27,9 @@ async fn scope(
     tenant: Option<&str>,
 ) -> Result<Option<crate::secret::TenantId>, ApiError> {
     match tenant {
-        Some(t) => Ok(Some(p.company(state, t).await?.id)),
+        Some(t) => Ok(Some(
+            p.company(state, t, &[Permission::AuditRead]).await?.id,
+        )),
         None => {
             p.require_operator()?;
             Ok(None)

@@ -1,15 +1,15 @@
 //! Relying panels, API accounts and signing-key rotation. Secrets are generated here (256 bits),
 //! returned once, and stored only as SHA-256.
 
-use super::{ApiError, ApiJson, Principal, SCOPE_OPERATOR, check_scope_token};
+use super::{ApiError, ApiJson, Principal, check_scope_token};
 use crate::crypto::{random_token, sha256};
-use crate::domain::{Client, ClientKind, Outcome, SigningAlg, User};
+use crate::domain::{Client, ClientKind, Outcome, SigningAlg};
 use crate::extract::ClientIp;
 use crate::keys::Keys;
-use crate::secret::{ClientId, UserId};
+use crate::secret::ClientId;
 use crate::state::{AppState, Audit};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use padlock_policy::permission::is_admin_scope;
 use serde::{Deserialize, Serialize};
@@ -32,11 +32,11 @@ pub(super) struct NewPanel {
 
 #[derive(Serialize)]
 pub(super) struct Credentials {
-    client_id: String,
+    pub(super) client_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    client_secret: Option<String>,
+    pub(super) client_secret: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    user_id: Option<String>,
+    pub(super) user_id: Option<String>,
 }
 
 /// An absolute http(s) URI without a fragment (exact-match redirect targets).
@@ -128,90 +128,6 @@ pub(super) async fn create_relying_panel(
             client_id: client.id.to_string(),
             client_secret: secret,
             user_id: None,
-        }),
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct NewApiAccount {
-    name: String,
-    scopes: Vec<String>,
-}
-
-pub(super) async fn create_api_account(
-    State(state): State<AppState>,
-    p: Principal,
-    ClientIp(ip): ClientIp,
-    Path(tenant): Path<String>,
-    ApiJson(body): ApiJson<NewApiAccount>,
-) -> Result<(StatusCode, Json<Credentials>), ApiError> {
-    let tenant = p.company(&state, &tenant).await?;
-    let name = check_name(&body.name)?;
-    if body.scopes.is_empty() {
-        return Err(ApiError::invalid(
-            "scopes",
-            "an API account needs an explicit list of scopes",
-        ));
-    }
-    for s in &body.scopes {
-        check_scope_token("scopes", s)?;
-        if s == SCOPE_OPERATOR {
-            return Err(ApiError::invalid(
-                "scopes",
-                "padlock.admin is reserved for the operator credential",
-            ));
-        }
-    }
-    let now = state.clock.now();
-    let user_id = UserId::generate();
-    // An API account is a user of the company that can never log in interactively: its login name
-    // is unreachable and it has no usable password; its only credential is the client secret.
-    let account = User {
-        id: user_id.clone(),
-        tenant: tenant.id.clone(),
-        email: format!("{}@api-account.invalid", user_id.as_str()),
-        mobile: None,
-        password_hash: "!".into(),
-        roles: body.scopes.clone(),
-        preferred_method: None,
-        totp: None,
-        duo: None,
-        api_account: true,
-        unix_name: None,
-        disabled: false,
-        created_at: now,
-    };
-    let secret = random_token(32);
-    let client = Client {
-        id: ClientId::generate(),
-        name,
-        kind: ClientKind::ApiAccount {
-            user: user_id.clone(),
-        },
-        secret_sha256: Some(hex::encode(sha256(secret.as_bytes()))),
-        scopes: body.scopes,
-        tenant: Some(tenant.id.clone()),
-        created_at: now,
-    };
-    state.store.create_user(&account).await?;
-    state.store.put_client(&client).await?;
-    state
-        .audit(Audit {
-            tenant: Some(&tenant.id),
-            actor: p.actor(),
-            action: "api_account.create",
-            target: client.id.as_str(),
-            outcome: Outcome::Success,
-            source_ip: ip.as_deref(),
-        })
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(Credentials {
-            client_id: client.id.to_string(),
-            client_secret: Some(secret),
-            user_id: Some(user_id.to_string()),
         }),
     ))
 }

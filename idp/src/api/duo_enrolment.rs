@@ -23,6 +23,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use padlock_policy::Method;
 use padlock_policy::duo::PreauthResult;
+use padlock_policy::permission::Permission;
 use serde::{Deserialize, Serialize};
 
 /// How long an activation made here stays valid, seconds (Duo's `valid_secs`).
@@ -57,7 +58,9 @@ async fn target(
     tenant: &str,
     user: &str,
 ) -> Result<(Tenant, User), ApiError> {
-    let tenant = p.company(state, tenant).await?;
+    let tenant = p
+        .company(state, tenant, &[Permission::CompanyManage])
+        .await?;
     let user = find_user(state, &tenant, user).await?;
     if user.api_account {
         return Err(ApiError::invalid(

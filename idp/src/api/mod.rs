@@ -7,10 +7,12 @@
 //! `acr` than the company now requires opens nothing. Admin scopes come from client credentials
 //! only (API accounts and the operator credential).
 
+mod api_accounts;
 mod audit;
 mod clients;
 mod duo_enrolment;
 mod pam_hosts;
+mod roles;
 mod tenants;
 pub(crate) mod two_factor;
 mod users;
@@ -41,6 +43,11 @@ pub fn routes() -> Router<AppState> {
             "/tenants/{tenant}/users",
             get(users::list).post(users::create),
         )
+        .route("/tenants/{tenant}/roles", get(roles::list))
+        .route(
+            "/tenants/{tenant}/roles/{role}",
+            put(roles::set).delete(roles::remove),
+        )
         .route("/tenants/{tenant}/users/{user}", patch(users::update))
         .route("/tenants/{tenant}/users/{user}/unlock", post(users::unlock))
         .route(
@@ -49,7 +56,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/tenants/{tenant}/users/{user}/totp",
-            delete(users::reset_totp),
+            put(users::totp_confirm).delete(users::reset_totp),
+        )
+        .route(
+            "/tenants/{tenant}/users/{user}/totp/enroll",
+            post(users::totp_enroll),
         )
         .route(
             "/tenants/{tenant}/users/{user}/duo",
@@ -63,9 +74,18 @@ pub fn routes() -> Router<AppState> {
             "/tenants/{tenant}/users/{user}/duo/enroll-status",
             post(duo_enrolment::enroll_status),
         )
+        .route("/tenants/{tenant}/api-accounts", post(api_accounts::create))
         .route(
-            "/tenants/{tenant}/api-accounts",
-            post(clients::create_api_account),
+            "/tenants/{tenant}/api-accounts/{client}/rotate",
+            post(api_accounts::rotate),
+        )
+        .route(
+            "/tenants/{tenant}/users/{user}/api-account",
+            put(api_accounts::set_flag).delete(api_accounts::clear_flag),
+        )
+        .route(
+            "/tenants/{tenant}/users/{user}/set-password-link",
+            post(users::password_link),
         )
         .route("/tenants/{tenant}/pam-hosts", post(pam_hosts::create))
         .route("/pam-hosts", get(pam_hosts::list))
@@ -118,6 +138,10 @@ impl ApiError {
             "conflict",
             format!("the {what} changed meanwhile; nothing was written, read it again and retry"),
         )
+    }
+    /// 409 `conflict` for a state that forbids the change (`m` says which and what to do first).
+    pub fn conflict(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", m)
     }
     /// 502 `upstream_unavailable`: a service Padlock needs for this request (Duo) did not answer.
     pub fn upstream(m: impl Into<String>) -> Self {
@@ -253,8 +277,9 @@ impl FromRequestParts<AppState> for Principal {
 }
 
 /// The company permissions of a verified token now: none for the operator credential (no user,
-/// no company; its scope decides); for a user's token, its scopes ∩ the user's roles — if the token
-/// may still be used ([`crate::oauth::tokens::token_user`]), else 401.
+/// no company; its scope decides); for a user's token, its scopes ∩ what the user's roles permit
+/// in their company now — if the token may still be used ([`crate::oauth::tokens::token_user`]),
+/// else 401.
 async fn rights(state: &AppState, claims: &AccessClaims) -> Result<Permissions, ApiError> {
     if claims.tenant.is_none() {
         return Ok(Permissions::NONE);
@@ -262,16 +287,21 @@ async fn rights(state: &AppState, claims: &AccessClaims) -> Result<Permissions, 
     let user = crate::oauth::tokens::token_user(state, claims)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
+    let tenant = state
+        .store
+        .get_tenant(&user.tenant)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
     Ok(effective(
         claims.scope.split(' '),
-        user.roles.iter().map(String::as_str),
+        tenant.permissions_of(&user),
     ))
 }
 
 impl Principal {
     /// The operator (`padlock.admin`).
     pub fn require_operator(&self) -> Result<(), ApiError> {
-        if self.0.has_scope(SCOPE_OPERATOR) {
+        if self.is_operator() {
             Ok(())
         } else {
             Err(ApiError::forbidden(format!(
@@ -280,36 +310,73 @@ impl Principal {
         }
     }
 
-    /// The operator, or a token of `tenant` whose scopes and roles both carry `company.manage`.
-    fn require_tenant_admin(&self, tenant: &TenantId) -> Result<(), ApiError> {
-        if self.0.has_scope(SCOPE_OPERATOR)
-            || (self.1.has(Permission::CompanyManage)
-                && self.0.tenant.as_deref() == Some(tenant.as_str()))
-        {
-            Ok(())
+    fn is_operator(&self) -> bool {
+        self.0.has_scope(SCOPE_OPERATOR)
+    }
+
+    /// What this caller may do in its own company: every permission for the operator, else its
+    /// token's scopes ∩ its roles.
+    #[must_use]
+    pub fn permissions(&self) -> Permissions {
+        if self.is_operator() {
+            Permissions::ALL
         } else {
-            Err(ApiError::forbidden(format!(
-                "this needs scope {SCOPE_OPERATOR}, or {SCOPE_TENANT_ADMIN} for this company"
-            )))
+            self.1
         }
     }
 
-    /// The company named `id_or_name` (id or name) that this caller may manage: the operator any,
-    /// a token of a company with `company.manage` its own. Another company answers 404 exactly as
-    /// a missing one does, so a caller learns nothing of companies not theirs; its own without
-    /// the permission, 403.
+    /// The company named `id_or_name` (id or name), if this caller holds one of `any_of` there:
+    /// the operator in any company, a token of a company in its own. Another company answers 404
+    /// exactly as a missing one does, so a caller learns nothing of companies not theirs; its own
+    /// without the permission, 403 naming the permissions that would do.
     pub async fn company(
         &self,
         state: &AppState,
         id_or_name: &str,
+        any_of: &[Permission],
     ) -> Result<crate::domain::Tenant, ApiError> {
         let tenant = resolve_tenant(state, id_or_name).await?;
-        if !self.0.has_scope(SCOPE_OPERATOR) && self.0.tenant.as_deref() != Some(tenant.id.as_str())
-        {
+        if !self.is_operator() && self.0.tenant.as_deref() != Some(tenant.id.as_str()) {
             return Err(company_not_found(id_or_name));
         }
-        self.require_tenant_admin(&tenant.id)?;
-        Ok(tenant)
+        if any_of.iter().any(|p| self.permissions().has(*p)) {
+            Ok(tenant)
+        } else {
+            let names: Vec<&str> = any_of.iter().map(|p| p.name()).collect();
+            Err(ApiError::forbidden(format!(
+                "this needs permission {} in this company (scope {SCOPE_TENANT_ADMIN} or {}, and a role that holds it)",
+                names.join(" or "),
+                names.join(" or ")
+            )))
+        }
+    }
+
+    /// Refuses handing out `granted` (roles, scopes, a role's definition) unless the caller holds
+    /// all of it: 403 naming what is missing.
+    pub fn may_grant(&self, granted: Permissions) -> Result<(), ApiError> {
+        let missing = granted.without(self.permissions());
+        if missing == Permissions::NONE {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "you cannot grant {}: you do not hold it",
+                missing.names().join(", ")
+            )))
+        }
+    }
+
+    /// Refuses changing a user who holds `target` unless the caller holds all of it too (so
+    /// `users.manage` cannot disable or re-role an administrator): 403 naming what is missing.
+    pub fn may_change(&self, target: Permissions) -> Result<(), ApiError> {
+        let missing = target.without(self.permissions());
+        if missing == Permissions::NONE {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this user holds {}, which you do not: only someone who holds it may change them",
+                missing.names().join(", ")
+            )))
+        }
     }
 
     /// The actor name for the audit log.
@@ -360,5 +427,7 @@ pub fn check_scope_token(field: &str, s: &str) -> Result<(), ApiError> {
     }
 }
 
+#[cfg(test)]
+mod permission_tests;
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use padlock_policy::TwoFactorPolicy;
+use padlock_policy::permission::Permission;
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -26,6 +27,8 @@ pub(super) struct TenantView {
     /// The Duo integration's public half; the secret key is never shown.
     #[serde(skip_serializing_if = "Option::is_none")]
     duo: Option<DuoView>,
+    /// The company's own roles (the built-in `admin` and `user` are not listed).
+    roles: Vec<padlock_policy::permission::Role>,
 }
 
 #[derive(Serialize)]
@@ -45,6 +48,7 @@ impl From<Tenant> for TenantView {
                 ikey: d.ikey,
                 api_host: d.api_host,
             }),
+            roles: t.roles,
         }
     }
 }
@@ -62,6 +66,7 @@ pub(super) async fn create(
         name,
         two_factor: TwoFactorPolicy::default(),
         duo: None,
+        roles: Vec::new(),
         created_at: state.clock.now(),
     };
     state.store.create_tenant(&tenant).await?;
@@ -99,6 +104,6 @@ pub(super) async fn show(
     p: Principal,
     Path(tenant): Path<String>,
 ) -> Result<Json<TenantView>, ApiError> {
-    let tenant = p.company(&state, &tenant).await?;
+    let tenant = p.company(&state, &tenant, &Permission::EVERY).await?;
     Ok(Json(tenant.into()))
 }

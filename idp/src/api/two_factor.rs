@@ -11,6 +11,7 @@ use crate::secret::DuoSecretKey;
 use crate::state::{AppState, Audit};
 use axum::Json;
 use axum::extract::{Path, State};
+use padlock_policy::permission::Permission;
 use padlock_policy::{Method, Methods, TwoFactorPolicy};
 use serde::Deserialize;
 
@@ -99,7 +100,9 @@ pub(super) async fn update(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<TwoFactorUpdate>,
 ) -> Result<Json<TenantView>, ApiError> {
-    let mut tenant = p.company(&state, &tenant).await?;
+    let mut tenant = p
+        .company(&state, &tenant, &[Permission::CompanyManage])
+        .await?;
     let read = tenant.clone();
     if let Some(d) = &body.duo {
         let host = check_duo(d)?;

@@ -1,8 +1,9 @@
 //! Users of a company.
 
-use super::{ApiError, ApiJson, Principal, check_scope_token};
+use super::{ApiError, ApiJson, Principal};
 use crate::domain::{Outcome, User, normalize_email};
 use crate::extract::ClientIp;
+use crate::factor::totp_enrolment;
 use crate::secret::{Password, UserId};
 use crate::state::{AppState, Audit};
 use axum::Json;
@@ -10,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use padlock_policy::Method;
 use padlock_policy::mobile::E164;
+use padlock_policy::permission::{Permission, builtin_role, held};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -85,7 +87,9 @@ pub(super) async fn create(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
-    let tenant = p.company(&state, &tenant).await?;
+    let tenant = p
+        .company(&state, &tenant, &[Permission::UsersManage])
+        .await?;
     let email = normalize_email(&body.email).map_err(|m| ApiError::invalid("email", m))?;
     if let Some(why) = crate::password::refusal(&body.password) {
         return Err(ApiError::invalid("password", why));
@@ -97,9 +101,7 @@ pub(super) async fn create(
         .map(E164::parse)
         .transpose()
         .map_err(|e| ApiError::invalid("mobile", e))?;
-    for r in &body.roles {
-        check_scope_token("roles", r)?;
-    }
+    check_roles(&p, &tenant, &body.roles)?;
     if let Some(n) = &body.unix_name {
         check_unix_name(n)?;
     }
@@ -121,6 +123,7 @@ pub(super) async fn create(
         api_account: false,
         unix_name: body.unix_name,
         disabled: false,
+        session_epoch: 0,
         created_at: state.clock.now(),
     };
     state.store.create_user(&user).await?;
@@ -148,7 +151,13 @@ pub(super) async fn list(
     p: Principal,
     Path(tenant): Path<String>,
 ) -> Result<Json<Vec<UserView>>, ApiError> {
-    let tenant = p.company(&state, &tenant).await?;
+    let tenant = p
+        .company(
+            &state,
+            &tenant,
+            &[Permission::UsersManage, Permission::CompanyManage],
+        )
+        .await?;
     Ok(Json(
         state
             .store
@@ -175,6 +184,9 @@ pub(super) struct UserChange {
     mobile: Option<Option<String>>,
     /// Refused at every login (its sessions and tokens stop working at once).
     disabled: Option<bool>,
+    /// The user's roles (built-in or the company's own), replacing the current list; removing one
+    /// ends the user's sessions and refresh tokens.
+    roles: Option<Vec<String>>,
 }
 
 /// A field that is present (possibly `null`), as opposed to absent.
@@ -182,12 +194,14 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
-/// `PATCH /api/v1/tenants/{tenant}/users/{user}` (`user`: id or email) → the user. A changed
-/// email is told to the old address. Errors: 403 without `company.manage` for the company, 404
-/// for an unknown user, 422 for a malformed email, Unix name or mobile number, or for disabling
-/// the company's last enabled administrator, 409 when another user has the email or (in the
-/// company) the Unix name (a user's default is the local part of their email), or the user
-/// changed since it was read.
+/// `PATCH /api/v1/tenants/{tenant}/users/{user}` (`users.manage`; `user`: id or email) → the
+/// user. A changed email is told to both addresses. Disabling the user or removing one of their
+/// roles ends their sessions and refresh tokens. Errors: 403 without `users.manage`, for a user
+/// holding a permission the caller does not, or for roles granting one; 404 for an unknown user;
+/// 422 for a malformed email, Unix name or mobile number, an unknown role, or for leaving the
+/// company without an enabled person holding `company.manage`; 409 when another user has the
+/// email or (in the company) the Unix name (a user's default is the local part of their email),
+/// or the user changed since it was read.
 pub(super) async fn update(
     State(state): State<AppState>,
     p: Principal,
@@ -195,8 +209,11 @@ pub(super) async fn update(
     Path((tenant, user)): Path<(String, String)>,
     ApiJson(body): ApiJson<UserChange>,
 ) -> Result<Json<UserView>, ApiError> {
-    let tenant = p.company(&state, &tenant).await?;
+    let tenant = p
+        .company(&state, &tenant, &[Permission::UsersManage])
+        .await?;
     let read = find_user(&state, &tenant, &user).await?;
+    p.may_change(tenant.permissions_of(&read))?;
     let mut u = read.clone();
     if let Some(email) = &body.email {
         u.email = normalize_email(email).map_err(|m| ApiError::invalid("email", m))?;
@@ -213,19 +230,15 @@ pub(super) async fn update(
             .transpose()?;
     }
     if let Some(disabled) = body.disabled {
-        if disabled && !read.disabled && read.is_company_admin() {
-            let others = state.store.list_users(&tenant.id).await?;
-            if !others
-                .iter()
-                .any(|o| o.id != read.id && o.is_company_admin() && !o.disabled)
-            {
-                return Err(ApiError::invalid(
-                    "disabled",
-                    "the company's last enabled administrator cannot be disabled",
-                ));
-            }
-        }
         u.disabled = disabled;
+    }
+    if let Some(roles) = body.roles {
+        check_roles(&p, &tenant, &roles)?;
+        u.roles = roles;
+    }
+    keep_a_manager(&state, &tenant, &read, &u).await?;
+    if (u.disabled && !read.disabled) || read.roles.iter().any(|r| !u.roles.contains(r)) {
+        u.end_sessions();
     }
     if u != read && !state.store.swap_user(&read, &u).await? {
         return Err(ApiError::changed("user"));
@@ -248,6 +261,7 @@ pub(super) async fn update(
     let action = match (read.disabled, u.disabled) {
         (false, true) => "user.disable",
         (true, false) => "user.enable",
+        _ if read.roles != u.roles => "user.roles",
         _ => "user.update",
     };
     state
@@ -261,6 +275,48 @@ pub(super) async fn update(
         })
         .await?;
     Ok(Json(u.into()))
+}
+
+/// Checks that every one of `roles` is a role of `tenant` (built-in or its own) and that the
+/// caller holds every permission they carry. 422 for an unknown role, 403 for escalation.
+pub(super) fn check_roles(
+    p: &Principal,
+    tenant: &crate::domain::Tenant,
+    roles: &[String],
+) -> Result<(), ApiError> {
+    for r in roles {
+        if builtin_role(r).is_none() && !tenant.roles.iter().any(|c| c.name == *r) {
+            return Err(ApiError::invalid(
+                "roles",
+                format!("`{r}` is not a role of this company"),
+            ));
+        }
+    }
+    p.may_grant(held(roles.iter().map(String::as_str), &tenant.roles))
+}
+
+/// 422 when `read` becoming `new` would leave `tenant` without an enabled person (not an API
+/// account) holding `company.manage`: someone must always be able to manage the company.
+pub(super) async fn keep_a_manager(
+    state: &AppState,
+    tenant: &crate::domain::Tenant,
+    read: &User,
+    new: &User,
+) -> Result<(), ApiError> {
+    if tenant.is_manager(read) && !tenant.is_manager(new) {
+        let users = state.store.list_users(&tenant.id).await?;
+        if !users
+            .iter()
+            .any(|o| o.id != read.id && tenant.is_manager(o))
+        {
+            return Err(ApiError::invalid(
+                "user",
+                "this is the company's last enabled person holding company.manage: give the \
+                 permission to someone else first",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The user of `tenant` named `user` (an id or an email), or 404.
@@ -292,7 +348,9 @@ pub(super) async fn unlock(
     ClientIp(ip): ClientIp,
     Path((tenant, user)): Path<(String, String)>,
 ) -> Result<Json<UserView>, ApiError> {
-    let tenant = p.company(&state, &tenant).await?;
+    let tenant = p
+        .company(&state, &tenant, &[Permission::CompanyManage])
+        .await?;
     let u = find_user(&state, &tenant, &user).await?;
     // A success clears the failure count, and with it the lock.
     state.store.record_second_factor_success(&u.id).await?;
@@ -339,7 +397,9 @@ pub(super) async fn set_two_factor(
     Path((tenant, user)): Path<(String, String)>,
     ApiJson(body): ApiJson<TwoFactorChange>,
 ) -> Result<Json<UserView>, ApiError> {
-    let tenant = p.company(&state, &tenant).await?;
+    let tenant = p
+        .company(&state, &tenant, &[Permission::CompanyManage])
+        .await?;
     let read = find_user(&state, &tenant, &user).await?;
     refuse_api_account(&read)?;
     let method = padlock_policy::decision::choosable(
@@ -378,7 +438,9 @@ pub(super) async fn reset_totp(
     ClientIp(ip): ClientIp,
     Path((tenant, user)): Path<(String, String)>,
 ) -> Result<Json<UserView>, ApiError> {
-    let tenant = p.company(&state, &tenant).await?;
+    let tenant = p
+        .company(&state, &tenant, &[Permission::CompanyManage])
+        .await?;
     let read = find_user(&state, &tenant, &user).await?;
     refuse_api_account(&read)?;
     let u = User {
@@ -458,4 +520,224 @@ async fn changed_second_factor(
         ),
     );
     Ok(Json(new.into()))
+}
+
+/// `POST /api/v1/tenants/{tenant}/users/{user}/set-password-link` answer: shown once.
+#[derive(Serialize)]
+pub(super) struct PasswordLinkView {
+    /// The one-time link (24 h); also emailed to the user.
+    url: String,
+    /// Its expiry, Unix seconds.
+    expires_at: u64,
+}
+
+/// `POST /api/v1/tenants/{tenant}/users/{user}/set-password-link` (`users.manage`) → 201
+/// `{"url", "expires_at"}`: a one-time link ([`crate::password_link`]) that sets the user's
+/// password, valid 24 hours; emailed to the user through the configured delivery (in the
+/// background; a failed send is logged) and shown once here. Audited `user.password_link`.
+/// Errors: 401/403 (also for a user holding a permission the caller does not), 404, 422 (an
+/// API account has no password).
+pub(super) async fn password_link(
+    State(state): State<AppState>,
+    p: Principal,
+    ClientIp(ip): ClientIp,
+    Path((tenant, user)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<PasswordLinkView>), ApiError> {
+    let tenant = p
+        .company(&state, &tenant, &[Permission::UsersManage])
+        .await?;
+    let u = find_user(&state, &tenant, &user).await?;
+    p.may_change(tenant.permissions_of(&u))?;
+    if u.api_account {
+        return Err(ApiError::invalid(
+            "user",
+            "an API account has no password: clear its API-account flag first",
+        ));
+    }
+    let (url, expires_at) = crate::password_link::issue(&state, &u).await?;
+    state
+        .audit(Audit {
+            tenant: Some(&tenant.id),
+            actor: p.actor(),
+            action: "user.password_link",
+            target: &u.email,
+            outcome: Outcome::Success,
+            source_ip: ip.as_deref(),
+        })
+        .await?;
+    let company = &tenant.name;
+    state.notify(
+        &u.email,
+        format!("{company}: set your password"),
+        format!(
+            "An administrator of {company} sent you a link to set the password you sign in with \
+             as {}. It works once, for 24 hours:\n\n{url}\n\nIf you did not expect this, tell your \
+             administrator.",
+            u.email
+        ),
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(PasswordLinkView { url, expires_at }),
+    ))
+}
+
+/// `POST /api/v1/tenants/{tenant}/users/{user}/totp/enroll` answer: what to scan with the user's
+/// device, and the enrolment to confirm with one of its codes.
+#[derive(Serialize)]
+pub(super) struct TotpEnrolView {
+    /// The seed, base32, to type in.
+    secret: String,
+    /// The `otpauth://totp/…` URI.
+    otpauth_uri: String,
+    /// The QR code of the URI, PNG in base64.
+    qr_png_base64: String,
+    /// Opaque: send it back with a code to `PUT …/totp` (the seed, sealed; valid until
+    /// `expires_at`).
+    enrolment: String,
+    /// Unix seconds.
+    expires_at: u64,
+}
+
+/// How long an administrator has to confirm a TOTP enrolment: 10 minutes, in seconds.
+const TOTP_ENROL_SECS: u64 = 600;
+
+/// Sealing purpose of a TOTP enrolment in flight at the admin API.
+const TOTP_ENROLMENT_PURPOSE: &str = "totp-enrolment";
+
+/// The sealed body of an enrolment in flight: whose, until when, and the sealed seed.
+#[derive(Serialize, Deserialize)]
+struct Enrolment {
+    user: String,
+    expires_at: u64,
+    seed: crate::crypto::Sealed,
+}
+
+/// The company (offering TOTP) and the user (not an API account) of a TOTP enrolment.
+async fn totp_target(
+    state: &AppState,
+    p: &Principal,
+    tenant: &str,
+    user: &str,
+) -> Result<(crate::domain::Tenant, User), ApiError> {
+    let tenant = p
+        .company(state, tenant, &[Permission::CompanyManage])
+        .await?;
+    let u = find_user(state, &tenant, user).await?;
+    refuse_api_account(&u)?;
+    if !tenant.two_factor.methods.totp {
+        return Err(ApiError::invalid(
+            "totp",
+            "the company does not offer authenticator apps",
+        ));
+    }
+    Ok((tenant, u))
+}
+
+/// `POST /api/v1/tenants/{tenant}/users/{user}/totp/enroll` (`company.manage`, DESIGN §2 rule
+/// 6): starts enrolling an authenticator app on the user's behalf — a new seed, shown as a QR
+/// code for the administrator to scan with the user's device. Nothing is stored until `PUT
+/// …/totp` confirms it with a code. Errors: 401/403, 404, 422 (an API account; the company does
+/// not offer TOTP).
+pub(super) async fn totp_enroll(
+    State(state): State<AppState>,
+    p: Principal,
+    Path((tenant, user)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<TotpEnrolView>), ApiError> {
+    let (tenant, u) = totp_target(&state, &p, &tenant, &user).await?;
+    let seed = totp_enrolment::new_seed(&state)?;
+    let setup = totp_enrolment::setup(&state, &tenant, &u, &seed)?;
+    let expires_at = state.clock.now() + TOTP_ENROL_SECS;
+    let body = serde_json::to_vec(&Enrolment {
+        user: u.id.to_string(),
+        expires_at,
+        seed,
+    })
+    .map_err(anyhow::Error::from)?;
+    let sealed = state
+        .master
+        .seal(TOTP_ENROLMENT_PURPOSE, &body)
+        .map_err(anyhow::Error::from)?;
+    let enrolment = serde_json::to_value(&sealed)
+        .map_err(anyhow::Error::from)?
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    Ok((
+        StatusCode::CREATED,
+        Json(TotpEnrolView {
+            secret: setup.secret,
+            otpauth_uri: setup.uri,
+            qr_png_base64: setup.qr_base64,
+            enrolment,
+            expires_at,
+        }),
+    ))
+}
+
+/// `PUT /api/v1/tenants/{tenant}/users/{user}/totp` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TotpConfirm {
+    /// From `POST …/totp/enroll`.
+    enrolment: crate::crypto::Sealed,
+    /// A current code from the user's device.
+    code: String,
+}
+
+/// `PUT /api/v1/tenants/{tenant}/users/{user}/totp` (`company.manage`): confirms an enrolment
+/// begun with `POST …/totp/enroll` with one valid code (RFC 6238); the app becomes the user's
+/// method. Audited `user.totp.enrol` (a wrong code too, as a failure); the user is told by
+/// email. Errors: 401/403, 404, 409 (the user changed meanwhile), 422 (a wrong code; an
+/// enrolment that is not this user's, expired or forged; an API account; TOTP not offered).
+pub(super) async fn totp_confirm(
+    State(state): State<AppState>,
+    p: Principal,
+    ClientIp(ip): ClientIp,
+    Path((tenant, user)): Path<(String, String)>,
+    ApiJson(body): ApiJson<TotpConfirm>,
+) -> Result<Json<UserView>, ApiError> {
+    let (tenant, read) = totp_target(&state, &p, &tenant, &user).await?;
+    let bad = || {
+        ApiError::invalid(
+            "enrolment",
+            "not an enrolment of this user that is still valid: start again",
+        )
+    };
+    let opened = state
+        .master
+        .open(TOTP_ENROLMENT_PURPOSE, &body.enrolment)
+        .map_err(|_| bad())?;
+    let e: Enrolment = serde_json::from_slice(&opened).map_err(|_| bad())?;
+    if e.user != read.id.as_str() || e.expires_at <= state.clock.now() {
+        return Err(bad());
+    }
+    let Some(enrolled) =
+        totp_enrolment::confirm(&state, &tenant, &read, e.seed, body.code.trim()).await?
+    else {
+        state
+            .audit(Audit {
+                tenant: Some(&tenant.id),
+                actor: p.actor(),
+                action: "user.totp.enrol",
+                target: &read.email,
+                outcome: Outcome::Failure,
+                source_ip: ip.as_deref(),
+            })
+            .await?;
+        return Err(ApiError::invalid(
+            "code",
+            "that code is not right: check the device's clock and try the next code",
+        ));
+    };
+    changed_second_factor(
+        &state,
+        &p,
+        &tenant,
+        read,
+        enrolled,
+        "user.totp.enrol",
+        ip.as_deref(),
+    )
+    .await
 }

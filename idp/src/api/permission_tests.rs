@@ -1,0 +1,916 @@
+//! Oneshot tests of the admin API's permission boundaries (DESIGN.md §2 rules 7–8, §4 Role):
+//! each permission opens exactly its actions, nobody grants what they do not hold, the company
+//! always keeps a person holding `company.manage`, and ending a user's access ends their
+//! sessions and refresh tokens.
+
+use crate::state::{AppState, test_state};
+use crate::testing::{call, json_request, operator, token};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+/// The operator's token and a company `Acme` (Ann an administrator, Bob a plain user) beside a
+/// company `Other`.
+async fn company() -> (AppState, std::sync::Arc<crate::clock::ManualClock>, String) {
+    let (state, clock) = test_state().await;
+    let (id, secret) = operator(&state).await;
+    let t = token(&state, &id, &secret).await;
+    for name in ["Acme", "Other"] {
+        let r = call(
+            &state,
+            json_request("POST", "/api/v1/tenants", &t, &json!({"name": name})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    for (email, roles) in [
+        ("ann@acme.example", json!(["admin"])),
+        ("bob@acme.example", json!([])),
+    ] {
+        let body = json!({"email": email, "password": "correct-horse-battery", "roles": roles});
+        let r = call(
+            &state,
+            json_request("POST", "/api/v1/tenants/Acme/users", &t, &body),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    (state, clock, t)
+}
+
+/// A token of a new API account of Acme with `scopes`, made by the operator.
+async fn account(state: &AppState, t: &str, scopes: &[&str]) -> (String, String) {
+    let body = json!({"name": scopes.join("+"), "scopes": scopes});
+    let r = call(
+        state,
+        json_request("POST", "/api/v1/tenants/Acme/api-accounts", t, &body),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let v = r.json();
+    let id = v["client_id"].as_str().unwrap().to_owned();
+    (
+        token(state, &id, v["client_secret"].as_str().unwrap()).await,
+        v["user_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn status(state: &AppState, method: &str, path: &str, t: &str, body: Value) -> StatusCode {
+    call(state, json_request(method, path, t, &body))
+        .await
+        .status
+}
+
+const BOB: &str = "/api/v1/tenants/Acme/users/bob@acme.example";
+const ANN: &str = "/api/v1/tenants/Acme/users/ann@acme.example";
+
+/// Every action of the API, with the permission it needs in Acme (`None`: operator only).
+fn actions() -> Vec<(&'static str, String, Value, Option<&'static str>)> {
+    let new_user = json!({"email": "new@acme.example", "password": "correct-horse-battery"});
+    vec![
+        (
+            "GET",
+            "/api/v1/tenants/Acme/users".into(),
+            Value::Null,
+            Some("users.manage|company.manage"),
+        ),
+        (
+            "POST",
+            "/api/v1/tenants/Acme/users".into(),
+            new_user,
+            Some("users.manage"),
+        ),
+        (
+            "PATCH",
+            BOB.into(),
+            json!({"mobile": "+15551234567"}),
+            Some("users.manage"),
+        ),
+        (
+            "POST",
+            format!("{BOB}/set-password-link"),
+            Value::Null,
+            Some("users.manage"),
+        ),
+        (
+            "GET",
+            "/api/v1/tenants/Acme/roles".into(),
+            Value::Null,
+            Some("users.manage|company.manage"),
+        ),
+        (
+            "PUT",
+            "/api/v1/tenants/Acme/two-factor".into(),
+            json!({"enabled": false}),
+            Some("company.manage"),
+        ),
+        (
+            "PUT",
+            "/api/v1/tenants/Acme/roles/viewer".into(),
+            json!({"permissions": []}),
+            Some("company.manage"),
+        ),
+        (
+            "POST",
+            format!("{BOB}/unlock"),
+            Value::Null,
+            Some("company.manage"),
+        ),
+        (
+            "PUT",
+            format!("{BOB}/two-factor"),
+            json!({"preferred_method": "sms-email"}),
+            Some("company.manage"),
+        ),
+        (
+            "POST",
+            "/api/v1/tenants/Acme/api-accounts".into(),
+            json!({"name": "n", "scopes": ["openid"]}),
+            Some("company.manage"),
+        ),
+        (
+            "GET",
+            "/api/v1/audit?tenant=Acme".into(),
+            Value::Null,
+            Some("audit.read"),
+        ),
+        (
+            "GET",
+            "/api/v1/audit/export?tenant=Acme&format=jsonl".into(),
+            Value::Null,
+            Some("audit.read"),
+        ),
+        (
+            "GET",
+            "/api/v1/tenants/Acme".into(),
+            Value::Null,
+            Some("company.manage|users.manage|audit.read"),
+        ),
+        (
+            "POST",
+            "/api/v1/tenants".into(),
+            json!({"name": "New"}),
+            None,
+        ),
+        ("POST", "/api/v1/keys/rotate".into(), json!({}), None),
+        ("GET", "/api/v1/pam-hosts".into(), Value::Null, None),
+    ]
+}
+
+#[tokio::test]
+async fn each_permission_opens_exactly_its_actions() {
+    let (state, _, t) = company().await;
+    for held in ["users.manage", "company.manage", "audit.read"] {
+        let (at, _) = account(&state, &t, &[held]).await;
+        for (method, path, body, needs) in actions() {
+            let got = status(&state, method, &path, &at, body.clone()).await;
+            let allowed = needs.is_some_and(|n| n.split('|').any(|p| p == held));
+            if allowed {
+                assert!(got.is_success(), "{held}: {method} {path} answered {got}");
+            } else {
+                assert_eq!(got, StatusCode::FORBIDDEN, "{held}: {method} {path}");
+            }
+            // Another company is never found, whatever the permission.
+            if path.contains("/tenants/Acme") {
+                let other = path.replace("/tenants/Acme", "/tenants/Other");
+                let got = status(&state, method, &other, &at, body).await;
+                assert_eq!(got, StatusCode::NOT_FOUND, "{held}: {method} {other}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_scope_opens_only_what_the_accounts_roles_hold() {
+    let (state, _, t) = company().await;
+    let r = call(
+        &state,
+        json_request(
+            "PUT",
+            "/api/v1/tenants/Acme/roles/helpdesk",
+            &t,
+            &json!({"permissions": ["users.manage"]}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // tenant.admin asks for everything; the account's role holds only users.manage.
+    let (at, user) = account(&state, &t, &["tenant.admin"]).await;
+    let r = call(
+        &state,
+        json_request(
+            "PATCH",
+            &format!("/api/v1/tenants/Acme/users/{user}"),
+            &t,
+            &json!({"roles": ["helpdesk"]}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        status(
+            &state,
+            "GET",
+            "/api/v1/tenants/Acme/users",
+            &at,
+            Value::Null
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(
+            &state,
+            "PUT",
+            "/api/v1/tenants/Acme/two-factor",
+            &at,
+            json!({"enabled": false})
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(&state, "GET", "/api/v1/audit?tenant=Acme", &at, Value::Null).await,
+        StatusCode::FORBIDDEN
+    );
+    // The role's permissions change; the same token's rights follow at once.
+    let r = call(
+        &state,
+        json_request(
+            "PUT",
+            "/api/v1/tenants/Acme/roles/helpdesk",
+            &t,
+            &json!({"permissions": ["users.manage", "audit.read"]}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        status(&state, "GET", "/api/v1/audit?tenant=Acme", &at, Value::Null).await,
+        StatusCode::OK
+    );
+    // A role that does not exist cannot be given; built-in names cannot be redefined.
+    let r = call(
+        &state,
+        json_request("PATCH", BOB, &t, &json!({"roles": ["nonesuch"]})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    for name in ["admin", "user", "tenant.admin", "users.manage", "Bad Name"] {
+        let got = status(
+            &state,
+            "PUT",
+            &format!("/api/v1/tenants/Acme/roles/{}", name.replace(' ', "%20")),
+            &t,
+            json!({"permissions": []}),
+        )
+        .await;
+        assert_eq!(got, StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+    }
+    let r = call(
+        &state,
+        json_request(
+            "PUT",
+            "/api/v1/tenants/Acme/roles/x",
+            &t,
+            &json!({"permissions": ["root"]}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "an unknown permission");
+    assert!(r.body.contains("`root` is not a permission"), "{}", r.body);
+    // The roles list shows the built-in ones and the company's own.
+    let r = call(
+        &state,
+        json_request("GET", "/api/v1/tenants/Acme/roles", &t, &Value::Null),
+    )
+    .await;
+    let names: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["admin", "user", "helpdesk"]);
+    let actions: Vec<String> = state
+        .store
+        .list_audit(None, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    for a in ["role.set", "user.roles", "api_account.create"] {
+        assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn nobody_grants_a_permission_they_do_not_hold() {
+    let (state, _, t) = company().await;
+    let (users, _) = account(&state, &t, &["users.manage"]).await;
+    let (company, _) = account(&state, &t, &["company.manage"]).await;
+    // users.manage: no role holding more, and no change to someone holding more.
+    assert_eq!(
+        status(&state, "PATCH", BOB, &users, json!({"roles": ["admin"]})).await,
+        StatusCode::FORBIDDEN
+    );
+    let new_admin = json!({"email": "eve@acme.example", "password": "correct-horse-battery", "roles": ["admin"]});
+    assert_eq!(
+        status(
+            &state,
+            "POST",
+            "/api/v1/tenants/Acme/users",
+            &users,
+            new_admin
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    for change in [
+        json!({"disabled": true}),
+        json!({"roles": []}),
+        json!({"email": "x@acme.example"}),
+    ] {
+        assert_eq!(
+            status(&state, "PATCH", ANN, &users, change.clone()).await,
+            StatusCode::FORBIDDEN,
+            "{change}"
+        );
+    }
+    assert_eq!(
+        status(
+            &state,
+            "POST",
+            &format!("{ANN}/set-password-link"),
+            &users,
+            Value::Null
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    // company.manage alone: no role or API account carrying users.manage or audit.read.
+    for body in [
+        json!({"permissions": ["users.manage"]}),
+        json!({"permissions": ["company.manage", "audit.read"]}),
+    ] {
+        assert_eq!(
+            status(
+                &state,
+                "PUT",
+                "/api/v1/tenants/Acme/roles/r",
+                &company,
+                body.clone()
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        status(
+            &state,
+            "PUT",
+            "/api/v1/tenants/Acme/roles/r",
+            &company,
+            json!({"permissions": ["company.manage"]})
+        )
+        .await,
+        StatusCode::OK
+    );
+    for scopes in [json!(["users.manage"]), json!(["tenant.admin"])] {
+        let body = json!({"name": "n", "scopes": scopes});
+        assert_eq!(
+            status(
+                &state,
+                "POST",
+                "/api/v1/tenants/Acme/api-accounts",
+                &company,
+                body
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "{scopes}"
+        );
+    }
+    let body = json!({"scopes": ["audit.read"]});
+    assert_eq!(
+        status(&state, "PUT", &format!("{BOB}/api-account"), &company, body).await,
+        StatusCode::FORBIDDEN
+    );
+    // Nothing was written by the refusals.
+    let bob = state
+        .store
+        .find_user_by_email("bob@acme.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(bob.roles.is_empty() && !bob.api_account);
+    assert!(
+        state
+            .store
+            .find_user_by_email("eve@acme.example")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn the_last_person_holding_company_manage_stays() {
+    let (state, _, t) = company().await;
+    // Ann is the only one: not disabled, not demoted, not made an API account.
+    for (method, path, body) in [
+        ("PATCH", ANN.to_owned(), json!({"disabled": true})),
+        ("PATCH", ANN.to_owned(), json!({"roles": ["user"]})),
+        (
+            "PUT",
+            format!("{ANN}/api-account"),
+            json!({"scopes": ["tenant.admin"]}),
+        ),
+    ] {
+        let r = call(&state, json_request(method, &path, &t, &body)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{method} {path} {body}: {}",
+            r.body
+        );
+        assert!(r.body.contains("company.manage"), "{}", r.body);
+    }
+    // An API account holding company.manage does not count: it is not a person.
+    account(&state, &t, &["tenant.admin"]).await;
+    assert_eq!(
+        status(&state, "PATCH", ANN, &t, json!({"disabled": true})).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    // With Bob holding it through the company's own role, Ann can be demoted ...
+    assert_eq!(
+        status(
+            &state,
+            "PUT",
+            "/api/v1/tenants/Acme/roles/boss",
+            &t,
+            json!({"permissions": ["company.manage"]})
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&state, "PATCH", BOB, &t, json!({"roles": ["boss"]})).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&state, "PATCH", ANN, &t, json!({"roles": []})).await,
+        StatusCode::OK
+    );
+    // ... but the role cannot lose the permission, nor be deleted while Bob holds it.
+    let r = call(
+        &state,
+        json_request(
+            "PUT",
+            "/api/v1/tenants/Acme/roles/boss",
+            &t,
+            &json!({"permissions": ["users.manage"]}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = call(
+        &state,
+        json_request(
+            "DELETE",
+            "/api/v1/tenants/Acme/roles/boss",
+            &t,
+            &Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body.contains("bob@acme.example"), "{}", r.body);
+    assert_eq!(
+        status(
+            &state,
+            "DELETE",
+            "/api/v1/tenants/Acme/roles/nonesuch",
+            &t,
+            Value::Null
+        )
+        .await,
+        StatusCode::NOT_FOUND
+    );
+    let tenant = crate::api::resolve_tenant(&state, "Acme").await.unwrap();
+    assert_eq!(tenant.roles.len(), 1);
+    // Once Ann is an administrator again, Bob's role can go.
+    assert_eq!(
+        status(&state, "PATCH", ANN, &t, json!({"roles": ["admin"]})).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&state, "PATCH", BOB, &t, json!({"roles": []})).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(
+            &state,
+            "DELETE",
+            "/api/v1/tenants/Acme/roles/boss",
+            &t,
+            Value::Null
+        )
+        .await,
+        StatusCode::OK
+    );
+}
+
+/// A stored session of `email` and its cookie, as a sign-in would leave them.
+async fn signed_in(state: &AppState, email: &str) -> (axum::http::HeaderMap, crate::domain::User) {
+    let user = state
+        .store
+        .find_user_by_email(email)
+        .await
+        .unwrap()
+        .unwrap();
+    let now = state.clock.now();
+    let session = crate::domain::Session {
+        user_id: user.id.clone(),
+        auth_time: now,
+        amr: vec![padlock_policy::decision::Amr::Pwd],
+        acr: padlock_policy::decision::Acr::OneFactor,
+        epoch: user.session_epoch,
+        second_factor_at: None,
+        expires_at: now + 3600,
+        step_up: None,
+        totp_pending: None,
+        duo_push: None,
+        duo_pending: None,
+    };
+    let value = crate::session::start(state, &session).await.unwrap();
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(
+        axum::http::header::COOKIE,
+        format!("{}={value}", crate::session::SESSION_COOKIE)
+            .parse()
+            .unwrap(),
+    );
+    (headers, user)
+}
+
+/// Whether the session and a refresh grant begun with it still work.
+async fn still_signed_in(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    user: &crate::domain::User,
+) -> (bool, bool) {
+    let session = crate::session::current(state, headers).await.unwrap();
+    let grant = crate::oauth::tokens::grant_user(
+        state,
+        &user.id,
+        padlock_policy::decision::Acr::OneFactor,
+        user.session_epoch,
+    )
+    .await;
+    (session.is_some(), grant.is_ok())
+}
+
+#[tokio::test]
+async fn ending_a_users_access_ends_their_sessions_and_refresh_tokens() {
+    let (state, _, t) = company().await;
+    assert_eq!(
+        status(
+            &state,
+            "PUT",
+            "/api/v1/tenants/Acme/roles/helpdesk",
+            &t,
+            json!({"permissions": ["users.manage"]})
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&state, "PATCH", BOB, &t, json!({"roles": ["helpdesk"]})).await,
+        StatusCode::OK
+    );
+    // Paths that end access: removing a role, disabling, making an API account. A change that
+    // ends nothing (a mobile number, a role added) leaves the sign-in alone.
+    let (h, bob) = signed_in(&state, "bob@acme.example").await;
+    assert_eq!(
+        status(
+            &state,
+            "PATCH",
+            BOB,
+            &t,
+            json!({"mobile": "+15551234567", "roles": ["helpdesk", "user"]})
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(still_signed_in(&state, &h, &bob).await, (true, true));
+    assert_eq!(
+        status(&state, "PATCH", BOB, &t, json!({"roles": ["user"]})).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        still_signed_in(&state, &h, &bob).await,
+        (false, false),
+        "a role removed"
+    );
+
+    let (h, bob) = signed_in(&state, "bob@acme.example").await;
+    assert_eq!(
+        status(&state, "PATCH", BOB, &t, json!({"disabled": true})).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        still_signed_in(&state, &h, &bob).await,
+        (false, false),
+        "disabled"
+    );
+    assert_eq!(
+        status(&state, "PATCH", BOB, &t, json!({"disabled": false})).await,
+        StatusCode::OK
+    );
+    let (h, bob) = signed_in(&state, "bob@acme.example").await;
+    assert_eq!(
+        still_signed_in(&state, &h, &bob).await,
+        (true, true),
+        "a new sign-in works"
+    );
+    let r = call(
+        &state,
+        json_request(
+            "PUT",
+            &format!("{BOB}/api-account"),
+            &t,
+            &json!({"scopes": ["openid"]}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        still_signed_in(&state, &h, &bob).await,
+        (false, false),
+        "made an API account"
+    );
+    let stored = state
+        .store
+        .find_user_by_email("bob@acme.example")
+        .await
+        .unwrap()
+        .unwrap();
+    let pw = crate::secret::Password::new("correct-horse-battery".into());
+    assert!(
+        !state
+            .passwords
+            .verify(Some(&stored.password_hash), pw)
+            .await,
+        "the password stops working"
+    );
+}
+
+#[tokio::test]
+async fn an_api_account_flag_is_set_rotated_and_cleared() {
+    let (state, _, t) = company().await;
+    let r = call(
+        &state,
+        json_request(
+            "PUT",
+            &format!("{BOB}/api-account"),
+            &t,
+            &json!({"scopes": ["openid"]}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let v = r.json();
+    let (id, first) = (
+        v["client_id"].as_str().unwrap().to_owned(),
+        v["client_secret"].as_str().unwrap().to_owned(),
+    );
+    assert_eq!(first.len(), 43, "256 bits, base64url");
+    assert!(
+        crate::testing::try_token(&state, &id, &first)
+            .await
+            .is_some()
+    );
+    assert_eq!(
+        status(
+            &state,
+            "PUT",
+            &format!("{BOB}/api-account"),
+            &t,
+            json!({"scopes": ["openid"]})
+        )
+        .await,
+        StatusCode::CONFLICT
+    );
+    // Rotated: the old secret stops working, the new one works.
+    let r = call(
+        &state,
+        json_request(
+            "POST",
+            &format!("/api/v1/tenants/Acme/api-accounts/{id}/rotate"),
+            &t,
+            &Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let second = r.json()["client_secret"].as_str().unwrap().to_owned();
+    assert!(
+        crate::testing::try_token(&state, &id, &first)
+            .await
+            .is_none()
+    );
+    assert!(
+        crate::testing::try_token(&state, &id, &second)
+            .await
+            .is_some()
+    );
+    assert_eq!(
+        status(
+            &state,
+            "POST",
+            &format!("/api/v1/tenants/Other/api-accounts/{id}/rotate"),
+            &t,
+            Value::Null
+        )
+        .await,
+        StatusCode::NOT_FOUND
+    );
+    // Cleared: the credential is gone; a set-password link is how Bob gets a password back.
+    let r = call(
+        &state,
+        json_request("DELETE", &format!("{BOB}/api-account"), &t, &Value::Null),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["api_account"], false);
+    assert!(
+        crate::testing::try_token(&state, &id, &second)
+            .await
+            .is_none()
+    );
+    assert_eq!(
+        status(
+            &state,
+            "DELETE",
+            &format!("{BOB}/api-account"),
+            &t,
+            Value::Null
+        )
+        .await,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        status(
+            &state,
+            "POST",
+            &format!("{BOB}/set-password-link"),
+            &t,
+            Value::Null
+        )
+        .await,
+        StatusCode::CREATED
+    );
+    let actions: Vec<String> = state
+        .store
+        .list_audit(None, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    for a in [
+        "user.api_account.set",
+        "api_account.rotate",
+        "user.api_account.clear",
+        "user.password_link",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
+    }
+}
+
+/// The RFC 6238 code of base32 `secret` at `now`.
+fn code_at(secret: &str, now: u64) -> String {
+    let seed = totp_rs::Secret::try_from_base32(secret).unwrap();
+    padlock_policy::totp::code_at(seed.as_ref(), now).unwrap()
+}
+
+#[tokio::test]
+async fn an_administrator_enrols_a_users_app_with_one_valid_code() {
+    let (state, clock, t) = company().await;
+    let enrol = format!("{BOB}/totp/enroll");
+    // Not offered yet: refused.
+    assert_eq!(
+        status(&state, "POST", &enrol, &t, Value::Null).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let on = json!({"enabled": true, "methods": ["sms-email", "totp"]});
+    assert_eq!(
+        status(&state, "PUT", "/api/v1/tenants/Acme/two-factor", &t, on).await,
+        StatusCode::OK
+    );
+    let r = call(&state, json_request("POST", &enrol, &t, &Value::Null)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let v = r.json();
+    let secret = v["secret"].as_str().unwrap().to_owned();
+    assert!(
+        v["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    assert!(!v["qr_png_base64"].as_str().unwrap().is_empty());
+    let enrolment = v["enrolment"].clone();
+    let now = state.clock.now();
+    // A wrong code, another user's enrolment, a forged one: refused, nothing saved.
+    let put = format!("{BOB}/totp");
+    let wrong = (code_at(&secret, now).parse::<u32>().unwrap() + 1) % 1_000_000;
+    for (path, body) in [
+        (
+            put.clone(),
+            json!({"enrolment": enrolment, "code": format!("{wrong:06}")}),
+        ),
+        (
+            format!("{ANN}/totp"),
+            json!({"enrolment": enrolment, "code": code_at(&secret, now)}),
+        ),
+        (
+            put.clone(),
+            json!({"enrolment": "2.AAAA", "code": code_at(&secret, now)}),
+        ),
+    ] {
+        let r = call(&state, json_request("PUT", &path, &t, &body)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path} {body}: {}",
+            r.body
+        );
+    }
+    let bob = state
+        .store
+        .find_user_by_email("bob@acme.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(bob.totp.is_none());
+    let r = call(
+        &state,
+        json_request(
+            "PUT",
+            &put,
+            &t,
+            &json!({"enrolment": enrolment, "code": code_at(&secret, now)}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["totp_enrolled"], true);
+    assert_eq!(r.json()["preferred_method"], "totp");
+    // The confirming code's step is used up: it cannot be replayed at login.
+    let bob = state
+        .store
+        .find_user_by_email("bob@acme.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !state
+            .store
+            .accept_totp_step(&bob.id, now / 30)
+            .await
+            .unwrap()
+    );
+    // An enrolment expires after ten minutes.
+    let r = call(&state, json_request("POST", &enrol, &t, &Value::Null)).await;
+    let v = r.json();
+    clock.advance(601);
+    let later = state.clock.now();
+    let (id, secret) = operator(&state).await;
+    let t = token(&state, &id, &secret).await;
+    let body =
+        json!({"enrolment": v["enrolment"], "code": code_at(v["secret"].as_str().unwrap(), later)});
+    assert_eq!(
+        status(&state, "PUT", &put, &t, body).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    // users.manage alone cannot enrol anyone's second factor.
+    let (um, _) = account(&state, &t, &["users.manage"]).await;
+    assert_eq!(
+        status(&state, "POST", &enrol, &um, Value::Null).await,
+        StatusCode::FORBIDDEN
+    );
+    let audit = state.store.list_audit(None, None, 100).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "user.totp.enrol" && e.outcome == crate::domain::Outcome::Success)
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "user.totp.enrol" && e.outcome == crate::domain::Outcome::Failure)
+    );
+}

@@ -323,3 +323,266 @@ fn operator_manages_pam_hosts() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
 }
+
+/// A client-credentials token for (id, secret), or the status `/token` answered.
+fn client_token(server: &Server, v: &serde_json::Value) -> Result<String, u16> {
+    let r = http()
+        .post(format!("{}/token", server.url))
+        .basic_auth(
+            v["client_id"].as_str().unwrap(),
+            v["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .unwrap();
+    match r.status().as_u16() {
+        200 => Ok(r.json::<serde_json::Value>().unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()),
+        s => Err(s),
+    }
+}
+
+/// `padlock role …`, `user update --role`, `api-account set|rotate|clear` and `user
+/// set-password-link` against the real server: a users.manage-only account opens only the users
+/// routes, a rotated secret stops working, and the emailed link sets the password once.
+#[test]
+fn operator_manages_roles_api_accounts_and_password_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let d = dir.path();
+    operator(d, &["tenant", "create", "Acme"]);
+    std::fs::write(d.join("pw"), "correct-horse-battery\n").unwrap();
+    for (email, role) in [("ann@acme.example", "admin"), ("bob@acme.example", "user")] {
+        let args = [
+            "user",
+            "add",
+            "--tenant",
+            "Acme",
+            "--email",
+            email,
+            "--password-file",
+            "pw",
+            "--role",
+            role,
+        ];
+        operator(d, &args);
+    }
+    let role = operator(
+        d,
+        &[
+            "role",
+            "set",
+            "--tenant",
+            "Acme",
+            "helpdesk",
+            "--permission",
+            "users.manage",
+        ],
+    );
+    assert_eq!(role["permissions"], serde_json::json!(["users.manage"]));
+    let roles = operator(d, &["role", "list", "--tenant", "Acme"]);
+    let names: Vec<&str> = roles["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "user", "helpdesk"]);
+    let bob = operator(
+        d,
+        &[
+            "user",
+            "update",
+            "--tenant",
+            "Acme",
+            "bob@acme.example",
+            "--role",
+            "helpdesk",
+        ],
+    );
+    assert_eq!(bob["roles"], serde_json::json!(["helpdesk"]));
+    // A role held by someone cannot be removed; the refusal says who holds it.
+    let out = padlock(
+        &[
+            "role",
+            "remove",
+            "--tenant",
+            "Acme",
+            "helpdesk",
+            "--credentials",
+            "data/operator.json",
+        ],
+        d,
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("bob@acme.example still holds role `helpdesk`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An API account asking for users.manage alone.
+    let acct = operator(
+        d,
+        &[
+            "api-account",
+            "add",
+            "--tenant",
+            "Acme",
+            "--name",
+            "sync",
+            "--scope",
+            "users.manage",
+        ],
+    );
+    let t = client_token(&server, &acct).unwrap();
+    let api = |method: reqwest::Method, path: &str, t: &str, body: serde_json::Value| {
+        http()
+            .request(method, format!("{}/api/v1{path}", server.url))
+            .bearer_auth(t)
+            .json(&body)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        api(
+            reqwest::Method::GET,
+            "/tenants/Acme/users",
+            &t,
+            serde_json::Value::Null
+        ),
+        200
+    );
+    assert_eq!(
+        api(
+            reqwest::Method::PUT,
+            "/tenants/Acme/two-factor",
+            &t,
+            serde_json::json!({"enabled": true})
+        ),
+        403
+    );
+    assert_eq!(
+        api(
+            reqwest::Method::PATCH,
+            "/tenants/Acme/users/bob@acme.example",
+            &t,
+            serde_json::json!({"roles": ["admin"]})
+        ),
+        403
+    );
+    let rotated = operator(
+        d,
+        &[
+            "api-account",
+            "rotate",
+            "--tenant",
+            "Acme",
+            acct["client_id"].as_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        client_token(&server, &acct),
+        Err(401),
+        "the old secret stops working"
+    );
+    assert!(client_token(&server, &rotated).is_ok());
+
+    // A set-password link, emailed and printed once, sets the password once.
+    let link = operator(
+        d,
+        &[
+            "user",
+            "set-password-link",
+            "--tenant",
+            "Acme",
+            "bob@acme.example",
+        ],
+    );
+    let url = link["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/account/set-password?token=", server.url)),
+        "{url}"
+    );
+    let page = http().get(url).send().unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().unwrap().contains("bob@acme.example"));
+    let token = url.split_once("token=").unwrap().1;
+    let set = |pw: &str| {
+        http()
+            .post(format!("{}/account/set-password", server.url))
+            .form(&[("token", token), ("password", pw), ("password_confirm", pw)])
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(set("a-new-long-password"), 200);
+    assert_eq!(set("another-long-password"), 403, "used once");
+    assert_eq!(http().get(url).send().unwrap().status(), 403);
+
+    // Bob becomes an API account (a secret, once), then a person again (the secret is revoked).
+    let flagged = operator(
+        d,
+        &[
+            "api-account",
+            "set",
+            "--tenant",
+            "Acme",
+            "bob@acme.example",
+            "--scope",
+            "openid",
+        ],
+    );
+    assert!(client_token(&server, &flagged).is_ok());
+    let cleared = operator(
+        d,
+        &[
+            "api-account",
+            "clear",
+            "--tenant",
+            "Acme",
+            "bob@acme.example",
+        ],
+    );
+    assert_eq!(cleared["api_account"], false);
+    assert_eq!(client_token(&server, &flagged), Err(401));
+    operator(
+        d,
+        &[
+            "user",
+            "update",
+            "--tenant",
+            "Acme",
+            "bob@acme.example",
+            "--no-roles",
+        ],
+    );
+    let removed = operator(d, &["role", "remove", "--tenant", "Acme", "helpdesk"]);
+    assert_eq!(removed["removed"], "helpdesk");
+    let audit = operator(d, &["audit", "list", "--tenant", "Acme"]);
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "role.set",
+        "user.roles",
+        "api_account.rotate",
+        "user.password_link",
+        "user.password.set",
+        "user.api_account.set",
+        "user.api_account.clear",
+        "role.delete",
+    ] {
+        assert!(actions.contains(&a), "{a} in {actions:?}");
+    }
+    assert!(server.stop().success());
+}

@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use super::{CodeTake, PendingSetup, Rotation, SealedAt, Store, StoreError};
+use super::{
+    AuditCursor, AuditQuery, CodeTake, PendingSetup, Rotation, SealedAt, Store, StoreError,
+};
 use crate::crypto::MasterKey;
 use crate::domain::{
     AuditEvent, AuthCodeGrant, AuthRequest, Client, ClientKind, DuoConfig, LoginFlow, LoginStep,
@@ -35,7 +37,8 @@ macro_rules! store_conformance {
             revocations_are_remembered, expired_records_are_purged,
             unix_names_are_unique_per_company, clients_are_listed_and_removed,
             pam_transactions_round_trip, user_swaps_lose_to_an_earlier_write,
-            password_links_are_taken_once,
+            password_links_are_taken_once, audit_pages_follow_the_index_and_filters,
+            users_are_paged_by_email_per_company,
             company_swaps_lose_to_an_earlier_write);
     };
     (@tests $make:expr; $($name:ident),*) => {
@@ -1267,4 +1270,213 @@ pub async fn password_links_are_taken_once(s: Arc<dyn Store>) {
     assert_eq!(takes.into_iter().flatten().next(), Some(password_link(900)));
     assert_eq!(s.get_password_link(&[7; 32]).await.unwrap(), None);
     assert_eq!(s.take_password_link(&[7; 32]).await.unwrap(), None);
+}
+
+/// Reads every page of `q` (its `before` ignored) and returns the events in page order.
+async fn all_pages(s: &Arc<dyn Store>, mut q: AuditQuery) -> (Vec<AuditEvent>, usize) {
+    let (mut out, mut pages) = (Vec::new(), 0);
+    q.before = None;
+    loop {
+        let page = s.audit_page(&q).await.unwrap();
+        pages += 1;
+        assert!(page.events.len() <= q.limit);
+        out.extend(page.events);
+        match page.next {
+            Some(next) => q.before = Some(next),
+            None => return (out, pages),
+        }
+    }
+}
+
+/// Audit pages come newest first from the company's (or a user's) index, continue exactly where
+/// the last ended, apply the user, action, outcome and time filters, and end early (with a
+/// cursor) after `scan_limit` examined events.
+pub async fn audit_pages_follow_the_index_and_filters(s: Arc<dyn Store>) {
+    let (a, b) = (TenantId::generate(), TenantId::generate());
+    let mut recorded = Vec::new();
+    for i in 0..40u64 {
+        let tenant = match i % 4 {
+            0 => None,
+            1 | 2 => Some(a.clone()),
+            _ => Some(b.clone()),
+        };
+        let who = ["ann", "bob", "cy"][usize::try_from(i % 3).unwrap()];
+        let e = AuditEvent {
+            // Several events share a second: the recording order breaks the tie.
+            at: 1000 + i / 3,
+            tenant,
+            actor: if i % 5 == 0 {
+                "operator".into()
+            } else {
+                who.into()
+            },
+            action: ["login.password", "login.factor", "user.update"]
+                [usize::try_from(i % 3).unwrap()]
+            .into(),
+            target: who.into(),
+            outcome: if i % 7 == 0 {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            },
+            source_ip: None,
+            pam: None,
+        };
+        s.append_audit(&e).await.unwrap();
+        recorded.push(e);
+    }
+    let newest_first = |keep: &dyn Fn(&AuditEvent) -> bool| -> Vec<AuditEvent> {
+        recorded.iter().rev().filter(|e| keep(e)).cloned().collect()
+    };
+    let queries: Vec<(AuditQuery, Box<dyn Fn(&AuditEvent) -> bool>)> = vec![
+        (
+            AuditQuery {
+                limit: 7,
+                ..AuditQuery::default()
+            },
+            Box::new(|_| true),
+        ),
+        (
+            AuditQuery {
+                tenant: Some(a.clone()),
+                limit: 3,
+                ..AuditQuery::default()
+            },
+            Box::new(|e| e.tenant.as_ref() == Some(&a)),
+        ),
+        (
+            AuditQuery {
+                tenant: Some(a.clone()),
+                user: Some("ann".into()),
+                limit: 2,
+                ..AuditQuery::default()
+            },
+            Box::new(|e| e.tenant.as_ref() == Some(&a) && (e.actor == "ann" || e.target == "ann")),
+        ),
+        (
+            AuditQuery {
+                user: Some("bob".into()),
+                limit: 4,
+                ..AuditQuery::default()
+            },
+            Box::new(|e| e.actor == "bob" || e.target == "bob"),
+        ),
+        (
+            AuditQuery {
+                tenant: Some(b.clone()),
+                action: Some("login.*".into()),
+                limit: 2,
+                ..AuditQuery::default()
+            },
+            Box::new(|e| e.tenant.as_ref() == Some(&b) && e.action.starts_with("login.")),
+        ),
+        (
+            AuditQuery {
+                action: Some("user.update".into()),
+                outcome: Some(Outcome::Failure),
+                limit: 5,
+                ..AuditQuery::default()
+            },
+            Box::new(|e| e.action == "user.update" && e.outcome == Outcome::Failure),
+        ),
+        (
+            AuditQuery {
+                tenant: Some(a.clone()),
+                since: Some(1005),
+                limit: 4,
+                ..AuditQuery::default()
+            },
+            Box::new(|e| e.tenant.as_ref() == Some(&a) && e.at >= 1005),
+        ),
+    ];
+    for (q, keep) in queries {
+        let want = newest_first(keep.as_ref());
+        assert!(!want.is_empty(), "{q:?} matches something");
+        assert_eq!(all_pages(&s, q.clone()).await.0, want, "{q:?}");
+        // A small scan limit ends pages early but loses nothing.
+        let slow = AuditQuery {
+            scan_limit: 2,
+            ..q.clone()
+        };
+        let (events, pages) = all_pages(&s, slow).await;
+        assert_eq!(events, want, "{q:?} with scan_limit 2");
+        assert!(pages >= want.len().div_ceil(2), "{q:?}: {pages} pages");
+    }
+    // Another company's events never show; a user with no events gives an empty last page.
+    let none = AuditQuery {
+        tenant: Some(TenantId::generate()),
+        ..AuditQuery::default()
+    };
+    let page = s.audit_page(&none).await.unwrap();
+    assert!(page.events.is_empty() && page.next.is_none());
+    // Cursors read back as written.
+    let c = AuditCursor {
+        at: 1_765_000_000,
+        seq: 42,
+    };
+    assert_eq!(c.to_string().parse::<AuditCursor>(), Ok(c));
+    assert!("12".parse::<AuditCursor>().is_err() && "a.b".parse::<AuditCursor>().is_err());
+}
+
+/// A company's users come in email order (case-insensitive), a page at a time after an email,
+/// and follow an email change; other companies' users never show.
+pub async fn users_are_paged_by_email_per_company(s: Arc<dyn Store>) {
+    let (t, other) = (tenant("Acme"), tenant("Other"));
+    s.create_tenant(&t).await.unwrap();
+    s.create_tenant(&other).await.unwrap();
+    for email in [
+        "dan@x.example",
+        "Ann@x.example",
+        "cy@x.example",
+        "bob@x.example",
+    ] {
+        s.create_user(&user(&t, email)).await.unwrap();
+    }
+    s.create_user(&user(&other, "aaron@y.example"))
+        .await
+        .unwrap();
+    let emails = |v: Vec<User>| v.into_iter().map(|u| u.email).collect::<Vec<_>>();
+    assert_eq!(
+        emails(s.list_users(&t.id).await.unwrap()),
+        [
+            "Ann@x.example",
+            "bob@x.example",
+            "cy@x.example",
+            "dan@x.example"
+        ]
+    );
+    assert_eq!(
+        emails(s.users_page(&t.id, None, 2).await.unwrap()),
+        ["Ann@x.example", "bob@x.example"]
+    );
+    assert_eq!(
+        emails(s.users_page(&t.id, Some("BOB@x.example"), 2).await.unwrap()),
+        ["cy@x.example", "dan@x.example"]
+    );
+    assert!(
+        s.users_page(&t.id, Some("dan@x.example"), 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // An email change moves the user in the order.
+    let cy = s.find_user_by_email("cy@x.example").await.unwrap().unwrap();
+    let zed = User {
+        email: "zed@x.example".into(),
+        ..cy.clone()
+    };
+    assert!(s.swap_user(&cy, &zed).await.unwrap());
+    assert_eq!(
+        emails(s.list_users(&t.id).await.unwrap()),
+        [
+            "Ann@x.example",
+            "bob@x.example",
+            "dan@x.example",
+            "zed@x.example"
+        ]
+    );
+    assert_eq!(
+        emails(s.list_users(&other.id).await.unwrap()),
+        ["aaron@y.example"]
+    );
 }

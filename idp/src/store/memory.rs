@@ -1,8 +1,8 @@
 //! In-memory store for tests: the same semantics as sled, nothing on disk.
 
 use super::{
-    CODE_TOMBSTONE_SECS, CodeTake, Digest, PendingSetup, Rotation, SealedAt, Store, StoreError,
-    StoreResult, audit_matches, last_n, unique_key,
+    AuditCursor, AuditPage, AuditQuery, CODE_TOMBSTONE_SECS, CodeTake, Digest, PendingSetup,
+    Rotation, SealedAt, Store, StoreError, StoreResult, unique_key,
 };
 use crate::crypto::Sealed;
 use crate::domain::{
@@ -340,15 +340,24 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>> {
+    async fn users_page(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<User>> {
+        let after = after.map(unique_key);
         let mut all: Vec<User> = self.with(|i| {
             i.users
                 .values()
-                .filter(|u| &u.tenant == tenant)
+                .filter(|u| {
+                    &u.tenant == tenant && after.as_ref().is_none_or(|a| unique_key(&u.email) > *a)
+                })
                 .cloned()
                 .collect()
         });
         all.sort_by_key(|u| unique_key(&u.email));
+        all.truncate(limit);
         Ok(all)
     }
 
@@ -682,20 +691,29 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn list_audit(
-        &self,
-        tenant: Option<&TenantId>,
-        since: Option<Timestamp>,
-        limit: usize,
-    ) -> StoreResult<Vec<AuditEvent>> {
-        let hits = self.with(|i| {
+    async fn audit_page(&self, q: &AuditQuery) -> StoreResult<AuditPage> {
+        // The recording order is the sequence number; the newest first by (time, sequence), as
+        // an index yields them.
+        let mut candidates: Vec<(AuditCursor, AuditEvent)> = self.with(|i| {
             i.audit
                 .iter()
-                .filter(|e| audit_matches(e, tenant, since))
-                .cloned()
+                .enumerate()
+                .map(|(seq, e)| {
+                    let cursor = AuditCursor {
+                        at: e.at,
+                        seq: seq as u64,
+                    };
+                    (cursor, e.clone())
+                })
+                .filter(|(c, e)| {
+                    q.in_scope(e)
+                        && q.since.is_none_or(|s| c.at >= s)
+                        && q.before.is_none_or(|b| *c < b)
+                })
                 .collect()
         });
-        Ok(last_n(hits, limit))
+        candidates.sort_by(|a, b| b.0.cmp(&a.0));
+        q.page(candidates.into_iter().map(Ok))
     }
 
     async fn flush(&self) -> StoreResult<()> {

@@ -18,9 +18,12 @@ use padlock_policy::rate::{RateAdmission, RateLimit};
 use padlock_policy::throttle::{Throttle, ThrottlePolicy};
 use serde::{Deserialize, Serialize};
 
+mod audit_query;
 pub mod conformance;
 pub mod memory;
 pub mod sled;
+
+pub use audit_query::{AUDIT_SCAN_LIMIT, AuditCursor, AuditPage, AuditQuery};
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -103,8 +106,18 @@ pub trait Store: Send + Sync + 'static {
     async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>>;
     /// A user by email (case-insensitive).
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
-    /// A company's users, by email.
-    async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>>;
+    /// A company's users, by email (case-insensitive): at most `limit`, those after the email
+    /// `after` when given.
+    async fn users_page(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<User>>;
+    /// All of a company's users, by email.
+    async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>> {
+        self.users_page(tenant, None, usize::MAX).await
+    }
     /// Replaces a user record (not its email); `NotFound` if absent.
     async fn update_user(&self, user: &User) -> StoreResult<()>;
     /// Replaces the user record `old` with `new` only if the stored record is still exactly `old`:
@@ -259,14 +272,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends to the audit log (there is no way to change or remove an event).
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
-    /// Audit events in order of recording, optionally for one company and from a time on,
-    /// the most recent `limit`.
+    /// A page of audit events, newest first, read from an index by company (and user) and
+    /// time, filtered as `query` says ([`AuditQuery::page`]).
+    async fn audit_page(&self, query: &AuditQuery) -> StoreResult<AuditPage>;
+    /// Audit events, optionally of one company and from a time on: the most recent `limit`,
+    /// oldest first (pages of [`Store::audit_page`]).
     async fn list_audit(
         &self,
         tenant: Option<&TenantId>,
         since: Option<Timestamp>,
         limit: usize,
-    ) -> StoreResult<Vec<AuditEvent>>;
+    ) -> StoreResult<Vec<AuditEvent>> {
+        let mut query = AuditQuery {
+            tenant: tenant.cloned(),
+            since,
+            limit: limit.min(10_000),
+            ..AuditQuery::default()
+        };
+        let mut events = Vec::new();
+        while events.len() < limit {
+            query.limit = query.limit.min(limit - events.len());
+            let page = self.audit_page(&query).await?;
+            events.extend(page.events);
+            match page.next {
+                Some(next) => query.before = Some(next),
+                None => break,
+            }
+        }
+        events.reverse();
+        Ok(events)
+    }
 
     /// Removes expired codes, tombstones, sessions, login flows, PAM transactions, refresh
     /// tokens, revocations, and
@@ -373,16 +408,4 @@ pub fn unix_name_key(tenant: &TenantId, name: &str) -> Vec<u8> {
 #[must_use]
 pub fn unique_key(name: &str) -> String {
     name.trim().to_lowercase()
-}
-
-/// Whether an audit event passes the `list_audit` filters.
-fn audit_matches(e: &AuditEvent, tenant: Option<&TenantId>, since: Option<Timestamp>) -> bool {
-    tenant.is_none_or(|t| e.tenant.as_ref() == Some(t)) && since.is_none_or(|s| e.at >= s)
-}
-
-/// Keeps the last `limit` of `events` (already in order).
-fn last_n<T>(mut events: Vec<T>, limit: usize) -> Vec<T> {
-    let skip = events.len().saturating_sub(limit);
-    events.drain(..skip);
-    events
 }

@@ -2,8 +2,8 @@
 //! trees updated in the same transaction as the record. sled types do not leave this file.
 
 use super::{
-    CODE_TOMBSTONE_SECS, CodeTake, Digest, Expiring, PendingSetup, Rotation, SealedAt, Store,
-    StoreError, StoreResult, audit_matches, last_n, unique_key, unix_name_key,
+    AuditCursor, AuditPage, AuditQuery, CODE_TOMBSTONE_SECS, CodeTake, Digest, Expiring,
+    PendingSetup, Rotation, SealedAt, Store, StoreError, StoreResult, unique_key, unix_name_key,
 };
 use crate::crypto::Sealed;
 use crate::domain::{
@@ -25,6 +25,65 @@ const KEY_CHECK: &[u8] = b"key_check";
 const SETUP_TOKEN: &[u8] = b"setup_token";
 /// Present once the Unix-name index was built from the users stored before it existed.
 const UNIX_NAMES_INDEXED: &[u8] = b"unix_names_indexed";
+/// Present once the per-company user index was built from the users stored before it existed.
+const TENANT_USERS_INDEXED: &[u8] = b"tenant_users_indexed";
+/// Present once the audit index was built from the events stored before it existed.
+const AUDIT_INDEXED: &[u8] = b"audit_indexed";
+
+/// The per-company user index key: the company, then the email's unique key (so a company's
+/// users are one ordered range).
+fn tenant_user_key(tenant: &TenantId, email: &str) -> Vec<u8> {
+    unix_name_key(tenant, &unique_key(email))
+}
+
+/// The start of an audit index range: `kind` (`a` every event, `t` a company's, `u` a user's
+/// within a company), then each part as a 2-byte big-endian length and its bytes.
+fn audit_scope(kind: u8, parts: &[&str]) -> Vec<u8> {
+    let mut key = vec![kind];
+    for p in parts {
+        let bytes = &p.as_bytes()[..p.len().min(usize::from(u16::MAX))];
+        key.extend_from_slice(&u16::try_from(bytes.len()).unwrap_or(u16::MAX).to_be_bytes());
+        key.extend_from_slice(bytes);
+    }
+    key
+}
+
+/// `scope` followed by the position (time, then sequence, big-endian: byte order is time order).
+fn audit_key(scope: &[u8], c: AuditCursor) -> Vec<u8> {
+    let mut key = scope.to_vec();
+    key.extend_from_slice(&c.at.to_be_bytes());
+    key.extend_from_slice(&c.seq.to_be_bytes());
+    key
+}
+
+/// The position at the end of an audit index key.
+fn audit_cursor(key: &[u8]) -> StoreResult<AuditCursor> {
+    let tail = key
+        .len()
+        .checked_sub(16)
+        .map(|i| &key[i..])
+        .ok_or_else(|| StoreError::Corrupt("audit index".into()))?;
+    let (at, seq) = tail.split_at(8);
+    let word = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+    Ok(AuditCursor {
+        at: word(at),
+        seq: word(seq),
+    })
+}
+
+/// Every index key of `e` recorded at `c`: among all events; and in its company's, its actor's
+/// and its target's ranges when it has a company.
+fn audit_index_keys(e: &AuditEvent, c: AuditCursor) -> Vec<Vec<u8>> {
+    let mut keys = vec![audit_key(&audit_scope(b'a', &[]), c)];
+    if let Some(t) = &e.tenant {
+        keys.push(audit_key(&audit_scope(b't', &[t.as_str()]), c));
+        keys.push(audit_key(&audit_scope(b'u', &[t.as_str(), &e.actor]), c));
+        if e.target != e.actor {
+            keys.push(audit_key(&audit_scope(b'u', &[t.as_str(), &e.target]), c));
+        }
+    }
+    keys
+}
 
 /// An authorization code, live or redeemed (a tombstone naming its grant).
 #[derive(Serialize, Deserialize)]
@@ -72,6 +131,8 @@ pub struct SledStore {
     /// [`unix_name_key`] → the ids of the users with that Unix name, comma-separated (one, except
     /// for duplicates stored before the index existed).
     user_unix_names: sled::Tree,
+    /// Company id, 0, email's unique key → user id: a company's users in email order.
+    tenant_users: sled::Tree,
     clients: sled::Tree,
     keys: sled::Tree,
     codes: sled::Tree,
@@ -86,6 +147,8 @@ pub struct SledStore {
     messages: sled::Tree,
     password_throttles: sled::Tree,
     audit: sled::Tree,
+    /// [`audit_index_keys`] → nothing: the events of a company, a user, or all, in time order.
+    audit_index: sled::Tree,
 }
 
 fn backend(e: sled::Error) -> StoreError {
@@ -201,9 +264,7 @@ fn insert_tenant(
 /// Inserts `user` (encoded as `value`) and its email and Unix-name index entries, refusing a
 /// taken id, email, or Unix name within the company.
 fn insert_user(
-    users: &TransactionalTree,
-    emails: &TransactionalTree,
-    unix_names: &TransactionalTree,
+    (users, emails, unix_names, tenant_users): UserTrees<'_>,
     user: &User,
     value: &[u8],
 ) -> TxResult<()> {
@@ -215,9 +276,18 @@ fn insert_user(
     }
     claim_unix_name(unix_names, user)?;
     emails.insert(email.as_bytes(), id)?;
+    tenant_users.insert(tenant_user_key(&user.tenant, &user.email), id)?;
     users.insert(id, value)?;
     Ok(())
 }
+
+/// The trees a user's record and indexes live in: users, emails, Unix names, per-company users.
+type UserTrees<'a> = (
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+);
 
 fn unix_name_taken(user: &User) -> ConflictableTransactionError<StoreError> {
     ConflictableTransactionError::Abort(StoreError::Conflict(format!(
@@ -285,49 +355,53 @@ impl SledStore {
     /// it is still `expected` when given: false when it is not (nothing written).
     async fn replace_user(&self, user: &User, expected: Option<&User>) -> StoreResult<bool> {
         let id = user.id.as_str();
-        tx(
-            (&self.users, &self.user_emails, &self.user_unix_names).transaction(
-                |(users, emails, unix_names)| {
-                    let Some(old) = users.get(id)? else {
-                        return Err(ConflictableTransactionError::Abort(StoreError::NotFound(
-                            format!("user {id}"),
-                        )));
-                    };
-                    let old: User =
-                        decode("user", &old).map_err(ConflictableTransactionError::Abort)?;
-                    if expected.is_some_and(|e| *e != old) {
-                        return Ok(false);
-                    }
-                    let new = match expected {
-                        // A swap may move the email, and its unique index with it.
-                        Some(_) => user.clone(),
-                        None => User {
-                            email: old.email.clone(),
-                            ..user.clone()
-                        },
-                    };
-                    let (old_key, new_key) = (unique_key(&old.email), unique_key(&new.email));
-                    if old_key != new_key {
-                        if emails.get(new_key.as_bytes())?.is_some() {
-                            return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
-                                format!("user {}", new.email),
-                            )));
-                        }
-                        emails.remove(old_key.as_bytes())?;
-                        emails.insert(new_key.as_bytes(), id)?;
-                    }
-                    if new.unix_name() != old.unix_name() {
-                        release_unix_name(unix_names, &old)?;
-                        claim_unix_name(unix_names, &new)?;
-                    }
-                    users.insert(
-                        id,
-                        encode(&new).map_err(ConflictableTransactionError::Abort)?,
-                    )?;
-                    Ok(true)
-                },
-            ),
+        tx((
+            &self.users,
+            &self.user_emails,
+            &self.user_unix_names,
+            &self.tenant_users,
         )
+            .transaction(|(users, emails, unix_names, by_tenant)| {
+                let Some(old) = users.get(id)? else {
+                    return Err(ConflictableTransactionError::Abort(StoreError::NotFound(
+                        format!("user {id}"),
+                    )));
+                };
+                let old: User =
+                    decode("user", &old).map_err(ConflictableTransactionError::Abort)?;
+                if expected.is_some_and(|e| *e != old) {
+                    return Ok(false);
+                }
+                let new = match expected {
+                    // A swap may move the email, and its unique index with it.
+                    Some(_) => user.clone(),
+                    None => User {
+                        email: old.email.clone(),
+                        ..user.clone()
+                    },
+                };
+                let (old_key, new_key) = (unique_key(&old.email), unique_key(&new.email));
+                if old_key != new_key {
+                    if emails.get(new_key.as_bytes())?.is_some() {
+                        return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
+                            format!("user {}", new.email),
+                        )));
+                    }
+                    emails.remove(old_key.as_bytes())?;
+                    emails.insert(new_key.as_bytes(), id)?;
+                    by_tenant.remove(tenant_user_key(&old.tenant, &old.email))?;
+                    by_tenant.insert(tenant_user_key(&new.tenant, &new.email), id)?;
+                }
+                if new.unix_name() != old.unix_name() {
+                    release_unix_name(unix_names, &old)?;
+                    claim_unix_name(unix_names, &new)?;
+                }
+                users.insert(
+                    id,
+                    encode(&new).map_err(ConflictableTransactionError::Abort)?,
+                )?;
+                Ok(true)
+            }))
     }
 
     /// Opens (or creates) the database in `dir`, with a page cache of `cache_bytes`.
@@ -345,6 +419,7 @@ impl SledStore {
             users: tree("users")?,
             user_emails: tree("user_emails")?,
             user_unix_names: tree("user_unix_names")?,
+            tenant_users: tree("tenant_users")?,
             clients: tree("clients")?,
             keys: tree("signing_keys")?,
             codes: tree("auth_codes")?,
@@ -359,9 +434,12 @@ impl SledStore {
             messages: tree("message_windows")?,
             password_throttles: tree("password_throttles")?,
             audit: tree("audit")?,
+            audit_index: tree("audit_index")?,
             db,
         };
         store.index_unix_names()?;
+        store.index_tenant_users()?;
+        store.index_audit()?;
         Ok(store)
     }
 
@@ -391,6 +469,50 @@ impl SledStore {
         self.meta
             .insert(UNIX_NAMES_INDEXED, &[1u8])
             .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Builds the per-company user index from the stored users, once.
+    fn index_tenant_users(&self) -> StoreResult<()> {
+        if self
+            .meta
+            .contains_key(TENANT_USERS_INDEXED)
+            .map_err(backend)?
+        {
+            return Ok(());
+        }
+        for user in decodable::<User>(&self.users, "user")? {
+            self.tenant_users
+                .insert(tenant_user_key(&user.tenant, &user.email), user.id.as_str())
+                .map_err(backend)?;
+        }
+        self.meta
+            .insert(TENANT_USERS_INDEXED, &[1u8])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Builds the audit index from the stored events, once (logging its progress: a large log
+    /// takes a while).
+    fn index_audit(&self) -> StoreResult<()> {
+        if self.meta.contains_key(AUDIT_INDEXED).map_err(backend)? {
+            return Ok(());
+        }
+        let total = self.audit.len();
+        for (n, entry) in self.audit.iter().enumerate() {
+            let (k, v) = entry.map_err(backend)?;
+            let seq = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]));
+            let Ok(e) = decode::<AuditEvent>("audit event", &v) else {
+                continue;
+            };
+            for key in audit_index_keys(&e, AuditCursor { at: e.at, seq }) {
+                self.audit_index.insert(key, &[]).map_err(backend)?;
+            }
+            if n > 0 && n % 100_000 == 0 {
+                tracing::info!(done = n, total, "indexing the audit log");
+            }
+        }
+        self.meta.insert(AUDIT_INDEXED, &[1u8]).map_err(backend)?;
         Ok(())
     }
 
@@ -563,9 +685,10 @@ impl Store for SledStore {
             &self.users,
             &self.user_emails,
             &self.user_unix_names,
+            &self.tenant_users,
         );
-        tx(
-            trees.transaction(|(meta, tenants, names, users, emails, unix_names)| {
+        tx(trees.transaction(
+            |(meta, tenants, names, users, emails, unix_names, by_tenant)| {
                 if let Some(digest) = setup {
                     let pending = meta
                         .get(SETUP_TOKEN)?
@@ -577,11 +700,11 @@ impl Store for SledStore {
                     }
                 }
                 insert_tenant(tenants, names, tenant, &tenant_value)?;
-                insert_user(users, emails, unix_names, admin, &admin_value)?;
+                insert_user((users, emails, unix_names, by_tenant), admin, &admin_value)?;
                 meta.remove(SETUP_TOKEN)?;
                 Ok(true)
-            }),
-        )
+            },
+        ))
     }
 
     async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
@@ -635,11 +758,15 @@ impl Store for SledStore {
 
     async fn create_user(&self, user: &User) -> StoreResult<()> {
         let value = encode(user)?;
-        tx(
-            (&self.users, &self.user_emails, &self.user_unix_names).transaction(
-                |(users, emails, unix_names)| insert_user(users, emails, unix_names, user, &value),
-            ),
+        tx((
+            &self.users,
+            &self.user_emails,
+            &self.user_unix_names,
+            &self.tenant_users,
         )
+            .transaction(|(users, emails, unix_names, by_tenant)| {
+                insert_user((users, emails, unix_names, by_tenant), user, &value)
+            }))
     }
 
     async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>> {
@@ -653,12 +780,31 @@ impl Store for SledStore {
         }
     }
 
-    async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>> {
-        let mut users: Vec<User> = all::<User>(&self.users, "user")?
-            .into_iter()
-            .filter(|u| &u.tenant == tenant)
-            .collect();
-        users.sort_by_key(|u| unique_key(&u.email));
+    async fn users_page(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<User>> {
+        use std::ops::Bound;
+        let prefix = unix_name_key(tenant, "");
+        let start = match after {
+            Some(a) => Bound::Excluded(tenant_user_key(tenant, a)),
+            None => Bound::Included(prefix.clone()),
+        };
+        let mut users = Vec::new();
+        for entry in self
+            .tenant_users
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+        {
+            let (k, id) = entry.map_err(backend)?;
+            if !k.starts_with(&prefix) || users.len() >= limit {
+                break;
+            }
+            if let Some(u) = get::<User>(&self.users, "user", &id)? {
+                users.push(u);
+            }
+        }
         Ok(users)
     }
 
@@ -1072,23 +1218,52 @@ impl Store for SledStore {
 
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
         let seq = self.db.generate_id().map_err(backend)?;
-        self.audit
-            .insert(seq.to_be_bytes(), encode(event)?)
-            .map_err(backend)?;
-        Ok(())
+        let value = encode(event)?;
+        let keys = audit_index_keys(event, AuditCursor { at: event.at, seq });
+        tx(
+            (&self.audit, &self.audit_index).transaction(|(audit, index)| {
+                audit.insert(&seq.to_be_bytes(), value.as_slice())?;
+                for k in &keys {
+                    index.insert(k.as_slice(), &[])?;
+                }
+                Ok(())
+            }),
+        )
     }
 
-    async fn list_audit(
-        &self,
-        tenant: Option<&TenantId>,
-        since: Option<Timestamp>,
-        limit: usize,
-    ) -> StoreResult<Vec<AuditEvent>> {
-        let hits = all::<AuditEvent>(&self.audit, "audit event")?
-            .into_iter()
-            .filter(|e| audit_matches(e, tenant, since))
-            .collect();
-        Ok(last_n(hits, limit))
+    async fn audit_page(&self, q: &AuditQuery) -> StoreResult<AuditPage> {
+        use std::ops::Bound;
+        let scope = match (&q.tenant, q.user.as_deref()) {
+            (Some(t), Some(u)) => audit_scope(b'u', &[t.as_str(), u]),
+            (Some(t), None) => audit_scope(b't', &[t.as_str()]),
+            (None, _) => audit_scope(b'a', &[]),
+        };
+        let from = AuditCursor {
+            at: q.since.unwrap_or(0),
+            seq: 0,
+        };
+        let to = match q.before {
+            Some(b) => Bound::Excluded(audit_key(&scope, b)),
+            None => Bound::Included(audit_key(
+                &scope,
+                AuditCursor {
+                    at: u64::MAX,
+                    seq: u64::MAX,
+                },
+            )),
+        };
+        let candidates = self
+            .audit_index
+            .range::<Vec<u8>, _>((Bound::Included(audit_key(&scope, from)), to))
+            .rev()
+            .map(|entry| {
+                let (k, _) = entry.map_err(backend)?;
+                let c = audit_cursor(&k)?;
+                let e = get::<AuditEvent>(&self.audit, "audit event", &c.seq.to_be_bytes())?
+                    .ok_or_else(|| StoreError::Corrupt("audit index".into()))?;
+                Ok((c, e))
+            });
+        q.page(candidates)
     }
 
     async fn flush(&self) -> StoreResult<()> {
@@ -1107,6 +1282,54 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         (SledStore::open(dir.path(), 8 << 20).unwrap(), dir)
     });
+
+    #[tokio::test]
+    async fn users_and_audit_events_stored_before_their_indexes_are_indexed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tenant("Acme");
+        let event = |i: u64| AuditEvent {
+            at: 100 + i,
+            tenant: Some(t.id.clone()),
+            actor: "ann".into(),
+            action: "login.password".into(),
+            target: "ann@acme.example".into(),
+            outcome: crate::domain::Outcome::Success,
+            source_ip: None,
+            pam: None,
+        };
+        {
+            let store = SledStore::open(dir.path(), 8 << 20).unwrap();
+            store.create_tenant(&t).await.unwrap();
+            for email in ["bob@acme.example", "ann@acme.example"] {
+                store.create_user(&user(&t, email)).await.unwrap();
+            }
+            for i in 0..5 {
+                store.append_audit(&event(i)).await.unwrap();
+            }
+            // As an older Padlock left them: events and users, no indexes.
+            store.tenant_users.clear().unwrap();
+            store.audit_index.clear().unwrap();
+            store.meta.remove(TENANT_USERS_INDEXED).unwrap();
+            store.meta.remove(AUDIT_INDEXED).unwrap();
+            store.flush().await.unwrap();
+        }
+        let store = SledStore::open(dir.path(), 8 << 20).unwrap();
+        let emails: Vec<String> = store
+            .list_users(&t.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.email)
+            .collect();
+        assert_eq!(emails, ["ann@acme.example", "bob@acme.example"]);
+        let q = AuditQuery {
+            tenant: Some(t.id.clone()),
+            user: Some("ann".into()),
+            ..AuditQuery::default()
+        };
+        let page = store.audit_page(&q).await.unwrap();
+        assert_eq!(page.events, (0..5).rev().map(event).collect::<Vec<_>>());
+    }
 
     #[tokio::test]
     async fn unix_names_stored_before_the_index_are_indexed_and_duplicates_reported() {

@@ -158,11 +158,17 @@ enum UserCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// List a company's users.
+    /// List a company's users, by email, a page at a time (`--json` adds `next` for `--after`).
     List {
         /// Company id or name.
         #[arg(long)]
         tenant: String,
+        /// Users after this email.
+        #[arg(long)]
+        after: Option<String>,
+        /// Users per page (1 to 1000, the default).
+        #[arg(long)]
+        limit: Option<usize>,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -417,7 +423,8 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Show audit events, oldest first.
+    /// Show a page of audit events, newest first (`--json` adds `next`, the cursor of the next
+    /// page, for `--before`).
     List {
         /// Only this company (id or name).
         #[arg(long)]
@@ -425,6 +432,14 @@ enum AuditCommand {
         /// From this time on: Unix seconds or RFC 3339 (2026-11-28T09:00:00Z).
         #[arg(long)]
         since: Option<String>,
+        #[command(flatten)]
+        filter: AuditFilter,
+        /// Events older than this cursor (a previous page's `next`).
+        #[arg(long)]
+        before: Option<String>,
+        /// Events per page (1 to 1000; default 100).
+        #[arg(long)]
+        limit: Option<usize>,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -437,12 +452,42 @@ enum AuditCommand {
         /// From this time on: Unix seconds or RFC 3339 (2026-11-28T09:00:00Z).
         #[arg(long)]
         since: Option<String>,
+        #[command(flatten)]
+        filter: AuditFilter,
         /// csv or jsonl.
         #[arg(long, default_value = "csv", value_parser = ["csv", "jsonl"])]
         format: String,
         #[command(flatten)]
         remote: RemoteArgs,
     },
+}
+
+/// Which audit events to show.
+#[derive(clap::Args)]
+struct AuditFilter {
+    /// Only events whose actor or target is this (user id, email, client id).
+    #[arg(long)]
+    user: Option<String>,
+    /// Only this action, or those starting with the text before a final `*` (`login.*`).
+    #[arg(long)]
+    action: Option<String>,
+    /// Only this outcome.
+    #[arg(long, value_parser = ["success", "failure"])]
+    outcome: Option<String>,
+}
+
+impl AuditFilter {
+    /// The filter as query parameters.
+    fn query(self) -> Vec<(&'static str, String)> {
+        [
+            ("user", self.user),
+            ("action", self.action),
+            ("outcome", self.outcome),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+    }
 }
 
 #[derive(clap::Args)]
@@ -542,6 +587,9 @@ struct Call {
     body: serde_json::Value,
     /// Key under which a list answer is wrapped for `--json` (one object per command).
     list_key: Option<&'static str>,
+    /// For a paged list: the query parameter that asks for the next page (`before`, `after`);
+    /// its value is shown as `next`.
+    cursor: Option<&'static str>,
     show: fn(&serde_json::Value) -> String,
 }
 
@@ -569,6 +617,7 @@ fn call(
         query: Vec::new(),
         body,
         list_key: None,
+        cursor: None,
         show,
     })
 }
@@ -861,8 +910,19 @@ impl From<UserCommand> for Result<Call, String> {
                     None => call(remote, Method::Delete, path, serde_json::Value::Null, done),
                 }
             }
-            UserCommand::List { tenant, remote } => Ok(Call {
+            UserCommand::List {
+                tenant,
+                after,
+                limit,
+                remote,
+            } => Ok(Call {
+                query: after
+                    .map(|a| ("after", a))
+                    .into_iter()
+                    .chain(limit.map(|l| ("limit", l.to_string())))
+                    .collect(),
                 list_key: Some("users"),
+                cursor: Some("after"),
                 ..call(
                     remote,
                     Method::Get,
@@ -1097,14 +1157,16 @@ impl From<KeysCommand> for Result<Call, String> {
 
 impl From<AuditCommand> for Result<Call, String> {
     fn from(c: AuditCommand) -> Self {
-        let (tenant, since, remote) = match c {
+        let (tenant, since, filter, before, limit, remote) = match c {
             AuditCommand::Export {
                 tenant,
                 since,
+                filter,
                 format,
                 remote,
             } => {
                 let mut query = vec![("format", format)];
+                query.extend(filter.query());
                 query.extend(tenant.map(|t| ("tenant", t)));
                 if let Some(s) = since {
                     query.push(("since", parse_since(&s)?.to_string()));
@@ -1123,10 +1185,15 @@ impl From<AuditCommand> for Result<Call, String> {
             AuditCommand::List {
                 tenant,
                 since,
+                filter,
+                before,
+                limit,
                 remote,
-            } => (tenant, since, remote),
+            } => (tenant, since, filter, before, limit, remote),
         };
-        let mut query = Vec::new();
+        let mut query = filter.query();
+        query.extend(before.map(|b| ("before", b)));
+        query.extend(limit.map(|l| ("limit", l.to_string())));
         if let Some(t) = tenant {
             query.push(("tenant", t));
         }
@@ -1136,6 +1203,7 @@ impl From<AuditCommand> for Result<Call, String> {
         Ok(Call {
             query,
             list_key: Some("events"),
+            cursor: Some("before"),
             ..call(
                 remote,
                 Method::Get,
@@ -1196,14 +1264,24 @@ fn manage(call: Result<Call, String>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut next = None;
     let result = runtime.block_on(async {
         let remote = Remote::connect(&call.remote.credentials, call.remote.url.as_deref()).await?;
         match call.method {
-            Method::Get => {
-                remote
-                    .get::<serde_json::Value>(&call.path, &call.query)
-                    .await
-            }
+            Method::Get => match call.cursor {
+                Some(cursor) => {
+                    let (value, n) = remote
+                        .get_page::<serde_json::Value>(&call.path, &call.query, cursor)
+                        .await?;
+                    next = n;
+                    Ok(value)
+                }
+                None => {
+                    remote
+                        .get::<serde_json::Value>(&call.path, &call.query)
+                        .await
+                }
+            },
             Method::GetText => remote
                 .get_text(&call.path, &call.query)
                 .await
@@ -1233,13 +1311,19 @@ fn manage(call: Result<Call, String>) -> ExitCode {
         }
         Ok(value) => {
             if call.remote.json {
-                let value = match call.list_key {
+                let mut value = match call.list_key {
                     Some(k) => serde_json::json!({ k: value }),
                     None => value,
                 };
+                if let Some(n) = &next {
+                    value["next"] = serde_json::json!(n);
+                }
                 println!("{value}");
             } else {
                 println!("{}", (call.show)(&value));
+                if let (Some(n), Some(cursor)) = (&next, call.cursor) {
+                    println!("(more: add --{cursor} {n})");
+                }
             }
             ExitCode::SUCCESS
         }

@@ -281,6 +281,17 @@ pub enum Outcome {
     Failure,
 }
 
+impl Outcome {
+    /// `success` or `failure`, as it is serialized.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
 /// One line of the append-only audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {

@@ -97,6 +97,35 @@ impl Remote {
         self.send(self.http.get(self.url(path)).query(query)).await
     }
 
+    /// `GET /api/v1{path}` of a paged list: the answer, and the value of the query parameter
+    /// `cursor` in its `Link: <…>; rel="next"` header (RFC 8288), if there is a next page.
+    pub async fn get_page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        cursor: &str,
+    ) -> Result<(T, Option<String>), RemoteError> {
+        let resp = self
+            .answer(self.http.get(self.url(path)).query(query))
+            .await?;
+        let next = resp
+            .headers()
+            .get(reqwest::header::LINK)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| l.strip_prefix('<')?.split_once(">; rel=\"next\""))
+            .and_then(|(target, _)| {
+                let (_, q) = target.split_once('?')?;
+                url::form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == cursor)
+                    .map(|(_, v)| v.into_owned())
+            });
+        let value = resp
+            .json()
+            .await
+            .map_err(|e| err(format!("unexpected answer: {e}")))?;
+        Ok((value, next))
+    }
+
     /// `GET /api/v1{path}` of a text answer (an export), as text.
     ///
     /// # Errors

@@ -565,6 +565,57 @@ fn operator_manages_roles_api_accounts_and_password_links() {
     );
     let removed = operator(d, &["role", "remove", "--tenant", "Acme", "helpdesk"]);
     assert_eq!(removed["removed"], "helpdesk");
+    // Pages: users by email, audit events newest first with filters; `next` continues.
+    let first = operator(d, &["user", "list", "--tenant", "Acme", "--limit", "1"]);
+    assert_eq!(first["users"][0]["email"], "ann@acme.example");
+    let next = first["next"].as_str().unwrap();
+    let second = operator(
+        d,
+        &[
+            "user", "list", "--tenant", "Acme", "--limit", "1", "--after", next,
+        ],
+    );
+    assert_eq!(second["users"][0]["email"], "bob@acme.example");
+    let roles = operator(
+        d,
+        &[
+            "audit", "list", "--tenant", "Acme", "--action", "role.*", "--limit", "1",
+        ],
+    );
+    assert_eq!(roles["events"][0]["action"], "role.delete", "newest first");
+    let older = operator(
+        d,
+        &[
+            "audit",
+            "list",
+            "--tenant",
+            "Acme",
+            "--action",
+            "role.*",
+            "--limit",
+            "1",
+            "--before",
+            roles["next"].as_str().unwrap(),
+        ],
+    );
+    assert_eq!(older["events"][0]["action"], "role.set");
+    let failures = operator(
+        d,
+        &[
+            "audit",
+            "list",
+            "--tenant",
+            "Acme",
+            "--user",
+            "bob@acme.example",
+            "--outcome",
+            "failure",
+        ],
+    );
+    assert!(
+        failures["events"].as_array().unwrap().is_empty(),
+        "{failures}"
+    );
     let audit = operator(d, &["audit", "list", "--tenant", "Acme"]);
     let actions: Vec<&str> = audit["events"]
         .as_array()

@@ -1,8 +1,10 @@
-//! The audit log, read-only: a page of events as JSON, or an export as CSV or JSON Lines.
+//! The audit log, read-only: a page of events as JSON (newest first, from the store's index by
+//! company, user and time), or an export as CSV or JSON Lines.
 
 use super::{ApiError, Principal};
 use crate::domain::AuditEvent;
 use crate::state::AppState;
+use crate::store::AuditCursor;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::header;
@@ -13,10 +15,23 @@ use serde::Deserialize;
 /// Most events one call returns.
 const MAX_LIMIT: usize = 1000;
 
+/// `GET /api/v1/audit` query.
 #[derive(Deserialize)]
-pub(super) struct AuditQuery {
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditParams {
+    /// The company (id or name); absent: every company (the operator only).
     tenant: Option<String>,
+    /// Events at or after this time, Unix seconds.
     since: Option<u64>,
+    /// Events older than this cursor (the `next` of the previous page's `Link` header).
+    before: Option<String>,
+    /// Events whose actor or target is exactly this (user id, email, client id).
+    user: Option<String>,
+    /// One action (`user.update`), or every action starting with the text before a final `*`.
+    action: Option<String>,
+    /// `success` or `failure`.
+    outcome: Option<crate::domain::Outcome>,
+    /// Events per page, 1 to 1000 (default 100).
     limit: Option<usize>,
 }
 
@@ -37,34 +52,77 @@ async fn scope(
     }
 }
 
+/// `GET /api/v1/audit?tenant=&since=&before=&user=&action=&outcome=&limit=` (`audit.read` for a
+/// company; every company needs the operator) → a JSON array of events, newest first. When older
+/// events may match, a `Link: <…&before=<cursor>>; rel="next"` header (RFC 8288) gives the next
+/// page; a page can hold fewer than `limit` events and still have a next one (a rare filter
+/// stops after [`crate::store::AUDIT_SCAN_LIMIT`] examined events). Errors: 401/403, 404
+/// (company), 400 (a malformed parameter or cursor).
 pub(super) async fn list(
     State(state): State<AppState>,
     p: Principal,
-    Query(q): Query<AuditQuery>,
-) -> Result<Json<Vec<AuditEvent>>, ApiError> {
+    Query(q): Query<AuditParams>,
+) -> Result<Response, ApiError> {
     let tenant = scope(&state, &p, q.tenant.as_deref()).await?;
-    let limit = q.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
-    Ok(Json(
-        state
-            .store
-            .list_audit(tenant.as_ref(), q.since, limit)
-            .await?,
-    ))
+    let before = q
+        .before
+        .as_deref()
+        .map(str::parse::<AuditCursor>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("before: {e}")))?;
+    let query = crate::store::AuditQuery {
+        tenant,
+        since: q.since,
+        before,
+        user: q.user.clone(),
+        action: q.action.clone(),
+        outcome: q.outcome,
+        limit: q.limit.unwrap_or(100).clamp(1, MAX_LIMIT),
+        ..crate::store::AuditQuery::default()
+    };
+    let page = state.store.audit_page(&query).await?;
+    let mut resp = Json(page.events).into_response();
+    if let Some(next) = page.next {
+        let mut link = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("tenant", q.tenant),
+            ("since", q.since.map(|s| s.to_string())),
+            ("user", q.user),
+            ("action", q.action),
+            ("outcome", q.outcome.map(|o| o.as_str().to_owned())),
+            ("limit", Some(query.limit.to_string())),
+            ("before", Some(next.to_string())),
+        ] {
+            if let Some(v) = v {
+                link.append_pair(k, &v);
+            }
+        }
+        let value = format!("</api/v1/audit?{}>; rel=\"next\"", link.finish());
+        if let Ok(v) = header::HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(resp)
 }
 
 /// Most events one export holds.
 const MAX_EXPORT: usize = 100_000;
 
+/// `GET /api/v1/audit/export` query: the filters of `/audit`, and the format.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ExportQuery {
     tenant: Option<String>,
     since: Option<u64>,
+    user: Option<String>,
+    action: Option<String>,
+    outcome: Option<crate::domain::Outcome>,
     /// `csv` (default) or `jsonl`.
     format: Option<String>,
 }
 
-/// `GET /api/v1/audit/export?tenant=&since=&format=csv|jsonl`: the company's events from `since`
-/// (Unix seconds) on, oldest first — the newest 100,000 of them when there are more — as a CSV
+/// `GET /api/v1/audit/export?tenant=&since=&user=&action=&outcome=&format=csv|jsonl`: the
+/// company's events from `since` (Unix seconds) on that pass the filters of `/audit`, oldest first — the newest 100,000 of them when there are more — as a CSV
 /// file (a header row, every cell quoted; cells that a spreadsheet would read as a formula are
 /// prefixed with `'`, see [`neutralised`]) or as JSON Lines (one event per line, as `/audit`
 /// gives it).
@@ -79,10 +137,15 @@ pub(super) async fn export(
         return Err(ApiError::bad_request("format: csv or jsonl"));
     }
     let tenant = scope(&state, &p, q.tenant.as_deref()).await?;
-    let events = state
-        .store
-        .list_audit(tenant.as_ref(), q.since, MAX_EXPORT)
-        .await?;
+    let query = crate::store::AuditQuery {
+        tenant,
+        since: q.since,
+        user: q.user,
+        action: q.action,
+        outcome: q.outcome,
+        ..crate::store::AuditQuery::default()
+    };
+    let events = crate::store::audit_events(state.store.as_ref(), query, MAX_EXPORT).await?;
     let (body, content_type, name) = if format == "csv" {
         (csv(&events)?, "text/csv; charset=utf-8", "audit.csv")
     } else {
@@ -137,10 +200,7 @@ fn csv(events: &[AuditEvent]) -> Result<String, ApiError> {
             })
             .unwrap_or_default();
         let pam = e.pam.as_ref();
-        let outcome = serde_json::to_value(e.outcome)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let outcome = e.outcome.as_str().to_owned();
         let cells = [
             at,
             e.tenant

@@ -914,3 +914,90 @@ async fn an_administrator_enrols_a_users_app_with_one_valid_code() {
             .any(|e| e.action == "user.totp.enrol" && e.outcome == crate::domain::Outcome::Failure)
     );
 }
+
+/// The `rel="next"` target of a `Link` header, if any.
+fn next_link(r: &crate::testing::Reply) -> Option<String> {
+    let link = r.headers.get(axum::http::header::LINK)?.to_str().ok()?;
+    let target = link.strip_prefix('<')?.split_once(">; rel=\"next\"")?.0;
+    Some(target.to_owned())
+}
+
+#[tokio::test]
+async fn users_and_audit_events_are_paged_with_link_headers() {
+    let (state, _, t) = company().await;
+    for i in 0..5 {
+        let body =
+            json!({"email": format!("u{i}@acme.example"), "password": "correct-horse-battery"});
+        assert_eq!(
+            status(&state, "POST", "/api/v1/tenants/Acme/users", &t, body).await,
+            StatusCode::CREATED
+        );
+    }
+    // Seven users (Ann, Bob, u0..u4) in pages of three, in email order.
+    let mut url = "/api/v1/tenants/Acme/users?limit=3".to_owned();
+    let mut emails = Vec::new();
+    let mut pages = 0;
+    loop {
+        let r = call(&state, json_request("GET", &url, &t, &Value::Null)).await;
+        assert_eq!(r.status, StatusCode::OK, "{url}: {}", r.body);
+        pages += 1;
+        emails.extend(
+            r.json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["email"].as_str().unwrap().to_owned()),
+        );
+        match next_link(&r) {
+            Some(next) => url = next,
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut sorted = emails.clone();
+    sorted.sort();
+    assert_eq!(emails, sorted);
+    assert_eq!(emails.len(), 7);
+    // The audit, filtered by action, newest first, two per page; every user.create is there once.
+    let mut url = "/api/v1/audit?tenant=Acme&action=user.*&outcome=success&limit=2".to_owned();
+    let mut targets = Vec::new();
+    loop {
+        let r = call(&state, json_request("GET", &url, &t, &Value::Null)).await;
+        assert_eq!(r.status, StatusCode::OK, "{url}: {}", r.body);
+        for e in r.json().as_array().unwrap() {
+            assert!(e["action"].as_str().unwrap().starts_with("user."));
+            targets.push(e["target"].as_str().unwrap().to_owned());
+        }
+        match next_link(&r) {
+            Some(next) => url = next,
+            None => break,
+        }
+    }
+    assert_eq!(targets.len(), 7, "{targets:?}");
+    assert_eq!(targets[0], "u4@acme.example", "newest first");
+    // One user's events only.
+    let r = call(
+        &state,
+        json_request(
+            "GET",
+            "/api/v1/audit?tenant=Acme&user=u2@acme.example",
+            &t,
+            &Value::Null,
+        ),
+    )
+    .await;
+    let events = r.json();
+    assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
+    // Malformed parameters are refused.
+    for bad in [
+        "/api/v1/audit?tenant=Acme&before=yesterday",
+        "/api/v1/audit?tenant=Acme&outcome=maybe",
+        "/api/v1/audit?tenant=Acme&colour=red",
+    ] {
+        assert_eq!(
+            status(&state, "GET", bad, &t, Value::Null).await,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+}

@@ -7,8 +7,9 @@ use crate::factor::totp_enrolment;
 use crate::secret::{Password, UserId};
 use crate::state::{AppState, Audit};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use padlock_policy::Method;
 use padlock_policy::mobile::E164;
 use padlock_policy::permission::{Permission, builtin_role, held};
@@ -146,11 +147,16 @@ pub(super) async fn create(
     ))
 }
 
+/// `GET /api/v1/tenants/{tenant}/users?after=&limit=` (`users.manage` or `company.manage`) → a
+/// JSON array of users in email order (case-insensitive), read from the company's index; when the
+/// page is full a `Link: <…?after=<email>&limit=>; rel="next"` header (RFC 8288) gives the next.
+/// Errors: 401/403, 404 (company), 400 (a malformed parameter).
 pub(super) async fn list(
     State(state): State<AppState>,
     p: Principal,
     Path(tenant): Path<String>,
-) -> Result<Json<Vec<UserView>>, ApiError> {
+    Query(q): Query<UsersPage>,
+) -> Result<Response, ApiError> {
     let tenant = p
         .company(
             &state,
@@ -158,15 +164,42 @@ pub(super) async fn list(
             &[Permission::UsersManage, Permission::CompanyManage],
         )
         .await?;
-    Ok(Json(
-        state
-            .store
-            .list_users(&tenant.id)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    let limit = q.limit.unwrap_or(MAX_USERS_PAGE).clamp(1, MAX_USERS_PAGE);
+    let users = state
+        .store
+        .users_page(&tenant.id, q.after.as_deref(), limit)
+        .await?;
+    let next = (users.len() == limit)
+        .then(|| users.last().map(|u| u.email.clone()))
+        .flatten();
+    let mut resp = Json(users.into_iter().map(UserView::from).collect::<Vec<_>>()).into_response();
+    if let Some(after) = next {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("after", &after)
+            .append_pair("limit", &limit.to_string())
+            .finish();
+        let value = format!(
+            "</api/v1/tenants/{}/users?{query}>; rel=\"next\"",
+            tenant.id
+        );
+        if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(axum::http::header::LINK, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// Most users one page holds (and the default).
+const MAX_USERS_PAGE: usize = 1000;
+
+/// `GET /api/v1/tenants/{tenant}/users` query.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UsersPage {
+    /// Users after this email (case-insensitive), as the previous page's `Link` gave it.
+    after: Option<String>,
+    /// Users per page, 1 to 1000 (default 1000).
+    limit: Option<usize>,
 }
 
 /// `PATCH /api/v1/tenants/{tenant}/users/{user}` body: the fields to change, absent ones kept.

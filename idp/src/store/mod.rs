@@ -283,24 +283,12 @@ pub trait Store: Send + Sync + 'static {
         since: Option<Timestamp>,
         limit: usize,
     ) -> StoreResult<Vec<AuditEvent>> {
-        let mut query = AuditQuery {
+        let query = AuditQuery {
             tenant: tenant.cloned(),
             since,
-            limit: limit.min(10_000),
             ..AuditQuery::default()
         };
-        let mut events = Vec::new();
-        while events.len() < limit {
-            query.limit = query.limit.min(limit - events.len());
-            let page = self.audit_page(&query).await?;
-            events.extend(page.events);
-            match page.next {
-                Some(next) => query.before = Some(next),
-                None => break,
-            }
-        }
-        events.reverse();
-        Ok(events)
+        audit_events(self, query, limit).await
     }
 
     /// Removes expired codes, tombstones, sessions, login flows, PAM transactions, refresh
@@ -394,6 +382,31 @@ pub(crate) struct Expiring<T> {
 
 /// How long a redeemed code's tombstone outlives the code, to catch a late replay.
 pub const CODE_TOMBSTONE_SECS: Timestamp = 600;
+
+/// The newest `max` events matching `query` (its `before` and `limit` are set here), oldest
+/// first, read page by page through [`Store::audit_page`].
+///
+/// # Errors
+/// Storage failures.
+pub async fn audit_events<S: Store + ?Sized>(
+    store: &S,
+    mut query: AuditQuery,
+    max: usize,
+) -> StoreResult<Vec<AuditEvent>> {
+    query.before = None;
+    let mut events = Vec::new();
+    while events.len() < max {
+        query.limit = (max - events.len()).min(10_000);
+        let page = store.audit_page(&query).await?;
+        events.extend(page.events);
+        match page.next {
+            Some(next) => query.before = Some(next),
+            None => break,
+        }
+    }
+    events.reverse();
+    Ok(events)
+}
 
 /// The index key of a Unix name within a company: Unix names are compared exactly.
 #[must_use]

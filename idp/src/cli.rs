@@ -71,6 +71,24 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// With the server stopped: set a new password for a company administrator (a person holding
+    /// company.manage) whose password is lost. Their sessions end; their second factor stays.
+    RecoverAdmin(RecoverArgs),
+}
+
+#[derive(clap::Args)]
+struct RecoverArgs {
+    #[command(flatten)]
+    file: ConfigFileArg,
+    /// Data directory (default: the configuration's).
+    #[arg(long, env = "PADLOCK_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The administrator's email.
+    #[arg(long)]
+    email: String,
+    /// File holding the new password (default: generate one and print it once).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
 }
 
 /// How management commands reach the server.
@@ -575,6 +593,7 @@ pub fn main() -> ExitCode {
         Command::PamHost { command } => manage(command.into()),
         Command::Keys { command } => manage(command.into()),
         Command::Audit { command } => manage(command.into()),
+        Command::RecoverAdmin(args) => recover_admin(args),
     }
 }
 
@@ -1325,6 +1344,58 @@ fn manage(call: Result<Call, String>) -> ExitCode {
                     println!("(more: add --{cursor} {n})");
                 }
             }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("padlock: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn recover_admin(args: RecoverArgs) -> ExitCode {
+    let run = || -> Result<String, String> {
+        let (config, _) = load(&args.file)?;
+        let data_dir = args.data_dir.unwrap_or(config.data_dir);
+        let password = args
+            .password_file
+            .map(|f| {
+                std::fs::read_to_string(&f)
+                    .map(|p| {
+                        crate::secret::Password::new(p.trim_end_matches(['\n', '\r']).to_owned())
+                    })
+                    .map_err(|e| format!("cannot read {}: {e}", f.display()))
+            })
+            .transpose()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        let done = runtime
+            .block_on(crate::recover::recover_admin(
+                &data_dir,
+                &args.email,
+                password,
+                now,
+            ))
+            .map_err(|e| e.to_string())?;
+        Ok(match done.generated {
+            Some(p) => format!(
+                "new password of {} ({}): {p}\n(shown this once; their sessions ended, their second factor is unchanged)",
+                done.email, done.company
+            ),
+            None => format!(
+                "password of {} ({}) set; their sessions ended, their second factor is unchanged",
+                done.email, done.company
+            ),
+        })
+    };
+    match run() {
+        Ok(out) => {
+            println!("{out}");
             ExitCode::SUCCESS
         }
         Err(e) => {

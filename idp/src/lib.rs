@@ -43,6 +43,7 @@ pub mod oauth;
 pub mod pam_api;
 pub mod password;
 pub mod password_link;
+pub mod recover;
 pub mod remote;
 pub mod secret;
 pub mod server;

@@ -637,3 +637,138 @@ fn operator_manages_roles_api_accounts_and_password_links() {
     }
     assert!(server.stop().success());
 }
+
+/// Signs in at Padlock's own sign-in (the padlock page sends the browser there) with `email` and
+/// `password`; true when the password is accepted (the company has no second factor here).
+fn own_sign_in(base: &str, email: &str, password: &str) -> bool {
+    let r = http()
+        .get(format!("{base}/account/security"))
+        .send()
+        .unwrap();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let flow = location.split("flow=").nth(1).unwrap().to_owned();
+    let r = http()
+        .post(format!("{base}/login"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("flow", flow.as_str()),
+            ("email", email),
+            ("password", password),
+        ])
+        .send()
+        .unwrap();
+    r.headers()
+        .get("location")
+        .is_some_and(|l| l.to_str().unwrap() == "/account/security")
+}
+
+/// `padlock recover-admin` refuses while the server holds the data directory and for anyone but
+/// an enabled administrator; with the server stopped it sets a generated password (printed once)
+/// that signs in, and the old one no longer does.
+#[test]
+fn recover_admin_sets_an_administrators_password_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(d, &[]);
+    operator(d, &["tenant", "create", "Acme"]);
+    std::fs::write(d.join("pw"), "correct-horse-battery\n").unwrap();
+    for (email, role) in [("ann@acme.example", "admin"), ("bob@acme.example", "user")] {
+        let args = [
+            "user",
+            "add",
+            "--tenant",
+            "Acme",
+            "--email",
+            email,
+            "--password-file",
+            "pw",
+            "--role",
+            role,
+        ];
+        operator(d, &args);
+    }
+    assert!(own_sign_in(
+        &server.url,
+        "ann@acme.example",
+        "correct-horse-battery"
+    ));
+    let recover = |email: &str| {
+        padlock(
+            &["recover-admin", "--data-dir", "data", "--email", email],
+            d,
+        )
+    };
+    let out = recover("ann@acme.example");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("data"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(server.stop().success());
+
+    for (email, why) in [
+        (
+            "bob@acme.example",
+            "is not an enabled company administrator",
+        ),
+        ("nobody@acme.example", "no user has the email"),
+    ] {
+        let out = recover(email);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(why),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = recover("ann@acme.example");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let password = text
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(password.len(), 24, "{text}");
+
+    let server = Server::start(d, &[]);
+    assert!(
+        own_sign_in(&server.url, "ann@acme.example", &password),
+        "the new password signs in"
+    );
+    assert!(
+        !own_sign_in(&server.url, "ann@acme.example", "correct-horse-battery"),
+        "the old one does not"
+    );
+    let audit = operator(
+        d,
+        &[
+            "audit",
+            "list",
+            "--tenant",
+            "Acme",
+            "--action",
+            "user.password.recover",
+            "--url",
+            &server.url,
+        ],
+    );
+    assert_eq!(audit["events"][0]["actor"], "recover-admin");
+    assert!(server.stop().success());
+}

@@ -59,6 +59,7 @@ pub fn tenant(name: &str) -> Tenant {
         two_factor: TwoFactorPolicy::default(),
         duo: None,
         roles: Vec::new(),
+        operator: false,
         created_at: 1,
     }
 }
@@ -1328,7 +1329,8 @@ pub async fn audit_pages_follow_the_index_and_filters(s: Arc<dyn Store>) {
     let newest_first = |keep: &dyn Fn(&AuditEvent) -> bool| -> Vec<AuditEvent> {
         recorded.iter().rev().filter(|e| keep(e)).cloned().collect()
     };
-    let queries: Vec<(AuditQuery, Box<dyn Fn(&AuditEvent) -> bool>)> = vec![
+    type Keep<'a> = Box<dyn Fn(&AuditEvent) -> bool + 'a>;
+    let queries: Vec<(AuditQuery, Keep<'_>)> = vec![
         (
             AuditQuery {
                 limit: 7,

@@ -712,7 +712,7 @@ impl Store for MemoryStore {
                 })
                 .collect()
         });
-        candidates.sort_by(|a, b| b.0.cmp(&a.0));
+        candidates.sort_by_key(|(c, _)| std::cmp::Reverse(*c));
         q.page(candidates.into_iter().map(Ok))
     }
 

@@ -326,6 +326,39 @@ pub async fn reseal_under_subkeys(store: &dyn Store, key: &MasterKey) -> Result<
     Ok(resealed)
 }
 
+/// Marks the company created at `/setup` as the operator company in data written before the
+/// mark existed: the oldest company, if the audit holds its creation by `setup` (read from that
+/// company's index, so this costs a few reads). Returns its name when one was marked; nothing
+/// when a company is marked already, or none was made by `/setup`.
+///
+/// # Errors
+/// Storage failures.
+pub async fn mark_operator_company(store: &dyn Store) -> Result<Option<String>, StartError> {
+    let tenants = store.list_tenants().await?;
+    if tenants.iter().any(|t| t.operator) {
+        return Ok(None);
+    }
+    let Some(oldest) = tenants.iter().min_by_key(|t| t.created_at) else {
+        return Ok(None);
+    };
+    let query = crate::store::AuditQuery {
+        tenant: Some(oldest.id.clone()),
+        user: Some("setup".into()),
+        action: Some("tenant.create".into()),
+        limit: 1,
+        ..crate::store::AuditQuery::default()
+    };
+    if store.audit_page(&query).await?.events.is_empty() {
+        return Ok(None);
+    }
+    let marked = crate::domain::Tenant {
+        operator: true,
+        ..oldest.clone()
+    };
+    store.swap_tenant(oldest, &marked).await?;
+    Ok(Some(oldest.name.clone()))
+}
+
 /// Unix names that more than one user of a company holds (stored before Unix names were
 /// unique): `(company name, Unix name, the users' emails)`. Such a name can log in through
 /// `pam_padlock.so` as nobody until an administrator renames all but one; `serve` logs each at
@@ -432,6 +465,54 @@ pub async fn setup_link(
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[tokio::test]
+    async fn the_company_made_at_setup_is_marked_the_operator_company_once() {
+        use crate::domain::{AuditEvent, Outcome};
+        use crate::store::conformance::tenant;
+        let store = crate::store::memory::MemoryStore::new();
+        assert_eq!(
+            mark_operator_company(&store).await.unwrap(),
+            None,
+            "no company"
+        );
+        let (first, later) = (tenant("Ops"), tenant("Acme"));
+        let later = crate::domain::Tenant {
+            created_at: first.created_at + 10,
+            ..later
+        };
+        store.create_tenant(&first).await.unwrap();
+        store.create_tenant(&later).await.unwrap();
+        assert_eq!(
+            mark_operator_company(&store).await.unwrap(),
+            None,
+            "not made at /setup (no audit of it)"
+        );
+        let made = |t: &crate::domain::Tenant, actor: &str| AuditEvent {
+            at: t.created_at,
+            tenant: Some(t.id.clone()),
+            actor: actor.into(),
+            action: "tenant.create".into(),
+            target: t.name.clone(),
+            outcome: Outcome::Success,
+            source_ip: None,
+            pam: None,
+        };
+        store.append_audit(&made(&later, "setup")).await.unwrap();
+        assert_eq!(
+            mark_operator_company(&store).await.unwrap(),
+            None,
+            "only the oldest company can be the one made at /setup"
+        );
+        store.append_audit(&made(&first, "setup")).await.unwrap();
+        assert_eq!(
+            mark_operator_company(&store).await.unwrap().as_deref(),
+            Some("Ops")
+        );
+        assert!(store.get_tenant(&first.id).await.unwrap().unwrap().operator);
+        assert!(!store.get_tenant(&later.id).await.unwrap().unwrap().operator);
+        assert_eq!(mark_operator_company(&store).await.unwrap(), None, "once");
+    }
 
     fn mode(p: &Path) -> u32 {
         std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777

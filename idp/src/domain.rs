@@ -27,6 +27,10 @@ pub struct Tenant {
     /// `user`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<Role>,
+    /// The operator company (the one created at `/setup`): its people holding `company.manage`
+    /// are operators, acting on every company, PAM host and relying panel after a second factor.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub operator: bool,
     /// Creation time.
     pub created_at: Timestamp,
 }

@@ -126,8 +126,11 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
             company = %company,
             unix_name = %name,
             users = %emails.join(", "),
-            "several users share one Unix name: PAM logins with it are refused until an administrator gives each a different one (padlock user edit --tenant COMPANY USER --unix-name NAME)"
+            "several users share one Unix name: PAM logins with it are refused until an administrator gives each a different one (padlock user update --tenant COMPANY USER --unix-name NAME)"
         );
+    }
+    if let Some(company) = bootstrap::mark_operator_company(store.as_ref()).await? {
+        tracing::info!(company = %company, "marked the company created at /setup as the operator company");
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let keys = Keys::load_or_create(store.as_ref(), &master, clock.now()).await?;

@@ -145,6 +145,7 @@ pub(crate) async fn submit(
         two_factor: TwoFactorPolicy::default(),
         duo: None,
         roles: Vec::new(),
+        operator: true,
         created_at: now,
     };
     let admin = User {

@@ -68,6 +68,10 @@ async fn setup_creates_company_and_admin_once() {
         .unwrap();
     assert_eq!(admin.tenant, tenants[0].id);
     assert!(tenants[0].is_manager(&admin));
+    assert!(
+        tenants[0].operator,
+        "the company made at /setup is the operator company"
+    );
     let pw = crate::secret::Password::new("correct-horse-battery".into());
     assert!(state.passwords.verify(Some(&admin.password_hash), pw).await);
     let audit = state

@@ -1,11 +1,13 @@
-//! `/api/v1`: the admin REST API (JSON). Bearer access tokens issued by Padlock itself:
-//! `padlock.admin` (the operator) for everything, `tenant.admin` for one's own company.
-//! The `padlock` command line uses this API.
+//! `/api/v1`: the admin REST API (JSON). Callers are bearer access tokens Padlock issued by
+//! client credentials — `padlock.admin` (the operator credential) for everything, `tenant.admin`
+//! or single permissions for one's own company (API accounts) — or people signed in to Padlock
+//! (the session cookie; writes carry its CSRF token), with their roles' permissions. The people
+//! of the operator company holding `company.manage` are operators once their sign-in passed a
+//! second factor. The `padlock` command line uses this API.
 //!
 //! For a token whose subject is a user, rights are the token's scopes ∩ the permissions of the
-//! user's roles *now* ([`padlock_policy::permission::effective`]), and a token minted at a lower
-//! `acr` than the company now requires opens nothing. Admin scopes come from client credentials
-//! only (API accounts and the operator credential).
+//! user's roles *now* ([`padlock_policy::permission::effective`]), and a token (or session) minted
+//! at a lower `acr` than the company now requires opens nothing.
 
 mod api_accounts;
 mod audit;
@@ -247,11 +249,34 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
     }
 }
 
-/// The caller, proven by a bearer access token Padlock issued (`Authorization: Bearer …`, the
-/// scheme in any case; [`crate::oauth::bearer`]), with the company permissions it holds now. No
-/// token: 401 `authentication_required`; a bad one: 401 `invalid_token`; two `Authorization`
-/// headers: 400.
-pub struct Principal(pub AccessClaims, Permissions);
+/// The caller of an admin API request, with the company permissions it holds now:
+/// - a bearer access token Padlock issued (`Authorization: Bearer …`, the scheme in any case;
+///   [`crate::oauth::bearer`]): API accounts and the operator credential, by client credentials;
+/// - else a person signed in to Padlock (the session cookie, as the admin console calls the
+///   API): their roles' permissions in their company; a request that changes anything must carry
+///   the session's CSRF token in `X-CSRF-Token`.
+///
+/// No token and no session: 401 `authentication_required`; a bad token: 401 `invalid_token`; two
+/// `Authorization` headers: 400; a write without the session's CSRF token: 403.
+pub struct Principal(Caller);
+
+enum Caller {
+    Token {
+        claims: AccessClaims,
+        rights: Permissions,
+    },
+    Person {
+        user: crate::domain::User,
+        rights: Permissions,
+        /// The user holds `company.manage` in the operator company.
+        operator: bool,
+        /// The session passed a second factor (`acr` = `padlock:2fa`).
+        second_factor: bool,
+    },
+}
+
+/// The header a signed-in person's writes carry the session's CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
@@ -262,7 +287,7 @@ impl FromRequestParts<AppState> for Principal {
     ) -> Result<Self, Self::Rejection> {
         let token = match bearer(&parts.headers) {
             Bearer::Token(t) => t,
-            Bearer::Absent => return Err(ApiError::unauthenticated()),
+            Bearer::Absent => return person(state, parts).await,
             Bearer::Malformed => return Err(ApiError::unauthorized()),
             Bearer::Repeated => {
                 return Err(ApiError::bad_request("send one Authorization header"));
@@ -272,8 +297,49 @@ impl FromRequestParts<AppState> for Principal {
             .await
             .map_err(|_| ApiError::unauthorized())?;
         let rights = rights(state, &claims).await?;
-        Ok(Principal(claims, rights))
+        Ok(Principal(Caller::Token { claims, rights }))
     }
+}
+
+/// The person whose live session the request carries (writes checked for its CSRF token), or
+/// 401 without one.
+async fn person(state: &AppState, parts: &Parts) -> Result<Principal, ApiError> {
+    let Some((digest, session)) = crate::session::current(state, &parts.headers).await? else {
+        return Err(ApiError::unauthenticated());
+    };
+    if !parts.method.is_safe() {
+        let presented = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        crate::session::check_csrf(state, &digest, presented).map_err(|_| {
+            ApiError::forbidden(format!(
+                "a change made with a Padlock session needs the session's CSRF token in {CSRF_HEADER}"
+            ))
+        })?;
+    }
+    let user = state
+        .store
+        .get_user(&session.user_id)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    let tenant = state
+        .store
+        .get_tenant(&user.tenant)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    // A sign-in weaker than the company now requires opens nothing, as for tokens.
+    if !padlock_policy::decision::credential_allowed(&tenant.two_factor, session.acr, false) {
+        return Err(ApiError::unauthorized());
+    }
+    let rights = tenant.permissions_of(&user);
+    Ok(Principal(Caller::Person {
+        operator: tenant.operator && rights.has(Permission::CompanyManage),
+        second_factor: session.acr == padlock_policy::decision::Acr::TwoFactor,
+        rights,
+        user,
+    }))
 }
 
 /// The company permissions of a verified token now: none for the operator credential (no user,
@@ -299,34 +365,52 @@ async fn rights(state: &AppState, claims: &AccessClaims) -> Result<Permissions, 
 }
 
 impl Principal {
-    /// The operator (`padlock.admin`).
+    /// The operator: the operator credential (`padlock.admin`), or a person holding
+    /// `company.manage` in the operator company whose session passed a second factor (403 asking
+    /// for one when it did not, even if the operator company's second factor is off).
     pub fn require_operator(&self) -> Result<(), ApiError> {
-        if self.is_operator() {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!(
+        match &self.0 {
+            _ if self.is_operator() => Ok(()),
+            Caller::Person { operator: true, .. } => Err(ApiError::forbidden(
+                "operator actions need a sign-in that passed a second factor: sign out, then sign in again with your second factor",
+            )),
+            _ => Err(ApiError::forbidden(format!(
                 "this needs scope {SCOPE_OPERATOR}"
-            )))
+            ))),
         }
     }
 
     fn is_operator(&self) -> bool {
-        self.0.has_scope(SCOPE_OPERATOR)
+        match &self.0 {
+            Caller::Token { claims, .. } => claims.has_scope(SCOPE_OPERATOR),
+            Caller::Person {
+                operator,
+                second_factor,
+                ..
+            } => *operator && *second_factor,
+        }
+    }
+
+    /// The company of the caller (none for the operator credential).
+    fn own_tenant(&self) -> Option<&str> {
+        match &self.0 {
+            Caller::Token { claims, .. } => claims.tenant.as_deref(),
+            Caller::Person { user, .. } => Some(user.tenant.as_str()),
+        }
     }
 
     /// What this caller may do in its own company: every permission for the operator, else its
-    /// token's scopes ∩ its roles.
+    /// token's scopes ∩ its roles, or a person's roles.
     #[must_use]
     pub fn permissions(&self) -> Permissions {
-        if self.is_operator() {
-            Permissions::ALL
-        } else {
-            self.1
+        match &self.0 {
+            _ if self.is_operator() => Permissions::ALL,
+            Caller::Token { rights, .. } | Caller::Person { rights, .. } => *rights,
         }
     }
 
     /// The company named `id_or_name` (id or name), if this caller holds one of `any_of` there:
-    /// the operator in any company, a token of a company in its own. Another company answers 404
+    /// the operator in any company, everyone else in their own. Another company answers 404
     /// exactly as a missing one does, so a caller learns nothing of companies not theirs; its own
     /// without the permission, 403 naming the permissions that would do.
     pub async fn company(
@@ -336,7 +420,7 @@ impl Principal {
         any_of: &[Permission],
     ) -> Result<crate::domain::Tenant, ApiError> {
         let tenant = resolve_tenant(state, id_or_name).await?;
-        if !self.is_operator() && self.0.tenant.as_deref() != Some(tenant.id.as_str()) {
+        if !self.is_operator() && self.own_tenant() != Some(tenant.id.as_str()) {
             return Err(company_not_found(id_or_name));
         }
         if any_of.iter().any(|p| self.permissions().has(*p)) {
@@ -344,7 +428,7 @@ impl Principal {
         } else {
             let names: Vec<&str> = any_of.iter().map(|p| p.name()).collect();
             Err(ApiError::forbidden(format!(
-                "this needs permission {} in this company (scope {SCOPE_TENANT_ADMIN} or {}, and a role that holds it)",
+                "this needs permission {} in this company (for a token, scope {SCOPE_TENANT_ADMIN} or {} and a role that holds it)",
                 names.join(" or "),
                 names.join(" or ")
             )))
@@ -379,10 +463,13 @@ impl Principal {
         }
     }
 
-    /// The actor name for the audit log.
+    /// The actor name for the audit log: the token's subject, or the person's user id.
     #[must_use]
     pub fn actor(&self) -> &str {
-        &self.0.sub
+        match &self.0 {
+            Caller::Token { claims, .. } => &claims.sub,
+            Caller::Person { user, .. } => user.id.as_str(),
+        }
     }
 }
 

@@ -525,6 +525,18 @@ async fn the_last_person_holding_company_manage_stays() {
 
 /// A stored session of `email` and its cookie, as a sign-in would leave them.
 async fn signed_in(state: &AppState, email: &str) -> (axum::http::HeaderMap, crate::domain::User) {
+    let (headers, user, _) =
+        signed_in_at(state, email, padlock_policy::decision::Acr::OneFactor).await;
+    (headers, user)
+}
+
+/// A stored session of `email` that reached `acr`: its cookie header, the user, and the
+/// session's CSRF token.
+async fn signed_in_at(
+    state: &AppState,
+    email: &str,
+    acr: padlock_policy::decision::Acr,
+) -> (axum::http::HeaderMap, crate::domain::User, String) {
     let user = state
         .store
         .find_user_by_email(email)
@@ -536,7 +548,7 @@ async fn signed_in(state: &AppState, email: &str) -> (axum::http::HeaderMap, cra
         user_id: user.id.clone(),
         auth_time: now,
         amr: vec![padlock_policy::decision::Amr::Pwd],
-        acr: padlock_policy::decision::Acr::OneFactor,
+        acr,
         epoch: user.session_epoch,
         second_factor_at: None,
         expires_at: now + 3600,
@@ -546,6 +558,7 @@ async fn signed_in(state: &AppState, email: &str) -> (axum::http::HeaderMap, cra
         duo_pending: None,
     };
     let value = crate::session::start(state, &session).await.unwrap();
+    let csrf = crate::session::csrf_token(state, &crate::session::digest(&value));
     let mut headers = axum::http::HeaderMap::new();
     headers.insert(
         axum::http::header::COOKIE,
@@ -553,7 +566,7 @@ async fn signed_in(state: &AppState, email: &str) -> (axum::http::HeaderMap, cra
             .parse()
             .unwrap(),
     );
-    (headers, user)
+    (headers, user, csrf)
 }
 
 /// Whether the session and a refresh grant begun with it still work.
@@ -1000,4 +1013,229 @@ async fn users_and_audit_events_are_paged_with_link_headers() {
             "{bad}"
         );
     }
+}
+
+/// An admin API request carried by a session cookie (and a CSRF token when given).
+async fn as_person(
+    state: &AppState,
+    method: &str,
+    uri: &str,
+    cookie: &axum::http::HeaderMap,
+    csrf: Option<&str>,
+    body: Value,
+) -> crate::testing::Reply {
+    let mut b = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(
+            axum::http::header::COOKIE,
+            cookie[axum::http::header::COOKIE].clone(),
+        );
+    if let Some(c) = csrf {
+        b = b.header(super::CSRF_HEADER, c);
+    }
+    let req = if body.is_null() {
+        b.body(axum::body::Body::empty()).unwrap()
+    } else {
+        b.header(axum::http::header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap()
+    };
+    call(state, req).await
+}
+
+#[tokio::test]
+async fn people_use_the_api_with_their_session_and_operators_need_a_second_factor() {
+    use padlock_policy::decision::Acr;
+    let (state, _, t) = company().await;
+    // Ann, an administrator of Acme, with her browser session: reads freely, writes with the
+    // session's CSRF token only, and sees nothing of other companies or operator actions.
+    let (ann, _, csrf) = signed_in_at(&state, "ann@acme.example", Acr::OneFactor).await;
+    let r = as_person(
+        &state,
+        "GET",
+        "/api/v1/tenants/Acme/users",
+        &ann,
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let new_user = json!({"email": "cy@acme.example", "password": "correct-horse-battery"});
+    for bad in [None, Some("0123456789abcdef0123456789abcdef")] {
+        let r = as_person(
+            &state,
+            "POST",
+            "/api/v1/tenants/Acme/users",
+            &ann,
+            bad,
+            new_user.clone(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{bad:?}: {}", r.body);
+        assert!(r.body.contains("CSRF"), "{}", r.body);
+    }
+    assert!(
+        state
+            .store
+            .find_user_by_email("cy@acme.example")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let r = as_person(
+        &state,
+        "POST",
+        "/api/v1/tenants/Acme/users",
+        &ann,
+        Some(&csrf),
+        new_user,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let ann_id = state
+        .store
+        .find_user_by_email("ann@acme.example")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let audit = state.store.list_audit(None, None, 100).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "user.create"
+        && e.target == "cy@acme.example"
+        && e.actor == ann_id.as_str()));
+    let r = as_person(
+        &state,
+        "GET",
+        "/api/v1/tenants/Other/users",
+        &ann,
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = as_person(
+        &state,
+        "POST",
+        "/api/v1/tenants",
+        &ann,
+        Some(&csrf),
+        json!({"name": "New"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Bob holds no permission.
+    let (bob, _, _) = signed_in_at(&state, "bob@acme.example", Acr::OneFactor).await;
+    let r = as_person(
+        &state,
+        "GET",
+        "/api/v1/tenants/Acme/users",
+        &bob,
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Olga administers the operator company (whose second factor is off).
+    let r = call(
+        &state,
+        json_request("POST", "/api/v1/tenants", &t, &json!({"name": "Ops"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let ops = crate::api::resolve_tenant(&state, "Ops").await.unwrap();
+    let marked = crate::domain::Tenant {
+        operator: true,
+        ..ops.clone()
+    };
+    assert!(state.store.swap_tenant(&ops, &marked).await.unwrap());
+    let body = json!({"email": "olga@ops.example", "password": "correct-horse-battery", "roles": ["admin"]});
+    assert_eq!(
+        status(&state, "POST", "/api/v1/tenants/Ops/users", &t, body).await,
+        StatusCode::CREATED
+    );
+    // Signed in with her password alone: no operator action, and no other company.
+    let (olga, _, csrf) = signed_in_at(&state, "olga@ops.example", Acr::OneFactor).await;
+    for (method, uri, body) in [
+        ("POST", "/api/v1/tenants", json!({"name": "New"})),
+        ("POST", "/api/v1/keys/rotate", json!({})),
+        ("GET", "/api/v1/pam-hosts", Value::Null),
+    ] {
+        let r = as_person(&state, method, uri, &olga, Some(&csrf), body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "{method} {uri}: {}",
+            r.body
+        );
+        assert!(r.body.contains("second factor"), "{}", r.body);
+    }
+    let r = as_person(
+        &state,
+        "GET",
+        "/api/v1/tenants/Acme/users",
+        &olga,
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // After a second factor she is an operator: every company, and operator actions.
+    let (olga, _, csrf) = signed_in_at(&state, "olga@ops.example", Acr::TwoFactor).await;
+    let r = as_person(
+        &state,
+        "POST",
+        "/api/v1/tenants",
+        &olga,
+        Some(&csrf),
+        json!({"name": "New"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = as_person(
+        &state,
+        "GET",
+        "/api/v1/tenants/Acme/users",
+        &olga,
+        None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = as_person(&state, "GET", "/api/v1/pam-hosts", &olga, None, Value::Null).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Her session ends when she is disabled: 401 from then on.
+    assert_eq!(
+        status(
+            &state,
+            "PUT",
+            "/api/v1/tenants/Ops/roles/boss",
+            &t,
+            json!({"permissions": ["company.manage"]})
+        )
+        .await,
+        StatusCode::OK
+    );
+    let body = json!({"email": "oscar@ops.example", "password": "correct-horse-battery", "roles": ["boss"]});
+    assert_eq!(
+        status(&state, "POST", "/api/v1/tenants/Ops/users", &t, body).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        status(
+            &state,
+            "PATCH",
+            "/api/v1/tenants/Ops/users/olga@ops.example",
+            &t,
+            json!({"disabled": true})
+        )
+        .await,
+        StatusCode::OK
+    );
+    let r = as_person(&state, "GET", "/api/v1/pam-hosts", &olga, None, Value::Null).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Without a session or a token: 401.
+    let r = call(&state, crate::testing::get("/api/v1/tenants/Acme/users")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }

@@ -29,6 +29,8 @@ pub(super) struct TenantView {
     duo: Option<DuoView>,
     /// The company's own roles (the built-in `admin` and `user` are not listed).
     roles: Vec<padlock_policy::permission::Role>,
+    /// The operator company (created at `/setup`): its administrators are operators.
+    operator: bool,
 }
 
 #[derive(Serialize)]
@@ -49,6 +51,7 @@ impl From<Tenant> for TenantView {
                 api_host: d.api_host,
             }),
             roles: t.roles,
+            operator: t.operator,
         }
     }
 }
@@ -67,6 +70,7 @@ pub(super) async fn create(
         two_factor: TwoFactorPolicy::default(),
         duo: None,
         roles: Vec::new(),
+        operator: false,
         created_at: state.clock.now(),
     };
     state.store.create_tenant(&tenant).await?;

@@ -83,6 +83,7 @@ pub(crate) async fn world() -> World {
         two_factor: TwoFactorPolicy::default(),
         duo: None,
         roles: Vec::new(),
+        operator: false,
         created_at: 0,
     };
     state.store.create_tenant(&tenant).await.unwrap();

@@ -11,16 +11,13 @@ use axum::body::Body;
 use axum::http::{Request, header};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use padlock_idp::clock::{Clock, ManualClock};
-use padlock_idp::config::{Config, TokensConfig};
 use padlock_idp::crypto::{MasterKey, sha256};
-use padlock_idp::delivery::Delivery;
 use padlock_idp::domain::{
     Client, ClientKind, DUO_SKEY_PURPOSE, DuoConfig, DuoEnrolment, SigningAlg, TOTP_SEED_PURPOSE,
     Tenant, TotpEnrolment, User,
 };
 use padlock_idp::duo::Duo;
 use padlock_idp::duo::client::Integration;
-use padlock_idp::keys::{KeyRing, Keys};
 use padlock_idp::password::Passwords;
 use padlock_idp::secret::DuoSecretKey;
 use padlock_idp::secret::{ClientId, Password, TenantId, UserId};
@@ -32,6 +29,8 @@ use padlock_policy::{Method, Methods, TwoFactorPolicy};
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
+
+mod common;
 
 const SEED: &[u8] = b"0123456789abcdefghij";
 const CB: &str = "https://panel.example.com/cb";
@@ -67,9 +66,6 @@ async fn instant_duo() -> String {
 async fn state(clock: Arc<ManualClock>, duo_url: String) -> AppState {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let master = MasterKey::generate().unwrap();
-    let keys = Keys::load_or_create(store.as_ref(), &master, clock.now())
-        .await
-        .unwrap();
     let passwords = Passwords::new(2).unwrap();
     let policy = TwoFactorPolicy {
         enabled: true,
@@ -87,6 +83,7 @@ async fn state(clock: Arc<ManualClock>, duo_url: String) -> AppState {
             api_host: "api-xxxxxxxx.duosecurity.com".into(),
         }),
         roles: Vec::new(),
+        operator: false,
         created_at: 0,
     };
     store.create_tenant(&tenant).await.unwrap();
@@ -149,21 +146,7 @@ async fn state(clock: Arc<ManualClock>, duo_url: String) -> AppState {
         })
         .await
         .unwrap();
-    let outbox = std::env::temp_dir().join("padlock-bench-outbox");
-    AppState {
-        store,
-        master: Arc::new(master),
-        keys: Arc::new(KeyRing::new(keys)),
-        clock,
-        passwords,
-        issuer: "http://padlock.bench".into(),
-        limits: Default::default(),
-        tokens: TokensConfig::default(),
-        discovery: padlock_idp::oauth::discovery::document("http://padlock.bench"),
-        delivery: Arc::new(Delivery::from_config(&Config::default(), &outbox).unwrap()),
-        pam_decoys: Arc::default(),
-        duo: Arc::new(Duo::new(Some(duo_url), Duration::from_secs(10), 60).unwrap()),
-    }
+    common::app_state(store, master, clock, Some(duo_url)).await
 }
 
 fn hex_sha(s: &str) -> String {

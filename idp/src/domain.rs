@@ -494,6 +494,10 @@ pub enum LoginStep {
         /// `factor` replaces Duo, whose preauth answered its bypass (refused as a second factor).
         #[serde(default)]
         duo_bypassed: bool,
+        /// The user's session generation when the password was accepted: if it moved since
+        /// (a new password, disabled, a role removed), this sign-in ends here.
+        #[serde(default)]
+        epoch: u32,
     },
 }
 
@@ -541,8 +545,9 @@ pub struct PamTransaction {
 pub struct PasswordLink {
     /// Whose password it sets.
     pub user_id: UserId,
-    /// SHA-256 (hex) of the user's password hash when the link was made: once the password
-    /// changes — through this link, another or the padlock page — every older link is dead.
+    /// SHA-256 (hex) of the user's session generation and password hash when the link was made:
+    /// once either changes — a password set anywhere, the user disabled, a role removed, the
+    /// API-account flag set or cleared — every older link is dead.
     pub password_fingerprint: String,
     /// Expiry.
     pub expires_at: Timestamp,

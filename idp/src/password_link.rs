@@ -28,9 +28,13 @@ pub const PATH: &str = "/account/set-password";
 const DEAD_LINK: &str = "This link is not valid: it was already used, it expired (a link works \
      for 24 hours), or the password was changed since. Ask your administrator for a new one.";
 
-/// The fingerprint of a user's current password that a link names.
+/// The fingerprint of a user's current password and session generation that a link names: a
+/// new password, or anything that ends the user's sessions (disabled, the API-account flag set
+/// or cleared, a role removed), kills the link.
 fn fingerprint(user: &User) -> String {
-    hex::encode(sha256(user.password_hash.as_bytes()))
+    hex::encode(sha256(
+        format!("{}\n{}", user.session_epoch, user.password_hash).as_bytes(),
+    ))
 }
 
 /// Makes a set-password link for `user` (not an API account: the caller checks) and returns its
@@ -61,7 +65,8 @@ pub async fn issue(
 }
 
 /// The user a link's token sets the password of, if the link is live: stored, not expired, its
-/// user still there, not an API account, and their password the one the link replaces.
+/// user still there, enabled, not an API account, with the password and session generation the
+/// link was made for.
 async fn live(state: &AppState, token: &LinkToken) -> Result<(PasswordLink, User), AppError> {
     let dead = || AppError::Forbidden(DEAD_LINK.into());
     let link = state
@@ -74,7 +79,7 @@ async fn live(state: &AppState, token: &LinkToken) -> Result<(PasswordLink, User
         .store
         .get_user(&link.user_id)
         .await?
-        .filter(|u| !u.api_account && fingerprint(u) == link.password_fingerprint)
+        .filter(|u| !u.api_account && !u.disabled && fingerprint(u) == link.password_fingerprint)
         .ok_or_else(dead)?;
     Ok((link, user))
 }

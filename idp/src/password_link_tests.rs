@@ -211,3 +211,66 @@ async fn an_api_account_gets_no_link_and_an_old_link_dies_with_the_flag() {
     .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
 }
+
+#[tokio::test]
+async fn a_link_dies_when_the_user_is_disabled_and_stays_dead_after_a_round_trip() {
+    let (state, _, t, _) = setup().await;
+    let (path, _) = link(&state, &t).await;
+    let r = call(
+        &state,
+        json_request("PATCH", BOB, &t, &json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(call(&state, get(&path)).await.status, StatusCode::FORBIDDEN);
+    let r = call(
+        &state,
+        json_request("PATCH", BOB, &t, &json!({"disabled": false})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        call(&state, get(&path)).await.status,
+        StatusCode::FORBIDDEN,
+        "re-enabling does not revive it"
+    );
+    // API-account flag set and cleared twice: the password hash comes back the same, the link
+    // made between stays dead.
+    let flag = format!("{BOB}/api-account");
+    assert_eq!(
+        call(
+            &state,
+            json_request("PUT", &flag, &t, &json!({"scopes": ["openid"]}))
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        call(&state, json_request("DELETE", &flag, &t, &Value::Null))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let (between, _) = link(&state, &t).await;
+    assert_eq!(call(&state, get(&between)).await.status, StatusCode::OK);
+    assert_eq!(
+        call(
+            &state,
+            json_request("PUT", &flag, &t, &json!({"scopes": ["openid"]}))
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        call(&state, json_request("DELETE", &flag, &t, &Value::Null))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&state, get(&between)).await.status,
+        StatusCode::FORBIDDEN
+    );
+}

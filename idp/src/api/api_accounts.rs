@@ -179,6 +179,7 @@ pub(super) async fn set_flag(
         .company(&state, &tenant, &[Permission::CompanyManage])
         .await?;
     let read = find_user(&state, &tenant, &user).await?;
+    p.refuse_self(&read)?;
     p.may_change(tenant.permissions_of(&read))?;
     if read.api_account {
         return Err(ApiError::conflict(
@@ -225,6 +226,7 @@ pub(super) async fn clear_flag(
         .company(&state, &tenant, &[Permission::CompanyManage])
         .await?;
     let read = find_user(&state, &tenant, &user).await?;
+    p.refuse_self(&read)?;
     p.may_change(tenant.permissions_of(&read))?;
     if !read.api_account {
         return Err(ApiError::conflict("the user is not an API account"));
@@ -290,6 +292,13 @@ pub(super) async fn rotate(
             )));
         }
     };
+    // The secret opens what the account holds: only someone holding all of it may take it.
+    let holder = state
+        .store
+        .get_user(&user)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("API account `{client}` not found")))?;
+    p.may_change(tenant.permissions_of(&holder))?;
     let secret = random_token(32);
     c.secret_sha256 = Some(hex::encode(sha256(secret.as_bytes())));
     state.store.put_client(&c).await?;

@@ -10,7 +10,7 @@
 //! company that does not offer Duo or whose keys do not open; Duo refused the request; a bad
 //! username; preauth did not answer `auth`), 502 (Duo unavailable or its answer unreadable).
 
-use super::users::{UserView, find_user};
+use super::users::{UserView, second_factor_target};
 use super::{ApiError, ApiJson, Principal};
 use crate::domain::{Outcome, Tenant, User};
 use crate::duo::auth::EnrollStatus;
@@ -23,7 +23,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use padlock_policy::Method;
 use padlock_policy::duo::PreauthResult;
-use padlock_policy::permission::Permission;
 use serde::{Deserialize, Serialize};
 
 /// How long an activation made here stays valid, seconds (Duo's `valid_secs`).
@@ -49,26 +48,6 @@ fn duo_failed(e: &DuoError) -> ApiError {
             ApiError::upstream(format!("Duo cannot be reached: {other}"))
         }
     }
-}
-
-/// The tenant (checked against the caller) and the user named in the path.
-async fn target(
-    state: &AppState,
-    p: &Principal,
-    tenant: &str,
-    user: &str,
-) -> Result<(Tenant, User), ApiError> {
-    let tenant = p
-        .company(state, tenant, &[Permission::CompanyManage])
-        .await?;
-    let user = find_user(state, &tenant, user).await?;
-    if user.api_account {
-        return Err(ApiError::invalid(
-            "user",
-            "an API account has no second factor",
-        ));
-    }
-    Ok((tenant, user))
 }
 
 async fn audit(
@@ -123,7 +102,7 @@ pub(super) async fn enroll(
     ClientIp(ip): ClientIp,
     Path((tenant, user)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Activation>), ApiError> {
-    let (tenant, user) = target(&state, &p, &tenant, &user).await?;
+    let (tenant, user) = second_factor_target(&state, &p, &tenant, &user).await?;
     let e = client(&state, &tenant)?
         .enroll(&user.email, ACTIVATION_SECS)
         .await
@@ -168,7 +147,7 @@ pub(super) async fn enroll_status(
     Path((tenant, user)): Path<(String, String)>,
     ApiJson(body): ApiJson<StatusBody>,
 ) -> Result<Json<StatusView>, ApiError> {
-    let (tenant, user) = target(&state, &p, &tenant, &user).await?;
+    let (tenant, user) = second_factor_target(&state, &p, &tenant, &user).await?;
     let status = client(&state, &tenant)?
         .enroll_status(&body.user_id, &body.activation_code)
         .await
@@ -205,7 +184,7 @@ pub(super) async fn link(
     Path((tenant, user)): Path<(String, String)>,
     ApiJson(body): ApiJson<LinkBody>,
 ) -> Result<Json<UserView>, ApiError> {
-    let (tenant, user) = target(&state, &p, &tenant, &user).await?;
+    let (tenant, user) = second_factor_target(&state, &p, &tenant, &user).await?;
     let username = body.username.trim();
     if username.is_empty() || username.len() > 100 || username.chars().any(char::is_control) {
         return Err(ApiError::invalid(
@@ -237,7 +216,7 @@ pub(super) async fn remove(
     ClientIp(ip): ClientIp,
     Path((tenant, user)): Path<(String, String)>,
 ) -> Result<Json<UserView>, ApiError> {
-    let (_, read) = target(&state, &p, &tenant, &user).await?;
+    let (_, read) = second_factor_target(&state, &p, &tenant, &user).await?;
     let mut user = read.clone();
     user.duo = None;
     if user.preferred_method == Some(Method::Duo) {

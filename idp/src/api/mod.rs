@@ -463,6 +463,20 @@ impl Principal {
         }
     }
 
+    /// Refuses a caller acting on its own credentials or second factor (a password link, the
+    /// method, an enrolment, the API-account flag, email or mobile): through the API, a stolen
+    /// session or token would otherwise take the account for good. People change their own on
+    /// the padlock page, which asks for a fresh second factor first (DESIGN §9 item 6). 403.
+    pub fn refuse_self(&self, user: &crate::domain::User) -> Result<(), ApiError> {
+        if self.actor() == user.id.as_str() {
+            Err(ApiError::forbidden(
+                "you cannot change your own sign-in details or second factor through the API: use /account/security, which asks for your second factor first",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
     /// The actor name for the audit log: the token's subject, or the person's user id.
     #[must_use]
     pub fn actor(&self) -> &str {

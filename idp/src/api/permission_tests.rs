@@ -82,7 +82,7 @@ fn actions() -> Vec<(&'static str, String, Value, Option<&'static str>)> {
         (
             "PATCH",
             BOB.into(),
-            json!({"mobile": "+15551234567"}),
+            json!({"unix_name": "bob2"}),
             Some("users.manage"),
         ),
         (
@@ -1238,4 +1238,158 @@ async fn people_use_the_api_with_their_session_and_operators_need_a_second_facto
     // Without a session or a token: 401.
     let r = call(&state, crate::testing::get("/api/v1/tenants/Acme/users")).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn credentials_and_second_factors_are_changed_only_by_those_holding_more() {
+    use padlock_policy::decision::Acr;
+    let (state, _, t) = company().await;
+    let on = json!({"enabled": true, "methods": ["sms-email", "totp"]});
+    assert_eq!(
+        status(&state, "PUT", "/api/v1/tenants/Acme/two-factor", &t, on).await,
+        StatusCode::OK
+    );
+    let (company_only, _) = account(&state, &t, &["company.manage"]).await;
+    let (users_only, _) = account(&state, &t, &["users.manage"]).await;
+    // company.manage alone cannot touch the second factor of Ann, who holds every permission.
+    for (method, uri, body) in [
+        (
+            "PUT",
+            format!("{ANN}/two-factor"),
+            json!({"preferred_method": "sms-email"}),
+        ),
+        ("DELETE", format!("{ANN}/totp"), Value::Null),
+        ("POST", format!("{ANN}/totp/enroll"), Value::Null),
+        ("PUT", format!("{ANN}/duo"), json!({"username": "ann"})),
+        ("POST", format!("{ANN}/unlock"), Value::Null),
+    ] {
+        assert_eq!(
+            status(&state, method, &uri, &company_only, body).await,
+            StatusCode::FORBIDDEN,
+            "{method} {uri}"
+        );
+    }
+    // ... but can Bob's.
+    assert_eq!(
+        status(
+            &state,
+            "POST",
+            &format!("{BOB}/totp/enroll"),
+            &company_only,
+            Value::Null
+        )
+        .await,
+        StatusCode::CREATED
+    );
+    // Where codes go (email, mobile) is part of the second factor: not for users.manage.
+    for change in [
+        json!({"mobile": "+15551234567"}),
+        json!({"email": "robert@acme.example"}),
+    ] {
+        assert_eq!(
+            status(&state, "PATCH", BOB, &users_only, change.clone()).await,
+            StatusCode::FORBIDDEN,
+            "{change}"
+        );
+    }
+    assert_eq!(
+        status(
+            &state,
+            "PATCH",
+            BOB,
+            &users_only,
+            json!({"unix_name": "bobby"})
+        )
+        .await,
+        StatusCode::OK
+    );
+    // Rotating an API account's secret hands over what it holds.
+    let body = json!({"name": "full", "scopes": ["tenant.admin"]});
+    let r = call(
+        &state,
+        json_request("POST", "/api/v1/tenants/Acme/api-accounts", &t, &body),
+    )
+    .await;
+    let full = r.json()["client_id"].as_str().unwrap().to_owned();
+    let rotate = format!("/api/v1/tenants/Acme/api-accounts/{full}/rotate");
+    assert_eq!(
+        status(&state, "POST", &rotate, &company_only, Value::Null).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(&state, "POST", &rotate, &t, Value::Null).await,
+        StatusCode::OK
+    );
+    // A role holding more than the caller cannot be emptied or deleted by them.
+    assert_eq!(
+        status(
+            &state,
+            "PUT",
+            "/api/v1/tenants/Acme/roles/auditor",
+            &t,
+            json!({"permissions": ["audit.read"]})
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(
+            &state,
+            "PUT",
+            "/api/v1/tenants/Acme/roles/auditor",
+            &company_only,
+            json!({"permissions": []})
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(
+            &state,
+            "DELETE",
+            "/api/v1/tenants/Acme/roles/auditor",
+            &company_only,
+            Value::Null
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    // Nobody changes their own credentials or second factor through the API: the padlock page
+    // asks for a fresh second factor first.
+    let (ann, _, csrf) = signed_in_at(&state, "ann@acme.example", Acr::TwoFactor).await;
+    for (method, uri, body) in [
+        ("POST", format!("{ANN}/set-password-link"), Value::Null),
+        (
+            "PUT",
+            format!("{ANN}/two-factor"),
+            json!({"preferred_method": "sms-email"}),
+        ),
+        ("POST", format!("{ANN}/totp/enroll"), Value::Null),
+        ("PATCH", ANN.to_owned(), json!({"mobile": "+15550001111"})),
+        (
+            "PUT",
+            format!("{ANN}/api-account"),
+            json!({"scopes": ["openid"]}),
+        ),
+    ] {
+        let r = as_person(&state, method, &uri, &ann, Some(&csrf), body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "{method} {uri}: {}",
+            r.body
+        );
+        assert!(r.body.contains("/account/security"), "{}", r.body);
+    }
+    // The same actions on Bob are hers to take.
+    let r = as_person(
+        &state,
+        "POST",
+        &format!("{BOB}/set-password-link"),
+        &ann,
+        Some(&csrf),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }

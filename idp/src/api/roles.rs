@@ -79,6 +79,10 @@ pub(super) async fn set(
         .await?;
     check_role_name(&role).map_err(|e| ApiError::invalid("role", e))?;
     p.may_grant(body.permissions)?;
+    // Replacing a role also takes from its holders: only someone holding what it held may.
+    if let Some(old) = read.roles.iter().find(|r| r.name == role) {
+        p.may_grant(old.permissions)?;
+    }
     let mut next = read.clone();
     let new = Role {
         name: role.clone(),
@@ -108,6 +112,9 @@ pub(super) async fn remove(
     let read = p
         .company(&state, &tenant, &[Permission::CompanyManage])
         .await?;
+    if let Some(old) = read.roles.iter().find(|r| r.name == role) {
+        p.may_grant(old.permissions)?;
+    }
     let mut next = read.clone();
     next.roles.retain(|r| r.name != role);
     if next.roles.len() == read.roles.len() {

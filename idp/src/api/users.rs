@@ -247,6 +247,15 @@ pub(super) async fn update(
         .await?;
     let read = find_user(&state, &tenant, &user).await?;
     p.may_change(tenant.permissions_of(&read))?;
+    if body.email.is_some() || body.mobile.is_some() {
+        // Where the user's codes go is part of their second factor (DESIGN §2 rule 7).
+        if !p.permissions().has(Permission::CompanyManage) {
+            return Err(ApiError::forbidden(
+                "changing a user's email or mobile number (where their codes go) needs permission company.manage",
+            ));
+        }
+        p.refuse_self(&read)?;
+    }
     let mut u = read.clone();
     if let Some(email) = &body.email {
         u.email = normalize_email(email).map_err(|m| ApiError::invalid("email", m))?;
@@ -291,22 +300,37 @@ pub(super) async fn update(
             );
         }
     }
-    let action = match (read.disabled, u.disabled) {
-        (false, true) => "user.disable",
-        (true, false) => "user.enable",
-        _ if read.roles != u.roles => "user.roles",
-        _ => "user.update",
+    // One event per kind of change: the switch, the roles, the other fields.
+    let mut actions = Vec::new();
+    match (read.disabled, u.disabled) {
+        (false, true) => actions.push("user.disable"),
+        (true, false) => actions.push("user.enable"),
+        _ => {}
+    }
+    if read.roles != u.roles {
+        actions.push("user.roles");
+    }
+    let others = User {
+        disabled: read.disabled,
+        roles: read.roles.clone(),
+        session_epoch: read.session_epoch,
+        ..u.clone()
     };
-    state
-        .audit(Audit {
-            tenant: Some(&tenant.id),
-            actor: p.actor(),
-            action,
-            target: &u.email,
-            outcome: Outcome::Success,
-            source_ip: ip.as_deref(),
-        })
-        .await?;
+    if others != read || actions.is_empty() {
+        actions.push("user.update");
+    }
+    for action in actions {
+        state
+            .audit(Audit {
+                tenant: Some(&tenant.id),
+                actor: p.actor(),
+                action,
+                target: &u.email,
+                outcome: Outcome::Success,
+                source_ip: ip.as_deref(),
+            })
+            .await?;
+    }
     Ok(Json(u.into()))
 }
 
@@ -385,6 +409,7 @@ pub(super) async fn unlock(
         .company(&state, &tenant, &[Permission::CompanyManage])
         .await?;
     let u = find_user(&state, &tenant, &user).await?;
+    p.may_change(tenant.permissions_of(&u))?;
     // A success clears the failure count, and with it the lock.
     state.store.record_second_factor_success(&u.id).await?;
     state.store.reset_password_failures(&u.email).await?;
@@ -430,11 +455,7 @@ pub(super) async fn set_two_factor(
     Path((tenant, user)): Path<(String, String)>,
     ApiJson(body): ApiJson<TwoFactorChange>,
 ) -> Result<Json<UserView>, ApiError> {
-    let tenant = p
-        .company(&state, &tenant, &[Permission::CompanyManage])
-        .await?;
-    let read = find_user(&state, &tenant, &user).await?;
-    refuse_api_account(&read)?;
+    let (tenant, read) = second_factor_target(&state, &p, &tenant, &user).await?;
     let method = padlock_policy::decision::choosable(
         &tenant.two_factor,
         &read.subject(),
@@ -471,11 +492,7 @@ pub(super) async fn reset_totp(
     ClientIp(ip): ClientIp,
     Path((tenant, user)): Path<(String, String)>,
 ) -> Result<Json<UserView>, ApiError> {
-    let tenant = p
-        .company(&state, &tenant, &[Permission::CompanyManage])
-        .await?;
-    let read = find_user(&state, &tenant, &user).await?;
-    refuse_api_account(&read)?;
+    let (tenant, read) = second_factor_target(&state, &p, &tenant, &user).await?;
     let u = User {
         totp: None,
         preferred_method: read.preferred_method.filter(|m| *m != Method::Totp),
@@ -499,6 +516,25 @@ pub(super) async fn reset_totp(
         ip.as_deref(),
     )
     .await
+}
+
+/// The company (checked: `company.manage`) and the user whose second factor an administrator
+/// configures: not the caller themself ([`Principal::refuse_self`]), not someone holding more
+/// than the caller ([`Principal::may_change`]), not an API account (422).
+pub(super) async fn second_factor_target(
+    state: &AppState,
+    p: &Principal,
+    tenant: &str,
+    user: &str,
+) -> Result<(crate::domain::Tenant, User), ApiError> {
+    let tenant = p
+        .company(state, tenant, &[Permission::CompanyManage])
+        .await?;
+    let u = find_user(state, &tenant, user).await?;
+    p.refuse_self(&u)?;
+    p.may_change(tenant.permissions_of(&u))?;
+    refuse_api_account(&u)?;
+    Ok((tenant, u))
 }
 
 /// 422 for an API account: it has no second factor to configure.
@@ -580,6 +616,7 @@ pub(super) async fn password_link(
         .company(&state, &tenant, &[Permission::UsersManage])
         .await?;
     let u = find_user(&state, &tenant, &user).await?;
+    p.refuse_self(&u)?;
     p.may_change(tenant.permissions_of(&u))?;
     if u.api_account {
         return Err(ApiError::invalid(
@@ -653,11 +690,7 @@ async fn totp_target(
     tenant: &str,
     user: &str,
 ) -> Result<(crate::domain::Tenant, User), ApiError> {
-    let tenant = p
-        .company(state, tenant, &[Permission::CompanyManage])
-        .await?;
-    let u = find_user(state, &tenant, user).await?;
-    refuse_api_account(&u)?;
+    let (tenant, u) = second_factor_target(state, p, tenant, user).await?;
     if !tenant.two_factor.methods.totp {
         return Err(ApiError::invalid(
             "totp",

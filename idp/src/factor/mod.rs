@@ -153,6 +153,7 @@ pub(crate) async fn begin(
             code: None,
             duo_push: None,
             duo_bypassed,
+            epoch: user.session_epoch,
         },
         ..flow.clone()
     };
@@ -322,7 +323,10 @@ async fn factor_flow(
 ) -> Result<(LoginFlow, User, Factor), AppError> {
     let flow = flow_of(state, headers, id).await?;
     let LoginStep::Factor {
-        user_id, factor, ..
+        user_id,
+        factor,
+        epoch,
+        ..
     } = flow.step.clone()
     else {
         return Err(AppError::Forbidden(NO_FLOW.into()));
@@ -331,7 +335,7 @@ async fn factor_flow(
         .store
         .get_user(&user_id)
         .await?
-        .filter(|u| !u.disabled && !u.api_account)
+        .filter(|u| !u.disabled && !u.api_account && u.session_epoch == epoch)
         .ok_or_else(|| AppError::Forbidden(NO_FLOW.into()))?;
     Ok((flow, user, factor))
 }

@@ -555,3 +555,40 @@ async fn a_change_of_the_companys_methods_ends_a_login_in_progress() {
         2
     );
 }
+
+/// A sign-in that passed the password and waits for the second factor ends when the user's
+/// sessions are ended meanwhile (a new password, disabled, a role removed): a right code then
+/// opens nothing.
+#[tokio::test]
+async fn ending_a_users_sessions_ends_a_sign_in_waiting_for_its_second_factor() {
+    let (w, _) = world_2fa(&[Method::SmsEmail, Method::Totp]).await;
+    let seed = enrol_totp(&w).await;
+    let (flow, cookie) = to_factor(&w).await;
+    let mut ann = w
+        .state
+        .store
+        .find_user_by_email("ann@acme.example")
+        .await
+        .unwrap()
+        .unwrap();
+    let read = ann.clone();
+    ann.end_sessions();
+    assert!(w.state.store.swap_user(&read, &ann).await.unwrap());
+    w.clock.advance(30);
+    let code = padlock_policy::totp::code_at(&seed, w.clock.now()).unwrap();
+    let r = submit(&w, &flow, &cookie, &format!("code={code}")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(
+        !r.headers
+            .get_all(axum::http::header::SET_COOKIE)
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("padlock_session=")),
+        "no session"
+    );
+    // A new sign-in works.
+    let (flow, cookie) = to_factor(&w).await;
+    w.clock.advance(30);
+    let code = padlock_policy::totp::code_at(&seed, w.clock.now()).unwrap();
+    let r = submit(&w, &flow, &cookie, &format!("code={code}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+}

@@ -7,10 +7,10 @@ use super::clients::{Credentials, check_name};
 use super::users::{UserView, find_user, keep_a_manager};
 use super::{ApiError, ApiJson, Principal, SCOPE_OPERATOR, check_scope_token};
 use crate::crypto::{random_token, sha256};
-use crate::domain::{Client, ClientKind, Outcome, Tenant, User};
+use crate::domain::{Client, ClientKind, Tenant, User};
 use crate::extract::ClientIp;
 use crate::secret::{ClientId, UserId};
-use crate::state::{AppState, Audit};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -90,28 +90,6 @@ async fn new_credential(
     })
 }
 
-/// Audits `action` on `target` by `p` in `tenant`.
-async fn audit(
-    state: &AppState,
-    p: &Principal,
-    tenant: &Tenant,
-    action: &str,
-    target: &str,
-    ip: Option<&str>,
-) -> Result<(), ApiError> {
-    state
-        .audit(Audit {
-            tenant: Some(&tenant.id),
-            actor: p.actor(),
-            action,
-            target,
-            outcome: Outcome::Success,
-            source_ip: ip,
-        })
-        .await?;
-    Ok(())
-}
-
 /// `POST /api/v1/tenants/{tenant}/api-accounts` (`company.manage`) → 201 `{"client_id",
 /// "client_secret", "user_id"}`: a new API account (a user that can never sign in
 /// interactively) holding roles named after its scopes. Audited `api_account.create`. Errors:
@@ -149,10 +127,9 @@ pub(super) async fn create(
     };
     state.store.create_user(&account).await?;
     let credentials = new_credential(&state, &tenant, &user_id, name, body.scopes).await?;
-    audit(
+    p.audit(
         &state,
-        &p,
-        &tenant,
+        Some(&tenant.id),
         "api_account.create",
         &credentials.client_id,
         ip.as_deref(),
@@ -199,10 +176,9 @@ pub(super) async fn set_flag(
         return Err(ApiError::changed("user"));
     }
     let credentials = new_credential(&state, &tenant, &u.id, name, body.scopes).await?;
-    audit(
+    p.audit(
         &state,
-        &p,
-        &tenant,
+        Some(&tenant.id),
         "user.api_account.set",
         &u.email,
         ip.as_deref(),
@@ -244,10 +220,9 @@ pub(super) async fn clear_flag(
             state.store.delete_client(&c.id).await?;
         }
     }
-    audit(
+    p.audit(
         &state,
-        &p,
-        &tenant,
+        Some(&tenant.id),
         "user.api_account.clear",
         &u.email,
         ip.as_deref(),
@@ -302,10 +277,9 @@ pub(super) async fn rotate(
     let secret = random_token(32);
     c.secret_sha256 = Some(hex::encode(sha256(secret.as_bytes())));
     state.store.put_client(&c).await?;
-    audit(
+    p.audit(
         &state,
-        &p,
-        &tenant,
+        Some(&tenant.id),
         "api_account.rotate",
         c.id.as_str(),
         ip.as_deref(),

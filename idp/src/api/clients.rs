@@ -112,16 +112,14 @@ pub(super) async fn create_relying_panel(
         created_at: state.clock.now(),
     };
     state.store.put_client(&client).await?;
-    state
-        .audit(Audit {
-            tenant: None,
-            actor: p.actor(),
-            action: "client.create",
-            target: client.id.as_str(),
-            outcome: Outcome::Success,
-            source_ip: ip.as_deref(),
-        })
-        .await?;
+    p.audit(
+        &state,
+        None,
+        "client.create",
+        client.id.as_str(),
+        ip.as_deref(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(Credentials {

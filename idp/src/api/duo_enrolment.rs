@@ -12,12 +12,12 @@
 
 use super::users::{UserView, second_factor_target};
 use super::{ApiError, ApiJson, Principal};
-use crate::domain::{Outcome, Tenant, User};
+use crate::domain::{Tenant, User};
 use crate::duo::auth::EnrollStatus;
 use crate::duo::client::{DuoClient, DuoError};
 use crate::extract::ClientIp;
 use crate::factor::engine;
-use crate::state::{AppState, Audit};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -48,26 +48,6 @@ fn duo_failed(e: &DuoError) -> ApiError {
             ApiError::upstream(format!("Duo cannot be reached: {other}"))
         }
     }
-}
-
-async fn audit(
-    state: &AppState,
-    p: &Principal,
-    user: &User,
-    action: &str,
-    ip: Option<&str>,
-) -> Result<(), ApiError> {
-    state
-        .audit(Audit {
-            tenant: Some(&user.tenant),
-            actor: p.actor(),
-            action,
-            target: &user.email,
-            outcome: Outcome::Success,
-            source_ip: ip,
-        })
-        .await?;
-    Ok(())
 }
 
 /// [`engine::save_duo_enrolment`] over `user` as read, or 409 when it changed meanwhile.
@@ -107,7 +87,14 @@ pub(super) async fn enroll(
         .enroll(&user.email, ACTIVATION_SECS)
         .await
         .map_err(|e| duo_failed(&e))?;
-    audit(&state, &p, &user, "user.duo.enroll", ip.as_deref()).await?;
+    p.audit(
+        &state,
+        Some(&user.tenant),
+        "user.duo.enroll",
+        &user.email,
+        ip.as_deref(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(Activation {
@@ -157,7 +144,14 @@ pub(super) async fn enroll_status(
             // The Duo user `enroll` made is named by the user's email.
             let username = user.email.clone();
             let user = save(&state, user, body.user_id, username).await?;
-            audit(&state, &p, &user, "user.duo.enrolled", ip.as_deref()).await?;
+            p.audit(
+                &state,
+                Some(&user.tenant),
+                "user.duo.enrolled",
+                &user.email,
+                ip.as_deref(),
+            )
+            .await?;
             ("success", user)
         }
         EnrollStatus::Waiting => ("waiting", user),
@@ -203,7 +197,14 @@ pub(super) async fn link(
         ));
     }
     let user = save(&state, user, String::new(), username.to_owned()).await?;
-    audit(&state, &p, &user, "user.duo.link", ip.as_deref()).await?;
+    p.audit(
+        &state,
+        Some(&user.tenant),
+        "user.duo.link",
+        &user.email,
+        ip.as_deref(),
+    )
+    .await?;
     Ok(Json(user.into()))
 }
 
@@ -225,6 +226,13 @@ pub(super) async fn remove(
     if !state.store.swap_user(&read, &user).await? {
         return Err(ApiError::changed("user"));
     }
-    audit(&state, &p, &user, "user.duo.remove", ip.as_deref()).await?;
+    p.audit(
+        &state,
+        Some(&user.tenant),
+        "user.duo.remove",
+        &user.email,
+        ip.as_deref(),
+    )
+    .await?;
     Ok(Json(user.into()))
 }

@@ -477,6 +477,32 @@ impl Principal {
         }
     }
 
+    /// Appends this caller's successful `action` on `target` to the audit trail of `tenant`
+    /// (every admin change is audited, DESIGN §9 item 11).
+    ///
+    /// # Errors
+    /// Storage failures (500).
+    pub async fn audit(
+        &self,
+        state: &AppState,
+        tenant: Option<&TenantId>,
+        action: &str,
+        target: &str,
+        ip: Option<&str>,
+    ) -> Result<(), ApiError> {
+        state
+            .audit(crate::state::Audit {
+                tenant,
+                actor: self.actor(),
+                action,
+                target,
+                outcome: crate::domain::Outcome::Success,
+                source_ip: ip,
+            })
+            .await?;
+        Ok(())
+    }
+
     /// The actor name for the audit log: the token's subject, or the person's user id.
     #[must_use]
     pub fn actor(&self) -> &str {

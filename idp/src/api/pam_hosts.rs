@@ -5,10 +5,10 @@
 use super::clients::check_name;
 use super::{ApiError, ApiJson, Principal, resolve_tenant};
 use crate::crypto::{random_token, sha256};
-use crate::domain::{Client, ClientKind, Outcome};
+use crate::domain::{Client, ClientKind};
 use crate::extract::ClientIp;
 use crate::secret::ClientId;
-use crate::state::{AppState, Audit};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -50,16 +50,14 @@ pub(super) async fn create(
         created_at: state.clock.now(),
     };
     state.store.put_client(&host).await?;
-    state
-        .audit(Audit {
-            tenant: Some(&tenant.id),
-            actor: p.actor(),
-            action: "pam_host.create",
-            target: host.id.as_str(),
-            outcome: Outcome::Success,
-            source_ip: ip.as_deref(),
-        })
-        .await?;
+    p.audit(
+        &state,
+        Some(&tenant.id),
+        "pam_host.create",
+        host.id.as_str(),
+        ip.as_deref(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(HostCredential {
@@ -131,15 +129,13 @@ pub(super) async fn remove(
         .filter(|c| c.kind == ClientKind::PamHost)
         .ok_or_else(|| ApiError::not_found(format!("PAM host `{}` not found", id.as_str())))?;
     state.store.delete_client(&id).await?;
-    state
-        .audit(Audit {
-            tenant: found.tenant.as_ref(),
-            actor: p.actor(),
-            action: "pam_host.remove",
-            target: id.as_str(),
-            outcome: Outcome::Success,
-            source_ip: ip.as_deref(),
-        })
-        .await?;
+    p.audit(
+        &state,
+        found.tenant.as_ref(),
+        "pam_host.remove",
+        id.as_str(),
+        ip.as_deref(),
+    )
+    .await?;
     Ok(Json(serde_json::json!({ "removed": id.as_str() })))
 }

@@ -2,9 +2,9 @@
 //! (DESIGN.md §4 Role).
 
 use super::{ApiError, ApiJson, Principal};
-use crate::domain::{Outcome, Tenant};
+use crate::domain::Tenant;
 use crate::extract::ClientIp;
-use crate::state::{AppState, Audit};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use padlock_policy::permission::{
@@ -161,15 +161,6 @@ async fn write(
     if !state.store.swap_tenant(read, next).await? {
         return Err(ApiError::changed("company"));
     }
-    state
-        .audit(Audit {
-            tenant: Some(&read.id),
-            actor: p.actor(),
-            action,
-            target: role,
-            outcome: Outcome::Success,
-            source_ip: ip,
-        })
-        .await?;
+    p.audit(state, Some(&read.id), action, role, ip).await?;
     Ok(())
 }

@@ -1,10 +1,10 @@
 //! Companies.
 
 use super::{ApiError, ApiJson, Principal};
-use crate::domain::{Outcome, Tenant, normalize_company_name};
+use crate::domain::{Tenant, normalize_company_name};
 use crate::extract::ClientIp;
 use crate::secret::TenantId;
-use crate::state::{AppState, Audit};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -74,16 +74,14 @@ pub(super) async fn create(
         created_at: state.clock.now(),
     };
     state.store.create_tenant(&tenant).await?;
-    state
-        .audit(Audit {
-            tenant: Some(&tenant.id),
-            actor: p.actor(),
-            action: "tenant.create",
-            target: &tenant.name,
-            outcome: Outcome::Success,
-            source_ip: ip.as_deref(),
-        })
-        .await?;
+    p.audit(
+        &state,
+        Some(&tenant.id),
+        "tenant.create",
+        &tenant.name,
+        ip.as_deref(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 

@@ -4,11 +4,11 @@
 
 use super::tenants::TenantView;
 use super::{ApiError, ApiJson, Principal};
-use crate::domain::{DuoConfig, Outcome};
+use crate::domain::DuoConfig;
 use crate::duo::client::{DuoError, Integration};
 use crate::extract::ClientIp;
 use crate::secret::DuoSecretKey;
-use crate::state::{AppState, Audit};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use padlock_policy::permission::Permission;
@@ -157,15 +157,7 @@ pub(super) async fn update(
     };
     let methods: Vec<&str> = policy.methods.iter().map(Method::as_str).collect();
     let target = format!("{} methods={}", tenant.name, methods.join(","));
-    state
-        .audit(Audit {
-            tenant: Some(&tenant.id),
-            actor: p.actor(),
-            action,
-            target: &target,
-            outcome: Outcome::Success,
-            source_ip: ip.as_deref(),
-        })
+    p.audit(&state, Some(&tenant.id), action, &target, ip.as_deref())
         .await?;
     Ok(Json(tenant.into()))
 }

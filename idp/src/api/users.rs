@@ -128,16 +128,14 @@ pub(super) async fn create(
         created_at: state.clock.now(),
     };
     state.store.create_user(&user).await?;
-    state
-        .audit(Audit {
-            tenant: Some(&tenant.id),
-            actor: p.actor(),
-            action: "user.create",
-            target: &user.email,
-            outcome: Outcome::Success,
-            source_ip: ip.as_deref(),
-        })
-        .await?;
+    p.audit(
+        &state,
+        Some(&tenant.id),
+        "user.create",
+        &user.email,
+        ip.as_deref(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(Created {
@@ -320,15 +318,7 @@ pub(super) async fn update(
         actions.push("user.update");
     }
     for action in actions {
-        state
-            .audit(Audit {
-                tenant: Some(&tenant.id),
-                actor: p.actor(),
-                action,
-                target: &u.email,
-                outcome: Outcome::Success,
-                source_ip: ip.as_deref(),
-            })
+        p.audit(&state, Some(&tenant.id), action, &u.email, ip.as_deref())
             .await?;
     }
     Ok(Json(u.into()))
@@ -413,16 +403,14 @@ pub(super) async fn unlock(
     // A success clears the failure count, and with it the lock.
     state.store.record_second_factor_success(&u.id).await?;
     state.store.reset_password_failures(&u.email).await?;
-    state
-        .audit(Audit {
-            tenant: Some(&tenant.id),
-            actor: p.actor(),
-            action: "user.unlock",
-            target: &u.email,
-            outcome: Outcome::Success,
-            source_ip: ip.as_deref(),
-        })
-        .await?;
+    p.audit(
+        &state,
+        Some(&tenant.id),
+        "user.unlock",
+        &u.email,
+        ip.as_deref(),
+    )
+    .await?;
     let company = &tenant.name;
     state.notify(
         &u.email,
@@ -562,15 +550,7 @@ async fn changed_second_factor(
     if new != read && !state.store.swap_user(&read, &new).await? {
         return Err(ApiError::changed("user"));
     }
-    state
-        .audit(Audit {
-            tenant: Some(&tenant.id),
-            actor: p.actor(),
-            action,
-            target: &new.email,
-            outcome: Outcome::Success,
-            source_ip: ip,
-        })
+    p.audit(state, Some(&tenant.id), action, &new.email, ip)
         .await?;
     let now = match padlock_policy::decision::resolve_factor(&tenant.two_factor, &new.subject()) {
         Some(padlock_policy::Factor::Totp) => "a code from your authenticator app",
@@ -625,16 +605,14 @@ pub(super) async fn password_link(
         ));
     }
     let (url, expires_at) = crate::password_link::issue(&state, &u).await?;
-    state
-        .audit(Audit {
-            tenant: Some(&tenant.id),
-            actor: p.actor(),
-            action: "user.password_link",
-            target: &u.email,
-            outcome: Outcome::Success,
-            source_ip: ip.as_deref(),
-        })
-        .await?;
+    p.audit(
+        &state,
+        Some(&tenant.id),
+        "user.password_link",
+        &u.email,
+        ip.as_deref(),
+    )
+    .await?;
     let company = &tenant.name;
     state.notify(
         &u.email,

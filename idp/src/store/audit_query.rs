@@ -8,7 +8,7 @@ use crate::secret::TenantId;
 /// Most events one page query examines (default of [`AuditQuery::scan_limit`]): past it the page
 /// ends early, possibly with fewer events than asked, and its `next` cursor continues the scan.
 /// It bounds the work of a filter that matches rarely.
-pub const AUDIT_SCAN_LIMIT: usize = 20_000;
+pub const AUDIT_SCAN_LIMIT: usize = 2_000;
 
 /// A position in the audit log: an event's time (Unix seconds) and the order it was recorded in.
 /// Events are ordered by `(at, seq)`. Written as `<at>.<seq>`.
@@ -86,24 +86,51 @@ pub struct AuditPage {
     pub next: Option<AuditCursor>,
 }
 
+/// The index range a query reads: the narrowest its filters allow within a company (a user's
+/// events, then failures, then one action), else the company's, or every event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditIndex<'a> {
+    /// Every event (the operator, no company given).
+    All,
+    /// A company's events.
+    Tenant(&'a TenantId),
+    /// A company's events whose actor or target is the user.
+    User(&'a TenantId, &'a str),
+    /// A company's events with this outcome.
+    Outcome(&'a TenantId, Outcome),
+    /// A company's events of exactly this action.
+    Action(&'a TenantId, &'a str),
+}
+
 impl AuditQuery {
-    /// Whether the query reads an index of one user's events in one company (both given):
-    /// then every event it examines is already that user's.
+    /// The index this query reads.
     #[must_use]
-    pub fn by_user_index(&self) -> bool {
-        self.tenant.is_some() && self.user.is_some()
+    pub fn index(&self) -> AuditIndex<'_> {
+        let Some(t) = &self.tenant else {
+            return AuditIndex::All;
+        };
+        if let Some(u) = &self.user {
+            AuditIndex::User(t, u)
+        } else if self.outcome == Some(Outcome::Failure) {
+            AuditIndex::Outcome(t, Outcome::Failure)
+        } else if let Some(a) = self.action.as_deref().filter(|a| !a.ends_with('*')) {
+            AuditIndex::Action(t, a)
+        } else {
+            AuditIndex::Tenant(t)
+        }
     }
 
-    /// Whether `e` is in the range of events this query examines, by its index: the company's
-    /// (and the user's) events, or all.
+    /// Whether `e` is in the range of events this query examines ([`AuditQuery::index`]).
     #[must_use]
     pub fn in_scope(&self, e: &AuditEvent) -> bool {
-        let tenant = self
-            .tenant
-            .as_ref()
-            .is_none_or(|t| e.tenant.as_ref() == Some(t));
-        let user = !self.by_user_index() || self.user_matches(e);
-        tenant && user
+        let of = |t: &TenantId| e.tenant.as_ref() == Some(t);
+        match self.index() {
+            AuditIndex::All => true,
+            AuditIndex::Tenant(t) => of(t),
+            AuditIndex::User(t, u) => of(t) && (e.actor == u || e.target == u),
+            AuditIndex::Outcome(t, o) => of(t) && e.outcome == o,
+            AuditIndex::Action(t, a) => of(t) && e.action == a,
+        }
     }
 
     fn user_matches(&self, e: &AuditEvent) -> bool {

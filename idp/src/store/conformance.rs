@@ -1391,6 +1391,44 @@ pub async fn audit_pages_follow_the_index_and_filters(s: Arc<dyn Store>) {
             Box::new(|e| e.tenant.as_ref() == Some(&a) && e.at >= 1005),
         ),
     ];
+    // The outcome and action ranges of a company.
+    let (qa, qb) = (a.clone(), b.clone());
+    let mut queries = queries;
+    queries.push((
+        AuditQuery {
+            tenant: Some(a.clone()),
+            outcome: Some(Outcome::Failure),
+            limit: 2,
+            ..AuditQuery::default()
+        },
+        Box::new(move |e: &AuditEvent| {
+            e.tenant.as_ref() == Some(&qa) && e.outcome == Outcome::Failure
+        }),
+    ));
+    queries.push((
+        AuditQuery {
+            tenant: Some(b.clone()),
+            action: Some("user.update".into()),
+            limit: 2,
+            ..AuditQuery::default()
+        },
+        Box::new(move |e: &AuditEvent| e.tenant.as_ref() == Some(&qb) && e.action == "user.update"),
+    ));
+    let qa = a.clone();
+    queries.push((
+        AuditQuery {
+            tenant: Some(a.clone()),
+            outcome: Some(Outcome::Failure),
+            action: Some("login.*".into()),
+            limit: 1,
+            ..AuditQuery::default()
+        },
+        Box::new(move |e: &AuditEvent| {
+            e.tenant.as_ref() == Some(&qa)
+                && e.outcome == Outcome::Failure
+                && e.action.starts_with("login.")
+        }),
+    ));
     for (q, keep) in queries {
         let want = newest_first(keep.as_ref());
         assert!(!want.is_empty(), "{q:?} matches something");

@@ -23,7 +23,7 @@ pub mod conformance;
 pub mod memory;
 pub mod sled;
 
-pub use audit_query::{AUDIT_SCAN_LIMIT, AuditCursor, AuditPage, AuditQuery};
+pub use audit_query::{AUDIT_SCAN_LIMIT, AuditCursor, AuditIndex, AuditPage, AuditQuery};
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]

@@ -2,8 +2,9 @@
 //! trees updated in the same transaction as the record. sled types do not leave this file.
 
 use super::{
-    AuditCursor, AuditPage, AuditQuery, CODE_TOMBSTONE_SECS, CodeTake, Digest, Expiring,
-    PendingSetup, Rotation, SealedAt, Store, StoreError, StoreResult, unique_key, unix_name_key,
+    AuditCursor, AuditIndex, AuditPage, AuditQuery, CODE_TOMBSTONE_SECS, CodeTake, Digest,
+    Expiring, PendingSetup, Rotation, SealedAt, Store, StoreError, StoreResult, unique_key,
+    unix_name_key,
 };
 use crate::crypto::Sealed;
 use crate::domain::{
@@ -27,8 +28,9 @@ const SETUP_TOKEN: &[u8] = b"setup_token";
 const UNIX_NAMES_INDEXED: &[u8] = b"unix_names_indexed";
 /// Present once the per-company user index was built from the users stored before it existed.
 const TENANT_USERS_INDEXED: &[u8] = b"tenant_users_indexed";
-/// Present once the audit index was built from the events stored before it existed.
-const AUDIT_INDEXED: &[u8] = b"audit_indexed";
+/// Present once the audit index (with its outcome and action ranges) was built from the events
+/// stored before it existed.
+const AUDIT_INDEXED: &[u8] = b"audit_indexed_2";
 
 /// The per-company user index key: the company, then the email's unique key (so a company's
 /// users are one ordered range).
@@ -36,8 +38,9 @@ fn tenant_user_key(tenant: &TenantId, email: &str) -> Vec<u8> {
     unix_name_key(tenant, &unique_key(email))
 }
 
-/// The start of an audit index range: `kind` (`a` every event, `t` a company's, `u` a user's
-/// within a company), then each part as a 2-byte big-endian length and its bytes.
+/// The start of an audit index range: `kind` (`a` every event; within a company: `t` all of its
+/// events, `u` a user's, `o` an outcome's, `x` an action's), then each part as a 2-byte
+/// big-endian length and its bytes.
 fn audit_scope(kind: u8, parts: &[&str]) -> Vec<u8> {
     let mut key = vec![kind];
     for p in parts {
@@ -71,18 +74,35 @@ fn audit_cursor(key: &[u8]) -> StoreResult<AuditCursor> {
     })
 }
 
-/// Every index key of `e` recorded at `c`: among all events; and in its company's, its actor's
-/// and its target's ranges when it has a company.
+/// The range of `index` ([`AuditQuery::index`]).
+fn audit_index_scope(index: AuditIndex<'_>) -> Vec<u8> {
+    match index {
+        AuditIndex::All => audit_scope(b'a', &[]),
+        AuditIndex::Tenant(t) => audit_scope(b't', &[t.as_str()]),
+        AuditIndex::User(t, u) => audit_scope(b'u', &[t.as_str(), u]),
+        AuditIndex::Outcome(t, o) => audit_scope(b'o', &[t.as_str(), o.as_str()]),
+        AuditIndex::Action(t, a) => audit_scope(b'x', &[t.as_str(), a]),
+    }
+}
+
+/// Every index key of `e` recorded at `c`: in every range it belongs to.
 fn audit_index_keys(e: &AuditEvent, c: AuditCursor) -> Vec<Vec<u8>> {
-    let mut keys = vec![audit_key(&audit_scope(b'a', &[]), c)];
+    let mut scopes = vec![AuditIndex::All];
     if let Some(t) = &e.tenant {
-        keys.push(audit_key(&audit_scope(b't', &[t.as_str()]), c));
-        keys.push(audit_key(&audit_scope(b'u', &[t.as_str(), &e.actor]), c));
+        scopes.extend([
+            AuditIndex::Tenant(t),
+            AuditIndex::User(t, &e.actor),
+            AuditIndex::Outcome(t, e.outcome),
+            AuditIndex::Action(t, &e.action),
+        ]);
         if e.target != e.actor {
-            keys.push(audit_key(&audit_scope(b'u', &[t.as_str(), &e.target]), c));
+            scopes.push(AuditIndex::User(t, &e.target));
         }
     }
-    keys
+    scopes
+        .into_iter()
+        .map(|scope| audit_key(&audit_index_scope(scope), c))
+        .collect()
 }
 
 /// An authorization code, live or redeemed (a tombstone naming its grant).
@@ -498,6 +518,8 @@ impl SledStore {
         if self.meta.contains_key(AUDIT_INDEXED).map_err(backend)? {
             return Ok(());
         }
+        // An index of an earlier layout goes; the events are the truth.
+        self.audit_index.clear().map_err(backend)?;
         let total = self.audit.len();
         for (n, entry) in self.audit.iter().enumerate() {
             let (k, v) = entry.map_err(backend)?;
@@ -1233,11 +1255,7 @@ impl Store for SledStore {
 
     async fn audit_page(&self, q: &AuditQuery) -> StoreResult<AuditPage> {
         use std::ops::Bound;
-        let scope = match (&q.tenant, q.user.as_deref()) {
-            (Some(t), Some(u)) => audit_scope(b'u', &[t.as_str(), u]),
-            (Some(t), None) => audit_scope(b't', &[t.as_str()]),
-            (None, _) => audit_scope(b'a', &[]),
-        };
+        let scope = audit_index_scope(q.index());
         let from = AuditCursor {
             at: q.since.unwrap_or(0),
             seq: 0,

@@ -233,7 +233,7 @@ pub(super) async fn clear_flag(
 
 /// `POST /api/v1/tenants/{tenant}/api-accounts/{client}/rotate` (`company.manage`) → 200
 /// `{"client_id", "client_secret", "user_id"}`: a new secret for the API account's credential;
-/// the old one stops working at once. Audited `api_account.rotate`. Errors: 401/403, 404 (no
+/// the old one, and every token got with it, stops working at once. Audited `api_account.rotate`. Errors: 401/403, 404 (no
 /// such API account credential in the company).
 pub(super) async fn rotate(
     State(state): State<AppState>,
@@ -274,6 +274,12 @@ pub(super) async fn rotate(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("API account `{client}` not found")))?;
     p.may_change(tenant.permissions_of(&holder))?;
+    // Tokens got with the old secret stop working too (a rotation answers a leak).
+    let mut ended = holder.clone();
+    ended.end_sessions();
+    if !state.store.swap_user(&holder, &ended).await? {
+        return Err(ApiError::changed("API account"));
+    }
     let secret = random_token(32);
     c.secret_sha256 = Some(hex::encode(sha256(secret.as_bytes())));
     state.store.put_client(&c).await?;

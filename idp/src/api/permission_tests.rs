@@ -194,7 +194,19 @@ async fn a_scope_opens_only_what_the_accounts_roles_hold() {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // tenant.admin asks for everything; the account's role holds only users.manage.
-    let (at, user) = account(&state, &t, &["tenant.admin"]).await;
+    let body = json!({"name": "sync", "scopes": ["tenant.admin"]});
+    let r = call(
+        &state,
+        json_request("POST", "/api/v1/tenants/Acme/api-accounts", &t, &body),
+    )
+    .await;
+    let v = r.json();
+    let (id, secret, user) = (
+        v["client_id"].as_str().unwrap().to_owned(),
+        v["client_secret"].as_str().unwrap().to_owned(),
+        v["user_id"].as_str().unwrap().to_owned(),
+    );
+    let before = token(&state, &id, &secret).await;
     let r = call(
         &state,
         json_request(
@@ -206,6 +218,19 @@ async fn a_scope_opens_only_what_the_accounts_roles_hold() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Taking its role away ended the token it had; a new one carries the new rights.
+    assert_eq!(
+        status(
+            &state,
+            "GET",
+            "/api/v1/tenants/Acme/users",
+            &before,
+            Value::Null
+        )
+        .await,
+        StatusCode::UNAUTHORIZED
+    );
+    let at = token(&state, &id, &secret).await;
     assert_eq!(
         status(
             &state,
@@ -701,11 +726,20 @@ async fn an_api_account_flag_is_set_rotated_and_cleared() {
         v["client_secret"].as_str().unwrap().to_owned(),
     );
     assert_eq!(first.len(), 43, "256 bits, base64url");
-    assert!(
-        crate::testing::try_token(&state, &id, &first)
-            .await
-            .is_some()
-    );
+    let old_token = crate::testing::try_token(&state, &id, &first)
+        .await
+        .expect("the first secret works");
+    let userinfo = |token: String| {
+        let state = state.clone();
+        async move {
+            let req = axum::http::Request::get("/userinfo")
+                .header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            call(&state, req).await.status
+        }
+    };
+    assert_eq!(userinfo(old_token.clone()).await, StatusCode::OK);
     assert_eq!(
         status(
             &state,
@@ -730,6 +764,11 @@ async fn an_api_account_flag_is_set_rotated_and_cleared() {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let second = r.json()["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        userinfo(old_token).await,
+        StatusCode::UNAUTHORIZED,
+        "a token got with the old secret stops working"
+    );
     assert!(
         crate::testing::try_token(&state, &id, &first)
             .await

@@ -44,6 +44,14 @@ pub struct AccessClaims {
     /// The grant (refresh-token family) the token belongs to; revoking the grant revokes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
+    /// The user's session generation when the token was issued: once it moves (a new password or
+    /// secret, disabled, a role removed), Padlock no longer accepts the token.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl AccessClaims {
@@ -192,6 +200,7 @@ pub fn sign_user_tokens(
         amr: Some(amr.clone()),
         acr: Some(g.acr.as_str().to_owned()),
         gid: Some(g.grant_id.to_owned()),
+        epoch: g.user.session_epoch,
     };
     let access = sign_access(state, &claims)?;
     if !g.scope.split(' ').any(|s| s == "openid") {
@@ -282,7 +291,11 @@ pub async fn token_user(
         .store
         .get_user(&crate::secret::UserId::from_string(claims.sub.clone()))
         .await?
-        .filter(|u| !u.disabled && claims.tenant.as_deref() == Some(u.tenant.as_str()))
+        .filter(|u| {
+            !u.disabled
+                && u.session_epoch == claims.epoch
+                && claims.tenant.as_deref() == Some(u.tenant.as_str())
+        })
     else {
         return Ok(None);
     };

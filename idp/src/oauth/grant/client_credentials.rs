@@ -21,8 +21,8 @@ pub async fn grant(
             "public clients cannot use client credentials",
         ));
     };
-    let (sub, tenant, roles) = match &client.kind {
-        ClientKind::Operator => (client.id.to_string(), None, Vec::new()),
+    let (sub, tenant, roles, epoch) = match &client.kind {
+        ClientKind::Operator => (client.id.to_string(), None, Vec::new(), 0),
         ClientKind::ApiAccount { user } => {
             let account = state
                 .store
@@ -39,6 +39,7 @@ pub async fn grant(
                 account.id.to_string(),
                 Some(account.tenant.to_string()),
                 account.roles.clone(),
+                account.session_epoch,
             )
         }
         ClientKind::RelyingPanel { .. } | ClientKind::PamHost => {
@@ -64,6 +65,7 @@ pub async fn grant(
         amr: None,
         acr: None,
         gid: None,
+        epoch,
     };
     let access_token = sign_access(state, &claims)?;
     audit(

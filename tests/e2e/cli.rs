@@ -324,6 +324,28 @@ fn operator_manages_pam_hosts() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
 }
 
+/// Company Acme with Ann (admin) and Bob (user), password `correct-horse-battery`, made with the
+/// CLI against the running server of `d`.
+fn acme_with_ann_and_bob(d: &std::path::Path) {
+    operator(d, &["tenant", "create", "Acme"]);
+    std::fs::write(d.join("pw"), "correct-horse-battery\n").unwrap();
+    for (email, role) in [("ann@acme.example", "admin"), ("bob@acme.example", "user")] {
+        let args = [
+            "user",
+            "add",
+            "--tenant",
+            "Acme",
+            "--email",
+            email,
+            "--password-file",
+            "pw",
+            "--role",
+            role,
+        ];
+        operator(d, &args);
+    }
+}
+
 /// A client-credentials token for (id, secret), or the status `/token` answered.
 fn client_token(server: &Server, v: &serde_json::Value) -> Result<String, u16> {
     let r = http()
@@ -352,23 +374,7 @@ fn operator_manages_roles_api_accounts_and_password_links() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let d = dir.path();
-    operator(d, &["tenant", "create", "Acme"]);
-    std::fs::write(d.join("pw"), "correct-horse-battery\n").unwrap();
-    for (email, role) in [("ann@acme.example", "admin"), ("bob@acme.example", "user")] {
-        let args = [
-            "user",
-            "add",
-            "--tenant",
-            "Acme",
-            "--email",
-            email,
-            "--password-file",
-            "pw",
-            "--role",
-            role,
-        ];
-        operator(d, &args);
-    }
+    acme_with_ann_and_bob(d);
     let role = operator(
         d,
         &[
@@ -677,23 +683,7 @@ fn recover_admin_sets_an_administrators_password_offline() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let server = Server::start(d, &[]);
-    operator(d, &["tenant", "create", "Acme"]);
-    std::fs::write(d.join("pw"), "correct-horse-battery\n").unwrap();
-    for (email, role) in [("ann@acme.example", "admin"), ("bob@acme.example", "user")] {
-        let args = [
-            "user",
-            "add",
-            "--tenant",
-            "Acme",
-            "--email",
-            email,
-            "--password-file",
-            "pw",
-            "--role",
-            role,
-        ];
-        operator(d, &args);
-    }
+    acme_with_ann_and_bob(d);
     assert!(own_sign_in(
         &server.url,
         "ann@acme.example",

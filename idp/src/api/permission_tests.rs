@@ -37,6 +37,15 @@ async fn company() -> (AppState, std::sync::Arc<crate::clock::ManualClock>, Stri
     (state, clock, t)
 }
 
+/// Defines Acme's role `role` with `permissions` and makes it Bob's only role (as the operator).
+async fn give_bob(state: &AppState, t: &str, role: &str, permissions: &[&str]) {
+    let uri = format!("/api/v1/tenants/Acme/roles/{role}");
+    let body = json!({ "permissions": permissions });
+    assert_eq!(status(state, "PUT", &uri, t, body).await, StatusCode::OK);
+    let body = json!({ "roles": [role] });
+    assert_eq!(status(state, "PATCH", BOB, t, body).await, StatusCode::OK);
+}
+
 /// A token of a new API account of Acme with `scopes`, made by the operator.
 async fn account(state: &AppState, t: &str, scopes: &[&str]) -> (String, String) {
     let body = json!({"name": scopes.join("+"), "scopes": scopes});
@@ -470,21 +479,7 @@ async fn the_last_person_holding_company_manage_stays() {
         StatusCode::UNPROCESSABLE_ENTITY
     );
     // With Bob holding it through the company's own role, Ann can be demoted ...
-    assert_eq!(
-        status(
-            &state,
-            "PUT",
-            "/api/v1/tenants/Acme/roles/boss",
-            &t,
-            json!({"permissions": ["company.manage"]})
-        )
-        .await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        status(&state, "PATCH", BOB, &t, json!({"roles": ["boss"]})).await,
-        StatusCode::OK
-    );
+    give_bob(&state, &t, "boss", &["company.manage"]).await;
     assert_eq!(
         status(&state, "PATCH", ANN, &t, json!({"roles": []})).await,
         StatusCode::OK
@@ -614,21 +609,7 @@ async fn still_signed_in(
 #[tokio::test]
 async fn ending_a_users_access_ends_their_sessions_and_refresh_tokens() {
     let (state, _, t) = company().await;
-    assert_eq!(
-        status(
-            &state,
-            "PUT",
-            "/api/v1/tenants/Acme/roles/helpdesk",
-            &t,
-            json!({"permissions": ["users.manage"]})
-        )
-        .await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        status(&state, "PATCH", BOB, &t, json!({"roles": ["helpdesk"]})).await,
-        StatusCode::OK
-    );
+    give_bob(&state, &t, "helpdesk", &["users.manage"]).await;
     // Paths that end access: removing a role, disabling, making an API account. A change that
     // ends nothing (a mobile number, a role added) leaves the sign-in alone.
     let (h, bob) = signed_in(&state, "bob@acme.example").await;

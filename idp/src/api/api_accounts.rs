@@ -18,7 +18,7 @@ use padlock_policy::permission::{Permission, Permissions, scope_permissions};
 use serde::Deserialize;
 
 /// `POST /api/v1/tenants/{tenant}/api-accounts` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewApiAccount {
     /// The credential's display name.
@@ -29,7 +29,7 @@ pub(super) struct NewApiAccount {
 }
 
 /// `PUT /api/v1/tenants/{tenant}/users/{user}/api-account` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ApiAccountFlag {
     /// The credential's display name (default: the user's email).
@@ -94,6 +94,17 @@ async fn new_credential(
 /// "client_secret", "user_id"}`: a new API account (a user that can never sign in
 /// interactively) holding roles named after its scopes. Audited `api_account.create`. Errors:
 /// 401/403 (also for scopes granting a permission the caller does not hold), 404, 422.
+#[utoipa::path(
+    post,
+    operation_id = "api_accounts_create",
+    path = "/tenants/{tenant}/api-accounts",
+    tag = "API accounts",
+    summary = "Create an API account (client credentials only, exempt from 2FA)",
+    params(("tenant" = String, Path, description = "company id or name")),
+    request_body = NewApiAccount,
+    responses((status = 201, description = "{client_id, client_secret, user_id}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 422, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     p: Principal,
@@ -145,6 +156,17 @@ pub(super) async fn create(
 /// `user.api_account.set`. Errors: 401/403 (also for a user holding, or scopes granting, a
 /// permission the caller does not hold), 404, 409 (already an API account; or the user changed
 /// meanwhile), 422 (bad scopes; or the company's last person holding `company.manage`).
+#[utoipa::path(
+    put,
+    operation_id = "api_accounts_set_flag",
+    path = "/tenants/{tenant}/users/{user}/api-account",
+    tag = "API accounts",
+    summary = "Make the user an API account: the password stops working, sessions and refresh tokens end, a client secret is returned once (audited user.api_account.set)",
+    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    request_body = ApiAccountFlag,
+    responses((status = 201, description = "{client_id, client_secret, user_id}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn set_flag(
     State(state): State<AppState>,
     p: Principal,
@@ -192,6 +214,16 @@ pub(super) async fn set_flag(
 /// Padlock). The user has no password yet: send them a set-password link. Audited
 /// `user.api_account.clear`. Errors: 401/403, 404, 409 (not an API account; or the user changed
 /// meanwhile).
+#[utoipa::path(
+    delete,
+    operation_id = "api_accounts_clear_flag",
+    path = "/tenants/{tenant}/users/{user}/api-account",
+    tag = "API accounts",
+    summary = "Clear the API-account flag and revoke its client secrets; the user then needs a set-password link (audited user.api_account.clear)",
+    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    responses((status = 200, description = "The user"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn clear_flag(
     State(state): State<AppState>,
     p: Principal,
@@ -235,6 +267,16 @@ pub(super) async fn clear_flag(
 /// `{"client_id", "client_secret", "user_id"}`: a new secret for the API account's credential;
 /// the old one, and every token got with it, stops working at once. Audited `api_account.rotate`. Errors: 401/403, 404 (no
 /// such API account credential in the company).
+#[utoipa::path(
+    post,
+    operation_id = "api_accounts_rotate",
+    path = "/tenants/{tenant}/api-accounts/{client}/rotate",
+    tag = "API accounts",
+    summary = "A new client secret for the API account, returned once; the old one stops working (audited api_account.rotate)",
+    params(("tenant" = String, Path, description = "company id or name"), ("client" = String, Path, description = "the API account's client_id")),
+    responses((status = 200, description = "{client_id, client_secret, user_id}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn rotate(
     State(state): State<AppState>,
     p: Principal,

@@ -16,7 +16,8 @@ use serde::Deserialize;
 const MAX_LIMIT: usize = 1000;
 
 /// `GET /api/v1/audit` query.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AuditParams {
     /// The company (id or name); absent: every company (the operator only).
@@ -30,6 +31,7 @@ pub(super) struct AuditParams {
     /// One action (`user.update`), or every action starting with the text before a final `*`.
     action: Option<String>,
     /// `success` or `failure`.
+    #[param(value_type = Option<String>)]
     outcome: Option<crate::domain::Outcome>,
     /// Events per page, 1 to 1000 (default 100).
     limit: Option<usize>,
@@ -58,6 +60,16 @@ async fn scope(
 /// page; a page can hold fewer than `limit` events and still have a next one (a rare filter
 /// stops after [`crate::store::AUDIT_SCAN_LIMIT`] examined events). Errors: 401/403, 404
 /// (company), 400 (a malformed parameter or cursor).
+#[utoipa::path(
+    get,
+    operation_id = "audit_list",
+    path = "/audit",
+    tag = "audit",
+    summary = "Audit events, newest first, from the index by company, user and time; a Link header (rel=next) gives the next page",
+    params(AuditParams),
+    responses((status = 200, description = "A page of events, newest first; Link rel=next when more may match"), (status = 400, description = "{error, message}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     p: Principal,
@@ -109,13 +121,15 @@ pub(super) async fn list(
 const MAX_EXPORT: usize = 100_000;
 
 /// `GET /api/v1/audit/export` query: the filters of `/audit`, and the format.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ExportQuery {
     tenant: Option<String>,
     since: Option<u64>,
     user: Option<String>,
     action: Option<String>,
+    #[param(value_type = Option<String>)]
     outcome: Option<crate::domain::Outcome>,
     /// `csv` (default) or `jsonl`.
     format: Option<String>,
@@ -127,6 +141,16 @@ pub(super) struct ExportQuery {
 /// prefixed with `'`, see [`neutralised`]) or as JSON Lines (one event per line, as `/audit`
 /// gives it).
 /// Errors: 401/403 (the caller; all companies need the operator), 404 (company), 400 (format).
+#[utoipa::path(
+    get,
+    operation_id = "audit_export",
+    path = "/audit/export",
+    tag = "audit",
+    summary = "Export audit events (oldest first, at most 100,000) as CSV (formula-looking cells prefixed with ') or JSON Lines",
+    params(ExportQuery),
+    responses((status = 200, description = "CSV or JSON Lines"), (status = 400, description = "{error, message}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn export(
     State(state): State<AppState>,
     p: Principal,

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 /// Scopes a relying panel gets when none are given.
 const DEFAULT_PANEL_SCOPES: [&str; 3] = ["openid", "profile", "email"];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewPanel {
     name: String,
@@ -26,6 +26,7 @@ pub(super) struct NewPanel {
     post_logout_redirect_uris: Vec<String>,
     #[serde(default)]
     public: bool,
+    #[schema(value_type = Option<String>)]
     id_token_alg: Option<SigningAlg>,
     scopes: Option<Vec<String>>,
 }
@@ -62,6 +63,16 @@ pub(super) fn check_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "clients_create_relying_panel",
+    path = "/clients",
+    tag = "relying panels",
+    summary = "Register a relying panel",
+    request_body = NewPanel,
+    responses((status = 201, description = "{client_id, client_secret}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 422, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn create_relying_panel(
     State(state): State<AppState>,
     p: Principal,
@@ -136,6 +147,15 @@ pub(super) struct Rotated {
     published: Vec<String>,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "clients_rotate_keys",
+    path = "/keys/rotate",
+    tag = "signing keys",
+    summary = "Rotate the signing keys",
+    responses((status = 200, description = "{current, published}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn rotate_keys(
     State(state): State<AppState>,
     p: Principal,

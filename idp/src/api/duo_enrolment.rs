@@ -76,6 +76,16 @@ pub(super) struct Activation {
 /// `POST /api/v1/tenants/{tenant}/users/{user}/duo/enroll`: creates a Duo user named by the
 /// user's email (Duo Auth API `/auth/v2/enroll`), its activation valid 24 hours
 /// ([`ACTIVATION_SECS`]). Nothing is saved until `enroll-status` says it is active.
+#[utoipa::path(
+    post,
+    operation_id = "duo_enrolment_enroll",
+    path = "/tenants/{tenant}/users/{user}/duo/enroll",
+    tag = "second factor",
+    summary = "Create a Duo user named by the user's email (Duo /auth/v2/enroll) and return Duo's activation for the user's phone; nothing is saved until enroll-status says success",
+    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    responses((status = 201, description = "Duo's activation (QR code, link) to show"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 422, description = "{error, message}"), (status = 502, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn enroll(
     State(state): State<AppState>,
     p: Principal,
@@ -108,7 +118,7 @@ pub(super) async fn enroll(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StatusBody {
     user_id: String,
@@ -127,6 +137,17 @@ pub(super) struct StatusView {
 /// the name `enroll` gives the Duo user — is saved as the Duo username with that `user_id`
 /// (Padlock does not check that they come from this user's `enroll`: the administrator vouches),
 /// and Duo becomes the user's method.
+#[utoipa::path(
+    post,
+    operation_id = "duo_enrolment_enroll_status",
+    path = "/tenants/{tenant}/users/{user}/duo/enroll-status",
+    tag = "second factor",
+    summary = "Ask Duo whether the activation of user_id completed (Duo /auth/v2/enroll_status); on success the user's email is saved as the Duo username (the name enroll gives the Duo user) with the given user_id, and Duo becomes the user's method",
+    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    request_body = StatusBody,
+    responses((status = 200, description = "Whether the activation completed"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}"), (status = 502, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn enroll_status(
     State(state): State<AppState>,
     p: Principal,
@@ -163,7 +184,7 @@ pub(super) async fn enroll_status(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LinkBody {
     username: String,
@@ -171,6 +192,17 @@ pub(super) struct LinkBody {
 
 /// `PUT /api/v1/tenants/{tenant}/users/{user}/duo`: links the existing Duo user `username`, which
 /// Duo's preauth must be able to authenticate (`auth`); Duo becomes the user's method.
+#[utoipa::path(
+    put,
+    operation_id = "duo_enrolment_link",
+    path = "/tenants/{tenant}/users/{user}/duo",
+    tag = "second factor",
+    summary = "Link the user to an existing Duo user (Duo's preauth must answer `auth`); Duo becomes the user's method",
+    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    request_body = LinkBody,
+    responses((status = 200, description = "The user"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}"), (status = 502, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn link(
     State(state): State<AppState>,
     p: Principal,
@@ -211,6 +243,16 @@ pub(super) async fn link(
 /// `DELETE /api/v1/tenants/{tenant}/users/{user}/duo`: removes the user's Duo enrolment (in
 /// Padlock; the Duo user stays in Duo). A user whose method was Duo is then asked for SMS/Email
 /// (or TOTP they set up) if the company offers it, else refused until Duo is set up again.
+#[utoipa::path(
+    delete,
+    operation_id = "duo_enrolment_remove",
+    path = "/tenants/{tenant}/users/{user}/duo",
+    tag = "second factor",
+    summary = "Remove the user's Duo enrolment (in Padlock only). A company that also offers SMS/Email (or TOTP the user set up) then asks for that; in a company that offers only Duo the user is refused until linked or enrolled again",
+    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    responses((status = 200, description = "The user"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn remove(
     State(state): State<AppState>,
     p: Principal,

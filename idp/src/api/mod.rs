@@ -29,79 +29,109 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{delete, get, patch, post, put};
+use axum::routing::get;
 use padlock_policy::permission::{Permission, Permissions, effective};
 
 pub use padlock_policy::permission::{SCOPE_OPERATOR, SCOPE_TENANT_ADMIN};
 
-/// The API's routes, relative to `/api/v1`.
+/// The OpenAPI 3 document's frame: what the handlers' `#[utoipa::path]` annotations do not say.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Padlock admin API",
+        version = "1",
+        description = "Companies, users, roles, second factors, API accounts, PAM hosts, relying panels, signing keys and the audit trail. Callers: a bearer access token from Padlock's client-credentials grant, or a person's Padlock session (writes carry its CSRF token in X-CSRF-Token)."
+    ),
+    servers((url = "/api/v1")),
+    modifiers(&Authentication)
+)]
+struct ApiDoc;
+
+/// The two ways to call the API, as security schemes.
+struct Authentication;
+
+impl utoipa::Modify for Authentication {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::session::SESSION_COOKIE,
+                "A person's Padlock session; writes also need its CSRF token in X-CSRF-Token",
+            ))),
+        );
+    }
+}
+
+/// The API's routes and their OpenAPI document, built once from the handlers' annotations: a
+/// route is registered only through `routes!`, so it cannot be missing from the document.
+fn api() -> &'static (Router<AppState>, String) {
+    static API: std::sync::OnceLock<(Router<AppState>, String)> = std::sync::OnceLock::new();
+    API.get_or_init(|| {
+        use utoipa::OpenApi;
+        use utoipa_axum::router::OpenApiRouter;
+        use utoipa_axum::routes;
+        let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+            .routes(routes!(tenants::list, tenants::create))
+            .routes(routes!(tenants::show))
+            .routes(routes!(two_factor::update))
+            .routes(routes!(users::list, users::create))
+            .routes(routes!(users::update))
+            .routes(routes!(users::unlock))
+            .routes(routes!(users::set_two_factor))
+            .routes(routes!(users::totp_confirm, users::reset_totp))
+            .routes(routes!(users::totp_enroll))
+            .routes(routes!(users::password_link))
+            .routes(routes!(duo_enrolment::link, duo_enrolment::remove))
+            .routes(routes!(duo_enrolment::enroll))
+            .routes(routes!(duo_enrolment::enroll_status))
+            .routes(routes!(api_accounts::set_flag, api_accounts::clear_flag))
+            .routes(routes!(api_accounts::create))
+            .routes(routes!(api_accounts::rotate))
+            .routes(routes!(roles::list))
+            .routes(routes!(roles::set, roles::remove))
+            .routes(routes!(pam_hosts::create))
+            .routes(routes!(pam_hosts::list))
+            .routes(routes!(pam_hosts::remove))
+            .routes(routes!(clients::create_relying_panel))
+            .routes(routes!(clients::rotate_keys))
+            .routes(routes!(audit::list))
+            .routes(routes!(audit::export))
+            .split_for_parts();
+        let json = doc
+            .to_pretty_json()
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        (router, json)
+    })
+}
+
+/// The API's routes, relative to `/api/v1`, with `GET /openapi.json` (the generated document).
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/openapi.json", get(openapi))
-        .route("/tenants", get(tenants::list).post(tenants::create))
-        .route("/tenants/{tenant}", get(tenants::show))
-        .route("/tenants/{tenant}/two-factor", put(two_factor::update))
-        .route(
-            "/tenants/{tenant}/users",
-            get(users::list).post(users::create),
-        )
-        .route("/tenants/{tenant}/roles", get(roles::list))
-        .route(
-            "/tenants/{tenant}/roles/{role}",
-            put(roles::set).delete(roles::remove),
-        )
-        .route("/tenants/{tenant}/users/{user}", patch(users::update))
-        .route("/tenants/{tenant}/users/{user}/unlock", post(users::unlock))
-        .route(
-            "/tenants/{tenant}/users/{user}/two-factor",
-            put(users::set_two_factor),
-        )
-        .route(
-            "/tenants/{tenant}/users/{user}/totp",
-            put(users::totp_confirm).delete(users::reset_totp),
-        )
-        .route(
-            "/tenants/{tenant}/users/{user}/totp/enroll",
-            post(users::totp_enroll),
-        )
-        .route(
-            "/tenants/{tenant}/users/{user}/duo",
-            put(duo_enrolment::link).delete(duo_enrolment::remove),
-        )
-        .route(
-            "/tenants/{tenant}/users/{user}/duo/enroll",
-            post(duo_enrolment::enroll),
-        )
-        .route(
-            "/tenants/{tenant}/users/{user}/duo/enroll-status",
-            post(duo_enrolment::enroll_status),
-        )
-        .route("/tenants/{tenant}/api-accounts", post(api_accounts::create))
-        .route(
-            "/tenants/{tenant}/api-accounts/{client}/rotate",
-            post(api_accounts::rotate),
-        )
-        .route(
-            "/tenants/{tenant}/users/{user}/api-account",
-            put(api_accounts::set_flag).delete(api_accounts::clear_flag),
-        )
-        .route(
-            "/tenants/{tenant}/users/{user}/set-password-link",
-            post(users::password_link),
-        )
-        .route("/tenants/{tenant}/pam-hosts", post(pam_hosts::create))
-        .route("/pam-hosts", get(pam_hosts::list))
-        .route("/pam-hosts/{host}", delete(pam_hosts::remove))
-        .route("/clients", post(clients::create_relying_panel))
-        .route("/keys/rotate", post(clients::rotate_keys))
-        .route("/audit", get(audit::list))
-        .route("/audit/export", get(audit::export))
+    api().0.clone().route("/openapi.json", get(openapi))
+}
+
+/// The generated OpenAPI 3 document of the API, as JSON.
+#[must_use]
+pub fn openapi_document() -> &'static str {
+    &api().1
 }
 
 async fn openapi() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
+        openapi_document(),
     )
 }
 

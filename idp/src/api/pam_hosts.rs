@@ -14,7 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewHost {
     name: String,
@@ -29,6 +29,17 @@ pub(super) struct HostCredential {
 
 /// `POST /api/v1/tenants/{tenant}/pam-hosts` `{"name"}` → 201 `{"host_id","host_secret"}`.
 /// Errors: 403 without `padlock.admin`, 404 for an unknown company, 422 for a bad name.
+#[utoipa::path(
+    post,
+    operation_id = "pam_hosts_create",
+    path = "/tenants/{tenant}/pam-hosts",
+    tag = "PAM hosts",
+    summary = "Create a PAM host credential bound to the company (the secret is shown once)",
+    params(("tenant" = String, Path, description = "company id or name")),
+    request_body = NewHost,
+    responses((status = 201, description = "{host_id, host_secret} (the secret shown once)"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 422, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     p: Principal,
@@ -77,12 +88,23 @@ pub(super) struct HostView {
     created_at: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
     tenant: Option<String>,
 }
 
 /// `GET /api/v1/pam-hosts[?tenant=ID_OR_NAME]` → the PAM hosts, by name.
+#[utoipa::path(
+    get,
+    operation_id = "pam_hosts_list",
+    path = "/pam-hosts",
+    tag = "PAM hosts",
+    summary = "List PAM hosts (never their secrets)",
+    params(ListQuery),
+    responses((status = 200, description = "The PAM hosts, by name"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     p: Principal,
@@ -114,6 +136,16 @@ pub(super) async fn list(
 
 /// `DELETE /api/v1/pam-hosts/{host_id}` → 200 `{"removed": host_id}`; the host's next call gets
 /// 401. 404 when no PAM host has that id.
+#[utoipa::path(
+    delete,
+    operation_id = "pam_hosts_remove",
+    path = "/pam-hosts/{host}",
+    tag = "PAM hosts",
+    summary = "Remove a PAM host: its next call to /pam/v1 is refused",
+    params(("host" = String, Path, description = "the host_id")),
+    responses((status = 200, description = "{removed}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn remove(
     State(state): State<AppState>,
     p: Principal,

@@ -24,6 +24,16 @@ pub(super) struct RoleView {
 
 /// `GET /api/v1/tenants/{tenant}/roles` (`users.manage` or `company.manage`) → the built-in
 /// roles, then the company's own in the order they were made. Errors: 401/403, 404.
+#[utoipa::path(
+    get,
+    operation_id = "roles_list",
+    path = "/tenants/{tenant}/roles",
+    tag = "roles",
+    summary = "The built-in roles (admin, user) and the company's own, with their permissions",
+    params(("tenant" = String, Path, description = "company id or name")),
+    responses((status = 200, description = "[{name, permissions, built_in}]"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     p: Principal,
@@ -55,10 +65,11 @@ pub(super) async fn list(
 }
 
 /// `PUT /api/v1/tenants/{tenant}/roles/{role}` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RoleBody {
     /// Every permission the role holds (may be empty).
+    #[schema(value_type = Vec<String>)]
     permissions: Permissions,
 }
 
@@ -67,6 +78,17 @@ pub(super) struct RoleBody {
 /// Errors: 401/403 (also for granting a permission the caller does not hold), 404, 422 (a
 /// malformed or built-in name; an unknown permission; or leaving the company without an enabled
 /// person holding `company.manage`), 409 (the company changed meanwhile).
+#[utoipa::path(
+    put,
+    operation_id = "roles_set",
+    path = "/tenants/{tenant}/roles/{role}",
+    tag = "roles",
+    summary = "Create the company's role or replace its permissions (audited role.set); nobody grants a permission they do not hold",
+    params(("tenant" = String, Path, description = "company id or name"), ("role" = String, Path, description = "the role's name")),
+    request_body = RoleBody,
+    responses((status = 200, description = "{name, permissions, built_in}"), (status = 400, description = "{error, message}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn set(
     State(state): State<AppState>,
     p: Principal,
@@ -103,6 +125,16 @@ pub(super) async fn set(
 /// `DELETE /api/v1/tenants/{tenant}/roles/{role}` (`company.manage`) → `{"removed": role}`:
 /// deletes the company's own role. Audited `role.delete`. Errors: 401/403, 404 (no such role of the company), 409 (a user
 /// still holds it — take it from them first — or the company changed meanwhile).
+#[utoipa::path(
+    delete,
+    operation_id = "roles_remove",
+    path = "/tenants/{tenant}/roles/{role}",
+    tag = "roles",
+    summary = "Delete the company's role; refused while a user holds it (audited role.delete)",
+    params(("tenant" = String, Path, description = "company id or name"), ("role" = String, Path, description = "the role's name")),
+    responses((status = 200, description = "{removed}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn remove(
     State(state): State<AppState>,
     p: Principal,

@@ -12,7 +12,7 @@ use padlock_policy::TwoFactorPolicy;
 use padlock_policy::permission::Permission;
 use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewTenant {
     name: String,
@@ -56,6 +56,16 @@ impl From<Tenant> for TenantView {
     }
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "tenants_create",
+    path = "/tenants",
+    tag = "companies",
+    summary = "Create a company",
+    request_body = NewTenant,
+    responses((status = 201, description = "The company"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     p: Principal,
@@ -85,6 +95,15 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "tenants_list",
+    path = "/tenants",
+    tag = "companies",
+    summary = "List companies",
+    responses((status = 200, description = "The companies, by name"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     p: Principal,
@@ -101,6 +120,16 @@ pub(super) async fn list(
     ))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "tenants_show",
+    path = "/tenants/{tenant}",
+    tag = "companies",
+    summary = "Show a company",
+    params(("tenant" = String, Path, description = "company id or name")),
+    responses((status = 200, description = "The company"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn show(
     State(state): State<AppState>,
     p: Principal,

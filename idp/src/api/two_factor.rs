@@ -17,15 +17,16 @@ use serde::Deserialize;
 
 pub use crate::domain::DUO_SKEY_PURPOSE;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DuoKeys {
     ikey: String,
+    #[schema(value_type = String)]
     skey: DuoSecretKey,
     api_host: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TwoFactorUpdate {
     enabled: bool,
@@ -93,6 +94,17 @@ async fn check_with_duo(state: &AppState, d: &DuoKeys, host: &str) -> Result<(),
     }
 }
 
+#[utoipa::path(
+    put,
+    operation_id = "two_factor_update",
+    path = "/tenants/{tenant}/two-factor",
+    tag = "companies",
+    summary = "Turn company-wide two-factor authentication on or off, choose methods, set Duo keys (checked with Duo's /auth/v2/check before they are saved; the secret key is never returned)",
+    params(("tenant" = String, Path, description = "company id or name")),
+    request_body = TwoFactorUpdate,
+    responses((status = 200, description = "The company"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}"), (status = 502, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn update(
     State(state): State<AppState>,
     p: Principal,

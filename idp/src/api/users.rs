@@ -15,10 +15,11 @@ use padlock_policy::mobile::E164;
 use padlock_policy::permission::{Permission, builtin_role, held};
 use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewUser {
     email: String,
+    #[schema(value_type = String)]
     password: Password,
     mobile: Option<String>,
     #[serde(default)]
@@ -81,6 +82,17 @@ fn check_unix_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "users_create",
+    path = "/tenants/{tenant}/users",
+    tag = "users",
+    summary = "Create a user",
+    params(("tenant" = String, Path, description = "company id or name")),
+    request_body = NewUser,
+    responses((status = 201, description = "{id, email}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     p: Principal,
@@ -149,6 +161,16 @@ pub(super) async fn create(
 /// JSON array of users in email order (case-insensitive), read from the company's index; when the
 /// page is full a `Link: <…?after=<email>&limit=>; rel="next"` header (RFC 8288) gives the next.
 /// Errors: 401/403, 404 (company), 400 (a malformed parameter).
+#[utoipa::path(
+    get,
+    operation_id = "users_list",
+    path = "/tenants/{tenant}/users",
+    tag = "users",
+    summary = "The company's users in email order; a Link header (rel=next) gives the next page when this one is full",
+    params(("tenant" = String, Path, description = "company id or name"), UsersPage),
+    responses((status = 200, description = "A page of users; Link rel=next when more"), (status = 400, description = "{error, message}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     p: Principal,
@@ -191,7 +213,8 @@ pub(super) async fn list(
 const MAX_USERS_PAGE: usize = 1000;
 
 /// `GET /api/v1/tenants/{tenant}/users` query.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UsersPage {
     /// Users after this email (case-insensitive), as the previous page's `Link` gave it.
@@ -201,7 +224,7 @@ pub(super) struct UsersPage {
 }
 
 /// `PATCH /api/v1/tenants/{tenant}/users/{user}` body: the fields to change, absent ones kept.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UserChange {
     /// The login email (unique across Padlock, case-insensitive). A user whose Unix name is the
@@ -209,9 +232,11 @@ pub(super) struct UserChange {
     email: Option<String>,
     /// The Unix name; `null` puts back the default, the email's local part.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
     unix_name: Option<Option<String>>,
     /// The mobile number (E.164, spaces allowed); `null` clears it (codes then go by email).
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
     mobile: Option<Option<String>>,
     /// Refused at every login (its sessions and tokens stop working at once).
     disabled: Option<bool>,
@@ -233,6 +258,17 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 /// company without an enabled person holding `company.manage`; 409 when another user has the
 /// email or (in the company) the Unix name (a user's default is the local part of their email),
 /// or the user changed since it was read.
+#[utoipa::path(
+    patch,
+    operation_id = "users_update",
+    path = "/tenants/{tenant}/users/{user}",
+    tag = "users",
+    summary = "Change a user: email, Unix name, mobile number, disabled (absent fields are kept)",
+    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    request_body = UserChange,
+    responses((status = 200, description = "The user"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn update(
     State(state): State<AppState>,
     p: Principal,
@@ -389,6 +425,16 @@ pub(super) async fn find_user(
 /// second-factor lock and clears their failure count and their password throttle, so they can
 /// sign in again at once. Audited `user.unlock`; the user is told by email (sent in the
 /// background; a failed send is logged). Errors: 401/403 (the caller), 404 (company or user).
+#[utoipa::path(
+    post,
+    operation_id = "users_unlock",
+    path = "/tenants/{tenant}/users/{user}/unlock",
+    tag = "second factor",
+    summary = "End the user's second-factor lock and clear their failure count and password throttle (audited user.unlock; the user is told by email)",
+    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    responses((status = 200, description = "The user"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn unlock(
     State(state): State<AppState>,
     p: Principal,
@@ -425,7 +471,7 @@ pub(super) async fn unlock(
 }
 
 /// `PUT /api/v1/tenants/{tenant}/users/{user}/two-factor` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TwoFactorChange {
     /// `sms-email`, `totp` or `duo`: one the company offers and the user is enrolled in.
@@ -436,6 +482,17 @@ pub(super) struct TwoFactorChange {
 /// chooses the user's second factor among the methods the company offers (TOTP and Duo only
 /// once the user is enrolled). Audited `user.2fa`; the user is told by email. Errors: 401/403,
 /// 404, 422 (a method not offered or not enrolled), 409 (the user changed meanwhile).
+#[utoipa::path(
+    put,
+    operation_id = "users_set_two_factor",
+    path = "/tenants/{tenant}/users/{user}/two-factor",
+    tag = "second factor",
+    summary = "Choose the user's second factor among the methods the company offers (TOTP and Duo once the user is enrolled); audited user.2fa, the user told by email",
+    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    request_body = TwoFactorChange,
+    responses((status = 200, description = "The user"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn set_two_factor(
     State(state): State<AppState>,
     p: Principal,
@@ -474,6 +531,16 @@ pub(super) async fn set_two_factor(
 /// company's other method. Audited `user.totp.reset`; the user is told by email. Errors:
 /// 401/403, 404, 409 (the user changed meanwhile), 422 (an API account; or the company offers
 /// no other method the user could sign in with).
+#[utoipa::path(
+    delete,
+    operation_id = "users_reset_totp",
+    path = "/tenants/{tenant}/users/{user}/totp",
+    tag = "second factor",
+    summary = "Remove the user's authenticator-app enrolment (a lost phone); a user whose method was TOTP falls back to the company's other method; audited user.totp.reset, the user told by email",
+    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    responses((status = 200, description = "The user"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn reset_totp(
     State(state): State<AppState>,
     p: Principal,
@@ -586,6 +653,16 @@ pub(super) struct PasswordLinkView {
 /// background; a failed send is logged) and shown once here. Audited `user.password_link`.
 /// Errors: 401/403 (also for a user holding a permission the caller does not), 404, 422 (an
 /// API account has no password).
+#[utoipa::path(
+    post,
+    operation_id = "users_password_link",
+    path = "/tenants/{tenant}/users/{user}/set-password-link",
+    tag = "users",
+    summary = "A one-time link (24 h) that sets the user's password, emailed to them and returned once (audited user.password_link)",
+    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    responses((status = 201, description = "{url, expires_at}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 422, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn password_link(
     State(state): State<AppState>,
     p: Principal,
@@ -683,6 +760,16 @@ async fn totp_target(
 /// code for the administrator to scan with the user's device. Nothing is stored until `PUT
 /// …/totp` confirms it with a code. Errors: 401/403, 404, 422 (an API account; the company does
 /// not offer TOTP).
+#[utoipa::path(
+    post,
+    operation_id = "users_totp_enroll",
+    path = "/tenants/{tenant}/users/{user}/totp/enroll",
+    tag = "second factor",
+    summary = "Start enrolling an authenticator app on the user's behalf: a new seed as QR code, secret and otpauth URI, and an opaque enrolment valid 10 minutes; nothing is stored yet",
+    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    responses((status = 201, description = "{secret, otpauth_uri, qr_png_base64, enrolment, expires_at}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 422, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn totp_enroll(
     State(state): State<AppState>,
     p: Principal,
@@ -720,10 +807,11 @@ pub(super) async fn totp_enroll(
 }
 
 /// `PUT /api/v1/tenants/{tenant}/users/{user}/totp` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TotpConfirm {
     /// From `POST …/totp/enroll`.
+    #[schema(value_type = String)]
     enrolment: crate::crypto::Sealed,
     /// A current code from the user's device.
     code: String,
@@ -734,6 +822,17 @@ pub(super) struct TotpConfirm {
 /// method. Audited `user.totp.enrol` (a wrong code too, as a failure); the user is told by
 /// email. Errors: 401/403, 404, 409 (the user changed meanwhile), 422 (a wrong code; an
 /// enrolment that is not this user's, expired or forged; an API account; TOTP not offered).
+#[utoipa::path(
+    put,
+    operation_id = "users_totp_confirm",
+    path = "/tenants/{tenant}/users/{user}/totp",
+    tag = "second factor",
+    summary = "Confirm an enrolment with one valid code from the user's device; the app becomes the user's method (audited user.totp.enrol; the user is told by email)",
+    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    request_body = TotpConfirm,
+    responses((status = 200, description = "The user"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(super) async fn totp_confirm(
     State(state): State<AppState>,
     p: Principal,

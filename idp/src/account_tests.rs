@@ -490,3 +490,52 @@ async fn a_user_changes_their_password_after_the_step_up() {
     // Ann is told by email (sent in the background).
     crate::testing::notices(&dir, "your password was changed", 1).await;
 }
+
+/// An operator (a person holding company.manage in the operator company) signing in to Padlock's
+/// own pages passes a second factor even with that company's switch off, so their session can
+/// take operator actions; signing in to a panel, or as an administrator of another company, asks
+/// for the password alone there.
+#[tokio::test]
+async fn operators_pass_a_second_factor_at_padlocks_own_sign_in() {
+    let mut w = world().await;
+    let dir = crate::state::test_outbox();
+    w.state.delivery = Arc::new(Delivery::from_config(&Config::default(), &dir).unwrap());
+    // Not the operator company: the password alone.
+    let (_, session) = login(&w, "/account/security", "ann@acme.example", PW).await;
+    assert!(!session.is_empty(), "signed in with the password");
+    let t = w.state.store.get_tenant(&w.tenant).await.unwrap().unwrap();
+    let marked = crate::domain::Tenant {
+        operator: true,
+        ..t.clone()
+    };
+    assert!(w.state.store.swap_tenant(&t, &marked).await.unwrap());
+    let (r, session) = login(&w, "/account/security", "ann@acme.example", PW).await;
+    assert!(session.is_empty(), "no session before the second factor");
+    let to = crate::oauth::flow_tests::location(&r);
+    assert!(to.starts_with("/login/factor?flow="), "{to}");
+    let flow = to.split("flow=").nth(1).unwrap().to_owned();
+    let (_, _, code) = last_code(&dir);
+    let r = submit(
+        &w,
+        &flow,
+        &format!("padlock_flow={flow}"),
+        &format!("code={code}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let session = set_cookie(&r, "padlock_session").unwrap().0;
+    let stored = w
+        .state
+        .store
+        .get_session(&crate::session::digest(&session))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.acr, padlock_policy::decision::Acr::TwoFactor);
+    // A panel's sign-in follows the company's switch (off).
+    let (_, session) = login(&w, &authorize_uri(&w.panel, ""), "ann@acme.example", PW).await;
+    assert!(
+        !session.is_empty(),
+        "the panel's sign-in needs the password alone"
+    );
+}

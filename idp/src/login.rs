@@ -141,8 +141,7 @@ pub(crate) async fn submit(
         .await;
     let (user, action) = match user {
         Some(u) if ok => {
-            let (decision, tenant) =
-                decide_for(&state, &u, flow.request.second_factor_requested).await?;
+            let (decision, tenant) = decide_for(&state, &u, &flow).await?;
             match decision {
                 Decision::Allow { amr, acr } => {
                     state.store.reset_password_failures(&f.email).await?;
@@ -202,19 +201,33 @@ fn deny_action(reason: DenyReason) -> &'static str {
     }
 }
 
-/// The policy decision for `user` after a correct password.
+/// Whether the sign-in of `flow` asks for a second factor whatever the company's switch says: the
+/// panel asked for one (`acr_values`), or an operator (a person holding `company.manage` in the
+/// operator company) signs in to Padlock's own pages — operator actions need one.
+pub(crate) fn asks_second_factor(
+    flow: &LoginFlow,
+    tenant: &crate::domain::Tenant,
+    user: &User,
+) -> bool {
+    flow.request.second_factor_requested
+        || (flow.request.client_id.as_str() == OWN_PAGES
+            && tenant.operator
+            && tenant.is_manager(user))
+}
+
+/// The policy decision for `user` after a correct password in the sign-in `flow`.
 async fn decide_for(
     state: &AppState,
     user: &User,
-    second_factor_requested: bool,
+    flow: &LoginFlow,
 ) -> Result<(Decision, crate::domain::Tenant), AppError> {
     let tenant = state
         .store
         .get_tenant(&user.tenant)
         .await?
         .ok_or_else(|| anyhow::anyhow!("user {} has no company", user.id))?;
-    let decision =
-        crate::factor::engine::decision(state, user, &tenant, second_factor_requested).await?;
+    let requested = asks_second_factor(flow, &tenant, user);
+    let decision = crate::factor::engine::decision(state, user, &tenant, requested).await?;
     Ok((decision, tenant))
 }
 

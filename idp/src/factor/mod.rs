@@ -413,8 +413,8 @@ async fn changed(
     who: Who<'_>,
     ctx: &Ctx<'_>,
 ) -> Result<Option<Response>, AppError> {
-    let second_factor_requested = flow.request.second_factor_requested;
-    let decided = engine::decision(state, who.user, who.tenant, second_factor_requested).await?;
+    let requested = crate::login::asks_second_factor(flow, who.tenant, who.user);
+    let decided = engine::decision(state, who.user, who.tenant, requested).await?;
     let bypassed = matches!(
         flow.step,
         LoginStep::Factor {

@@ -5,7 +5,9 @@
 
 use super::clients::{Credentials, check_name};
 use super::users::{UserView, find_user, keep_a_manager};
-use super::{ApiError, ApiJson, Principal, SCOPE_OPERATOR, check_scope_token};
+use super::{
+    ApiError, ApiJson, Principal, SCOPE_OPERATOR, TenantParam, TenantUserParam, check_scope_token,
+};
 use crate::crypto::{random_token, sha256};
 use crate::domain::{Client, ClientKind, Tenant, User};
 use crate::extract::ClientIp;
@@ -100,10 +102,9 @@ async fn new_credential(
     path = "/tenants/{tenant}/api-accounts",
     tag = "API accounts",
     summary = "Create an API account (client credentials only, exempt from 2FA)",
-    params(("tenant" = String, Path, description = "company id or name")),
+    params(TenantParam),
     request_body = NewApiAccount,
     responses((status = 201, description = "{client_id, client_secret, user_id}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 422, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn create(
     State(state): State<AppState>,
@@ -162,10 +163,9 @@ pub(super) async fn create(
     path = "/tenants/{tenant}/users/{user}/api-account",
     tag = "API accounts",
     summary = "Make the user an API account: the password stops working, sessions and refresh tokens end, a client secret is returned once (audited user.api_account.set)",
-    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    params(TenantUserParam),
     request_body = ApiAccountFlag,
     responses((status = 201, description = "{client_id, client_secret, user_id}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn set_flag(
     State(state): State<AppState>,
@@ -220,9 +220,8 @@ pub(super) async fn set_flag(
     path = "/tenants/{tenant}/users/{user}/api-account",
     tag = "API accounts",
     summary = "Clear the API-account flag and revoke its client secrets; the user then needs a set-password link (audited user.api_account.clear)",
-    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    params(TenantUserParam),
     responses((status = 200, description = "The user"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn clear_flag(
     State(state): State<AppState>,
@@ -273,9 +272,8 @@ pub(super) async fn clear_flag(
     path = "/tenants/{tenant}/api-accounts/{client}/rotate",
     tag = "API accounts",
     summary = "A new client secret for the API account, returned once; the old one stops working (audited api_account.rotate)",
-    params(("tenant" = String, Path, description = "company id or name"), ("client" = String, Path, description = "the API account's client_id")),
+    params(TenantParam, ("client" = String, Path, description = "the API account's client_id")),
     responses((status = 200, description = "{client_id, client_secret, user_id}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn rotate(
     State(state): State<AppState>,

@@ -71,7 +71,6 @@ pub(super) fn check_name(name: &str) -> Result<String, ApiError> {
     summary = "Register a relying panel",
     request_body = NewPanel,
     responses((status = 201, description = "{client_id, client_secret}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 422, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn create_relying_panel(
     State(state): State<AppState>,
@@ -154,7 +153,6 @@ pub(super) struct Rotated {
     tag = "signing keys",
     summary = "Rotate the signing keys",
     responses((status = 200, description = "{current, published}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn rotate_keys(
     State(state): State<AppState>,

@@ -11,7 +11,7 @@
 //! username; preauth did not answer `auth`), 502 (Duo unavailable or its answer unreadable).
 
 use super::users::{UserView, second_factor_target};
-use super::{ApiError, ApiJson, Principal};
+use super::{ApiError, ApiJson, Principal, TenantUserParam};
 use crate::domain::{Tenant, User};
 use crate::duo::auth::EnrollStatus;
 use crate::duo::client::{DuoClient, DuoError};
@@ -82,9 +82,8 @@ pub(super) struct Activation {
     path = "/tenants/{tenant}/users/{user}/duo/enroll",
     tag = "second factor",
     summary = "Create a Duo user named by the user's email (Duo /auth/v2/enroll) and return Duo's activation for the user's phone; nothing is saved until enroll-status says success",
-    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    params(TenantUserParam),
     responses((status = 201, description = "Duo's activation (QR code, link) to show"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 422, description = "{error, message}"), (status = 502, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn enroll(
     State(state): State<AppState>,
@@ -143,10 +142,9 @@ pub(super) struct StatusView {
     path = "/tenants/{tenant}/users/{user}/duo/enroll-status",
     tag = "second factor",
     summary = "Ask Duo whether the activation of user_id completed (Duo /auth/v2/enroll_status); on success the user's email is saved as the Duo username (the name enroll gives the Duo user) with the given user_id, and Duo becomes the user's method",
-    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    params(TenantUserParam),
     request_body = StatusBody,
     responses((status = 200, description = "Whether the activation completed"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}"), (status = 502, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn enroll_status(
     State(state): State<AppState>,
@@ -198,10 +196,9 @@ pub(super) struct LinkBody {
     path = "/tenants/{tenant}/users/{user}/duo",
     tag = "second factor",
     summary = "Link the user to an existing Duo user (Duo's preauth must answer `auth`); Duo becomes the user's method",
-    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    params(TenantUserParam),
     request_body = LinkBody,
     responses((status = 200, description = "The user"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}"), (status = 502, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn link(
     State(state): State<AppState>,
@@ -249,9 +246,8 @@ pub(super) async fn link(
     path = "/tenants/{tenant}/users/{user}/duo",
     tag = "second factor",
     summary = "Remove the user's Duo enrolment (in Padlock only). A company that also offers SMS/Email (or TOTP the user set up) then asks for that; in a company that offers only Duo the user is refused until linked or enrolled again",
-    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    params(TenantUserParam),
     responses((status = 200, description = "The user"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn remove(
     State(state): State<AppState>,

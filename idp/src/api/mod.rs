@@ -43,9 +43,30 @@ pub use padlock_policy::permission::{SCOPE_OPERATOR, SCOPE_TENANT_ADMIN};
         description = "Companies, users, roles, second factors, API accounts, PAM hosts, relying panels, signing keys and the audit trail. Callers: a bearer access token from Padlock's client-credentials grant, or a person's Padlock session (writes carry its CSRF token in X-CSRF-Token)."
     ),
     servers((url = "/api/v1")),
+    security(("bearer" = []), ("session" = [])),
     modifiers(&Authentication)
 )]
 struct ApiDoc;
+
+/// The company named in a path.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(super) struct TenantParam {
+    /// Company id or name.
+    tenant: String,
+}
+
+/// The company and user named in a path.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(super) struct TenantUserParam {
+    /// Company id or name.
+    tenant: String,
+    /// User id or email.
+    user: String,
+}
 
 /// The two ways to call the API, as security schemes.
 struct Authentication;

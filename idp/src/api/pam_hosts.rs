@@ -3,7 +3,7 @@
 //! only as SHA-256, like client secrets (DESIGN §9 item 7).
 
 use super::clients::check_name;
-use super::{ApiError, ApiJson, Principal, resolve_tenant};
+use super::{ApiError, ApiJson, Principal, TenantParam, resolve_tenant};
 use crate::crypto::{random_token, sha256};
 use crate::domain::{Client, ClientKind};
 use crate::extract::ClientIp;
@@ -35,10 +35,9 @@ pub(super) struct HostCredential {
     path = "/tenants/{tenant}/pam-hosts",
     tag = "PAM hosts",
     summary = "Create a PAM host credential bound to the company (the secret is shown once)",
-    params(("tenant" = String, Path, description = "company id or name")),
+    params(TenantParam),
     request_body = NewHost,
     responses((status = 201, description = "{host_id, host_secret} (the secret shown once)"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 422, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn create(
     State(state): State<AppState>,
@@ -103,7 +102,6 @@ pub(super) struct ListQuery {
     summary = "List PAM hosts (never their secrets)",
     params(ListQuery),
     responses((status = 200, description = "The PAM hosts, by name"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -144,7 +142,6 @@ pub(super) async fn list(
     summary = "Remove a PAM host: its next call to /pam/v1 is refused",
     params(("host" = String, Path, description = "the host_id")),
     responses((status = 200, description = "{removed}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn remove(
     State(state): State<AppState>,

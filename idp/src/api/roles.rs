@@ -1,7 +1,7 @@
 //! A company's roles: the built-in `admin` and `user`, and its own named sets of permissions
 //! (DESIGN.md §4 Role).
 
-use super::{ApiError, ApiJson, Principal};
+use super::{ApiError, ApiJson, Principal, TenantParam};
 use crate::domain::Tenant;
 use crate::extract::ClientIp;
 use crate::state::AppState;
@@ -30,9 +30,8 @@ pub(super) struct RoleView {
     path = "/tenants/{tenant}/roles",
     tag = "roles",
     summary = "The built-in roles (admin, user) and the company's own, with their permissions",
-    params(("tenant" = String, Path, description = "company id or name")),
+    params(TenantParam),
     responses((status = 200, description = "[{name, permissions, built_in}]"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -84,10 +83,9 @@ pub(super) struct RoleBody {
     path = "/tenants/{tenant}/roles/{role}",
     tag = "roles",
     summary = "Create the company's role or replace its permissions (audited role.set); nobody grants a permission they do not hold",
-    params(("tenant" = String, Path, description = "company id or name"), ("role" = String, Path, description = "the role's name")),
+    params(TenantParam, ("role" = String, Path, description = "the role's name")),
     request_body = RoleBody,
     responses((status = 200, description = "{name, permissions, built_in}"), (status = 400, description = "{error, message}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn set(
     State(state): State<AppState>,
@@ -131,9 +129,8 @@ pub(super) async fn set(
     path = "/tenants/{tenant}/roles/{role}",
     tag = "roles",
     summary = "Delete the company's role; refused while a user holds it (audited role.delete)",
-    params(("tenant" = String, Path, description = "company id or name"), ("role" = String, Path, description = "the role's name")),
+    params(TenantParam, ("role" = String, Path, description = "the role's name")),
     responses((status = 200, description = "{removed}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn remove(
     State(state): State<AppState>,

@@ -1,6 +1,6 @@
 //! Companies.
 
-use super::{ApiError, ApiJson, Principal};
+use super::{ApiError, ApiJson, Principal, TenantParam};
 use crate::domain::{Tenant, normalize_company_name};
 use crate::extract::ClientIp;
 use crate::secret::TenantId;
@@ -64,7 +64,6 @@ impl From<Tenant> for TenantView {
     summary = "Create a company",
     request_body = NewTenant,
     responses((status = 201, description = "The company"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn create(
     State(state): State<AppState>,
@@ -102,7 +101,6 @@ pub(super) async fn create(
     tag = "companies",
     summary = "List companies",
     responses((status = 200, description = "The companies, by name"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -126,9 +124,8 @@ pub(super) async fn list(
     path = "/tenants/{tenant}",
     tag = "companies",
     summary = "Show a company",
-    params(("tenant" = String, Path, description = "company id or name")),
+    params(TenantParam),
     responses((status = 200, description = "The company"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn show(
     State(state): State<AppState>,

@@ -496,6 +496,23 @@ async fn openapi_document_is_generated_and_names_every_operation() {
             op["responses"]["401"].is_object(),
             "{method} {path}: 401 documented"
         );
+        // Every `{name}` of the path is a documented path parameter.
+        let names: Vec<&str> = op["parameters"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| p["in"] == "path")
+                    .filter_map(|p| p["name"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for segment in path.split('/').filter(|s| s.starts_with('{')) {
+            let name = segment.trim_matches(|c| c == '{' || c == '}');
+            assert!(
+                names.contains(&name),
+                "{method} {path}: parameter {name} in {names:?}"
+            );
+        }
     }
     assert_eq!(
         call(&state, get("/api/v1/nonesuch")).await.status,
@@ -506,6 +523,7 @@ async fn openapi_document_is_generated_and_names_every_operation() {
     assert!(body.is_object(), "{body}");
     assert!(doc["components"]["schemas"]["NewUser"]["properties"]["email"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert_eq!(doc["security"][0]["bearer"], serde_json::json!([]));
 }
 
 #[tokio::test]

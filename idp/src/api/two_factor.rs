@@ -3,7 +3,7 @@
 //! per-user exemption to set.
 
 use super::tenants::TenantView;
-use super::{ApiError, ApiJson, Principal};
+use super::{ApiError, ApiJson, Principal, TenantParam};
 use crate::domain::DuoConfig;
 use crate::duo::client::{DuoError, Integration};
 use crate::extract::ClientIp;
@@ -100,10 +100,9 @@ async fn check_with_duo(state: &AppState, d: &DuoKeys, host: &str) -> Result<(),
     path = "/tenants/{tenant}/two-factor",
     tag = "companies",
     summary = "Turn company-wide two-factor authentication on or off, choose methods, set Duo keys (checked with Duo's /auth/v2/check before they are saved; the secret key is never returned)",
-    params(("tenant" = String, Path, description = "company id or name")),
+    params(TenantParam),
     request_body = TwoFactorUpdate,
     responses((status = 200, description = "The company"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}"), (status = 502, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn update(
     State(state): State<AppState>,

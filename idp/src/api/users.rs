@@ -1,6 +1,6 @@
 //! Users of a company.
 
-use super::{ApiError, ApiJson, Principal};
+use super::{ApiError, ApiJson, Principal, TenantParam, TenantUserParam};
 use crate::domain::{Outcome, User, normalize_email};
 use crate::extract::ClientIp;
 use crate::factor::totp_enrolment;
@@ -88,10 +88,9 @@ fn check_unix_name(name: &str) -> Result<(), ApiError> {
     path = "/tenants/{tenant}/users",
     tag = "users",
     summary = "Create a user",
-    params(("tenant" = String, Path, description = "company id or name")),
+    params(TenantParam),
     request_body = NewUser,
     responses((status = 201, description = "{id, email}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn create(
     State(state): State<AppState>,
@@ -167,9 +166,8 @@ pub(super) async fn create(
     path = "/tenants/{tenant}/users",
     tag = "users",
     summary = "The company's users in email order; a Link header (rel=next) gives the next page when this one is full",
-    params(("tenant" = String, Path, description = "company id or name"), UsersPage),
+    params(TenantParam, UsersPage),
     responses((status = 200, description = "A page of users; Link rel=next when more"), (status = 400, description = "{error, message}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -263,11 +261,10 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     operation_id = "users_update",
     path = "/tenants/{tenant}/users/{user}",
     tag = "users",
-    summary = "Change a user: email, Unix name, mobile number, disabled (absent fields are kept)",
-    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    summary = "Change a user: email and mobile (company.manage), Unix name, roles, disabled; absent fields are kept",
+    params(TenantUserParam),
     request_body = UserChange,
     responses((status = 200, description = "The user"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn update(
     State(state): State<AppState>,
@@ -431,9 +428,8 @@ pub(super) async fn find_user(
     path = "/tenants/{tenant}/users/{user}/unlock",
     tag = "second factor",
     summary = "End the user's second-factor lock and clear their failure count and password throttle (audited user.unlock; the user is told by email)",
-    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    params(TenantUserParam),
     responses((status = 200, description = "The user"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn unlock(
     State(state): State<AppState>,
@@ -488,10 +484,9 @@ pub(super) struct TwoFactorChange {
     path = "/tenants/{tenant}/users/{user}/two-factor",
     tag = "second factor",
     summary = "Choose the user's second factor among the methods the company offers (TOTP and Duo once the user is enrolled); audited user.2fa, the user told by email",
-    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    params(TenantUserParam),
     request_body = TwoFactorChange,
     responses((status = 200, description = "The user"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn set_two_factor(
     State(state): State<AppState>,
@@ -537,9 +532,8 @@ pub(super) async fn set_two_factor(
     path = "/tenants/{tenant}/users/{user}/totp",
     tag = "second factor",
     summary = "Remove the user's authenticator-app enrolment (a lost phone); a user whose method was TOTP falls back to the company's other method; audited user.totp.reset, the user told by email",
-    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    params(TenantUserParam),
     responses((status = 200, description = "The user"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn reset_totp(
     State(state): State<AppState>,
@@ -659,9 +653,8 @@ pub(super) struct PasswordLinkView {
     path = "/tenants/{tenant}/users/{user}/set-password-link",
     tag = "users",
     summary = "A one-time link (24 h) that sets the user's password, emailed to them and returned once (audited user.password_link)",
-    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    params(TenantUserParam),
     responses((status = 201, description = "{url, expires_at}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 422, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn password_link(
     State(state): State<AppState>,
@@ -766,9 +759,8 @@ async fn totp_target(
     path = "/tenants/{tenant}/users/{user}/totp/enroll",
     tag = "second factor",
     summary = "Start enrolling an authenticator app on the user's behalf: a new seed as QR code, secret and otpauth URI, and an opaque enrolment valid 10 minutes; nothing is stored yet",
-    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    params(TenantUserParam),
     responses((status = 201, description = "{secret, otpauth_uri, qr_png_base64, enrolment, expires_at}"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 422, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn totp_enroll(
     State(state): State<AppState>,
@@ -828,10 +820,9 @@ pub(super) struct TotpConfirm {
     path = "/tenants/{tenant}/users/{user}/totp",
     tag = "second factor",
     summary = "Confirm an enrolment with one valid code from the user's device; the app becomes the user's method (audited user.totp.enrol; the user is told by email)",
-    params(("tenant" = String, Path, description = "company id or name"), ("user" = String, Path, description = "user id or email")),
+    params(TenantUserParam),
     request_body = TotpConfirm,
     responses((status = 200, description = "The user"), (status = 401, description = "{error, message}"), (status = 403, description = "{error, message}"), (status = 404, description = "{error, message}"), (status = 409, description = "{error, message}"), (status = 422, description = "{error, message}")),
-    security(("bearer" = []), ("session" = []))
 )]
 pub(super) async fn totp_confirm(
     State(state): State<AppState>,
